@@ -1,0 +1,117 @@
+"""Instance-to-instance KL between the two views of each pair, class by class.
+
+Pure PyTorch. The two views of a pair show the same classes in different places, so
+position-wise comparison is meaningless. Instead, for every class ``k`` present in both
+views, the *class-conditional predictive distribution* of a view is the mean of its
+predicted distributions over the elements (pixels, or ground-truth boxes) labelled ``k``.
+The view that is more confident on ``k`` (higher mean probability of ``k``) is the
+teacher for that class; its distribution is detached, and the student is pulled towards
+it with ``T^2 * KL(teacher || student)`` at temperature ``T``.
+"""
+from __future__ import annotations
+
+from typing import Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+TEACHER_RULES = ('confidence', 'symmetric')
+_EPS = 1e-12
+
+
+def class_conditional_means(probs: Tensor, labels: Tensor, num_classes: int) -> Tuple[Tensor, Tensor]:
+    """Mean predicted distribution over the elements of each class.
+
+    Args:
+        probs: ``(N, C, M)`` per-element distributions (softmax over C, or C sigmoids).
+        labels: ``(N, M)`` integer class of each element; values outside
+            ``[0, num_classes)`` (ignore index, padding) are left out.
+        num_classes: K.
+
+    Returns:
+        ``means (N, K, C)`` (zero for absent classes) and ``counts (N, K)``.
+    """
+    valid = (labels >= 0) & (labels < num_classes)
+    one_hot = F.one_hot(labels.masked_fill(~valid, 0).long(), num_classes).to(probs.dtype)
+    one_hot = one_hot * valid[..., None].to(probs.dtype)  # (N, M, K)
+    sums = torch.bmm(one_hot.transpose(1, 2), probs.transpose(1, 2))  # (N, K, C)
+    counts = one_hot.sum(1)  # (N, K)
+    return sums / counts.clamp(min=1)[..., None], counts
+
+
+def _to_probs(logits: Tensor, use_sigmoid: bool) -> Tensor:
+    return logits.sigmoid() if use_sigmoid else logits.softmax(dim=1)
+
+
+def _kl(teacher: Tensor, student: Tensor, use_sigmoid: bool) -> Tensor:
+    """KL(teacher || student) along the last dim; Bernoulli terms summed for sigmoids."""
+    teacher = teacher.clamp(_EPS, 1.0)
+    log_ratio = teacher.log() - student.clamp(_EPS, 1.0).log()
+    kl = teacher * log_ratio
+    if use_sigmoid:
+        teacher_neg = (1 - teacher).clamp(_EPS, 1.0)
+        kl = kl + teacher_neg * (teacher_neg.log() - (1 - student).clamp(_EPS, 1.0).log())
+    return kl.sum(-1)
+
+
+def pair_kl_divergence(logits: Tensor,
+                       labels: Tensor,
+                       num_classes: int,
+                       temperature: float = 4.0,
+                       teacher: str = 'confidence',
+                       use_sigmoid: bool = False) -> Tensor:
+    """Class-wise KL between the two views of every pair.
+
+    Args:
+        logits: ``(2P, C, M)`` per-element class logits; items ``2i`` and ``2i + 1`` are the
+            two views of pair ``i``. Computed in float32 whatever the input dtype.
+        labels: ``(2P, M)`` class of each element (outside ``[0, K)`` is ignored).
+        num_classes: K, the number of label classes. Softmax logits have ``C >= K`` (a
+            background column may follow); sigmoid logits have ``C == K``.
+        temperature: T; the loss is scaled by ``T^2``.
+        teacher: ``'confidence'``: per pair and class, the view with the higher mean
+            probability of that class (at T = 1) teaches the other, detached.
+            ``'symmetric'``: both directions, each with the other side detached, averaged.
+        use_sigmoid: Treat the C logits as independent sigmoids (dense detectors).
+
+    Returns:
+        Scalar: mean over (pair, shared class) of ``T^2 * KL``; zero (with a graph) when no
+        class is shared by the two views of any pair.
+    """
+    if teacher not in TEACHER_RULES:
+        raise ValueError(f'teacher must be one of {TEACHER_RULES}, got {teacher!r}')
+    if logits.dim() != 3 or labels.shape != (logits.shape[0], logits.shape[2]):
+        raise ValueError(f'expected logits (2P, C, M) and labels (2P, M), got {tuple(logits.shape)} '
+                         f'and {tuple(labels.shape)}')
+    if logits.shape[0] % 2:
+        raise ValueError(f'logits hold {logits.shape[0]} items, not whole pairs')
+    if logits.shape[1] < num_classes:
+        raise ValueError(f'{logits.shape[1]} logit channels cannot cover {num_classes} classes')
+    if use_sigmoid and logits.shape[1] != num_classes:
+        raise ValueError(f'sigmoid logits need one channel per class ({num_classes}), got {logits.shape[1]}')
+
+    logits = logits.float()
+    means, counts = class_conditional_means(_to_probs(logits / temperature, use_sigmoid), labels, num_classes)
+    with torch.no_grad():
+        plain_means, _ = class_conditional_means(_to_probs(logits, use_sigmoid), labels, num_classes)
+        # confidence[n, k]: mean probability of class k over the elements labelled k.
+        confidence = plain_means[:, torch.arange(num_classes), torch.arange(num_classes)]
+
+    means = means.unflatten(0, (-1, 2))  # (P, 2, K, C)
+    counts = counts.unflatten(0, (-1, 2))
+    confidence = confidence.unflatten(0, (-1, 2))
+    shared = (counts[:, 0] > 0) & (counts[:, 1] > 0)  # (P, K)
+
+    first, second = means[:, 0], means[:, 1]
+    kl_second_learns = _kl(first.detach(), second, use_sigmoid)  # first teaches
+    kl_first_learns = _kl(second.detach(), first, use_sigmoid)  # second teaches
+    if teacher == 'confidence':
+        first_teaches = confidence[:, 0] >= confidence[:, 1]
+        kl = torch.where(first_teaches, kl_second_learns, kl_first_learns)
+    else:
+        kl = 0.5 * (kl_second_learns + kl_first_learns)
+
+    shared_f = shared.to(kl.dtype)
+    total = (kl * shared_f).sum()
+    return temperature**2 * total / shared_f.sum().clamp(min=1.0)

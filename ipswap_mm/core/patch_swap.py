@@ -1,0 +1,151 @@
+"""Patch-swap geometry: which grid cells two paired images exchange, and the exchange.
+
+Pure PyTorch. A batch is laid out pair by pair: images ``2i`` and ``2i + 1`` form pair ``i``.
+Everything here is vectorised over the batch and runs on the batch's device; the only
+randomness comes from the ``torch.Generator`` the caller passes in.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor
+
+Ratio = Union[float, Tuple[float, float]]
+
+
+def _check_probability(name: str, value: float) -> None:
+    if not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f'{name} must lie in [0, 1], got {value!r}')
+
+
+class PatchSwap:
+    """Sample and apply intra-pair patch swaps.
+
+    Each image is cut into a grid of ``patch_size x patch_size`` cells, anchored at the
+    top-left corner. A pair is swapped with probability ``swap_prob``; a swapped pair
+    exchanges ``round(ratio * n)`` of its ``n`` swappable cells, chosen uniformly at random,
+    where ``ratio`` is ``swap_ratio`` or, for a ``(low, high)`` range, drawn uniformly from
+    it for every pair. A cell is swappable only if it lies entirely inside the valid
+    (unpadded) area of both images of the pair, so padding never moves and a border strip
+    narrower than one cell is never swapped.
+
+    Args:
+        patch_size: Cell side in pixels.
+        swap_prob: Probability that a pair is swapped at all.
+        swap_ratio: Fraction of swappable cells exchanged, or a ``(low, high)`` range.
+    """
+
+    def __init__(self, patch_size: int, swap_prob: float = 0.5, swap_ratio: Ratio = 0.5) -> None:
+        if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < 1:
+            raise ValueError(f'patch_size must be a positive int (pixels), got {patch_size!r}')
+        _check_probability('swap_prob', swap_prob)
+        if isinstance(swap_ratio, (tuple, list)):
+            if len(swap_ratio) != 2 or not swap_ratio[0] <= swap_ratio[1]:
+                raise ValueError(f'swap_ratio range must be (low, high) with low <= high, got {swap_ratio!r}')
+            for value in swap_ratio:
+                _check_probability('swap_ratio', value)
+            self.swap_ratio: Tuple[float, float] = (float(swap_ratio[0]), float(swap_ratio[1]))
+        else:
+            _check_probability('swap_ratio', swap_ratio)
+            self.swap_ratio = (float(swap_ratio), float(swap_ratio))
+        self.patch_size = patch_size
+        self.swap_prob = float(swap_prob)
+
+    def __repr__(self) -> str:
+        return (f'{type(self).__name__}(patch_size={self.patch_size}, swap_prob={self.swap_prob}, '
+                f'swap_ratio={self.swap_ratio})')
+
+    def grid_shape(self, height: int, width: int) -> Tuple[int, int]:
+        """Number of whole cells along each side of a ``height x width`` image."""
+        return height // self.patch_size, width // self.patch_size
+
+    def sample_cells(self,
+                     num_pairs: int,
+                     height: int,
+                     width: int,
+                     generator: torch.Generator,
+                     valid_hw: Optional[Tensor] = None) -> Tensor:
+        """Choose the cells every pair exchanges.
+
+        Args:
+            num_pairs: P, the number of pairs.
+            height, width: Batch tensor size (padded), in pixels.
+            generator: Source of randomness; its device is the device of the result.
+            valid_hw: ``(P, 2)`` integer tensor, valid height and width shared by both images
+                of each pair (the smaller of the two). ``None`` means the whole batch is valid.
+
+        Returns:
+            ``(P, Gh, Gw)`` bool tensor, True where the cell is exchanged.
+        """
+        device = generator.device
+        grid_h, grid_w = self.grid_shape(height, width)
+        if num_pairs == 0 or grid_h == 0 or grid_w == 0:
+            return torch.zeros(num_pairs, grid_h, grid_w, dtype=torch.bool, device=device)
+        rows = torch.arange(grid_h, device=device)
+        cols = torch.arange(grid_w, device=device)
+        if valid_hw is None:
+            swappable = torch.ones(num_pairs, grid_h, grid_w, dtype=torch.bool, device=device)
+        else:
+            valid_cells = valid_hw.to(device=device, dtype=torch.long) // self.patch_size
+            swappable = ((rows[None, :, None] < valid_cells[:, 0, None, None])
+                         & (cols[None, None, :] < valid_cells[:, 1, None, None]))
+        swappable = swappable.flatten(1)  # (P, G)
+        num_swappable = swappable.sum(1)
+
+        low, high = self.swap_ratio
+        ratio = low + (high - low) * torch.rand(num_pairs, generator=generator, device=device)
+        is_swapped = torch.rand(num_pairs, generator=generator, device=device) < self.swap_prob
+        num_cells = torch.round(ratio * num_swappable).long() * is_swapped
+
+        # A uniformly random subset of k swappable cells: rank random scores, keep the k
+        # lowest. Unswappable cells get scores above every swappable one.
+        scores = torch.rand(swappable.shape, generator=generator, device=device)
+        scores = scores.masked_fill(~swappable, 2.0)
+        ranks = scores.argsort(dim=1).argsort(dim=1)
+        cells = ranks < num_cells[:, None]
+        return cells.view(num_pairs, grid_h, grid_w)
+
+    def cells_to_pixels(self, cells: Tensor, height: int, width: int) -> Tensor:
+        """Expand a ``(P, Gh, Gw)`` cell mask to a ``(P, height, width)`` pixel mask."""
+        num_pairs, grid_h, grid_w = cells.shape
+        size = self.patch_size
+        pixels = cells[:, :, None, :, None].expand(num_pairs, grid_h, size, grid_w, size)
+        pixels = pixels.reshape(num_pairs, grid_h * size, grid_w * size)
+        pad_h, pad_w = height - grid_h * size, width - grid_w * size
+        if pad_h or pad_w:
+            pixels = torch.nn.functional.pad(pixels, (0, pad_w, 0, pad_h), value=False)
+        return pixels
+
+
+def swap_pairs_(tensor: Tensor, pixel_mask: Tensor) -> Tensor:
+    """Exchange the masked pixels between the two items of every pair, in place.
+
+    Args:
+        tensor: ``(2P, ..., H, W)``; items ``2i`` and ``2i + 1`` form pair ``i``.
+        pixel_mask: ``(P, H, W)`` bool, True where the pair exchanges pixels.
+
+    Returns:
+        ``tensor``, modified in place (one temporary the size of half the batch).
+    """
+    if tensor.shape[0] != 2 * pixel_mask.shape[0]:
+        raise ValueError(f'expected {2 * pixel_mask.shape[0]} items for {pixel_mask.shape[0]} pairs, '
+                         f'got a batch of {tensor.shape[0]}')
+    if tensor.shape[-2:] != pixel_mask.shape[-2:]:
+        raise ValueError(f'pixel mask {tuple(pixel_mask.shape[-2:])} does not match the '
+                         f'tensor size {tuple(tensor.shape[-2:])}')
+    pairs = tensor.unflatten(0, (-1, 2))
+    first, second = pairs[:, 0], pairs[:, 1]
+    mask = pixel_mask.view(pixel_mask.shape[0], *([1] * (tensor.dim() - 3)), *pixel_mask.shape[-2:])
+    new_first = torch.where(mask, second, first)
+    second.copy_(torch.where(mask, first, second))
+    first.copy_(new_first)
+    return tensor
+
+
+def pair_valid_hw(image_hw: Sequence[Tuple[int, int]]) -> Tuple[Tuple[int, int], ...]:
+    """Valid area shared by each pair: the element-wise minimum of the two image sizes."""
+    if len(image_hw) % 2:
+        raise ValueError(f'a batch of pairs needs an even number of images, got {len(image_hw)}')
+    return tuple((min(image_hw[i][0], image_hw[i + 1][0]), min(image_hw[i][1], image_hw[i + 1][1]))
+                 for i in range(0, len(image_hw), 2))

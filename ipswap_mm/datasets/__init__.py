@@ -1,0 +1,4 @@
+from .class_index import dataset_class_sets
+from .pair_sampler import IntraClassPairSampler
+
+__all__ = ['IntraClassPairSampler', 'dataset_class_sets']

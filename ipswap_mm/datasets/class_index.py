@@ -1,0 +1,239 @@
+"""Which classes every training image holds: the input of intra-class pairing.
+
+Two sources, chosen from what the dataset's ``get_data_info`` returns:
+
+* ``'seg_map'`` (MMSegmentation): the label maps are read once, with the dataset's
+  ``label_map`` and ``reduce_zero_label`` applied as ``LoadAnnotations`` does, and the
+  result is cached as JSON, keyed by a fingerprint of every label file's path, size and
+  modification time, so a changed dataset is rescanned.
+* ``'instances'`` (MMDetection): the ``bbox_label`` of every instance whose
+  ``ignore_flag`` is 0 (crowd and ignored boxes do not make a class shared). Nothing to
+  read from disk, nothing cached.
+
+Each image's classes are ordered by prominence (pixels, or number of boxes), most first.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import os.path as osp
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+from mmengine.dist import broadcast_object_list, get_dist_info
+from mmengine.logging import MMLogger, print_log
+
+CACHE_FORMAT = 'ipswap_mm.class_index/1'
+CLASS_SOURCES = ('auto', 'seg_map', 'instances')
+
+# (class ids, counts) per image, most prominent first.
+ClassCounts = Tuple[List[int], List[int]]
+
+
+def default_cache_dir() -> Optional[str]:
+    """``<work_dir>/ipswap_cache`` of the running MMEngine runner, or None outside one.
+
+    The runner's logger writes to ``<work_dir>/<timestamp>/<timestamp>.log``.
+    """
+    log_file = getattr(MMLogger.get_current_instance(), 'log_file', None)
+    if not log_file:
+        return None
+    return osp.join(osp.dirname(osp.dirname(osp.abspath(log_file))), 'ipswap_cache')
+
+
+def _detect_source(info: dict) -> str:
+    if 'seg_map_path' in info:
+        return 'seg_map'
+    if 'instances' in info:
+        return 'instances'
+    raise ValueError('train_dataloader.sampler (IntraClassPairSampler) cannot tell the classes of an '
+                     'image: its data info has neither "seg_map_path" (MMSegmentation) nor '
+                     f'"instances" (MMDetection); keys present: {sorted(info)}')
+
+
+def _all_infos(dataset) -> List[dict]:
+    if not hasattr(dataset, 'get_data_info'):
+        raise TypeError(f'train_dataloader.dataset ({type(dataset).__name__}) has no get_data_info(); '
+                        'IntraClassPairSampler needs an MMEngine BaseDataset or a wrapper of one')
+    return [dataset.get_data_info(i) for i in range(len(dataset))]
+
+
+def _instance_classes(info: dict) -> ClassCounts:
+    labels = [int(inst['bbox_label']) for inst in info.get('instances', ())
+              if not inst.get('ignore_flag', 0)]
+    classes, counts = np.unique(np.asarray(labels, dtype=np.int64), return_counts=True)
+    order = np.argsort(-counts, kind='stable')
+    return classes[order].tolist(), counts[order].tolist()
+
+
+def read_label_classes(path: str, label_map: Optional[Dict[int, int]], reduce_zero_label: bool,
+                       backend_args: Optional[dict] = None) -> ClassCounts:
+    """Classes and pixel counts of one label map, as ``mmseg``'s ``LoadAnnotations`` sees it."""
+    import mmcv
+    from mmengine import fileio
+    try:
+        seg = mmcv.imfrombytes(fileio.get(path, backend_args=backend_args), flag='unchanged',
+                               backend='pillow').squeeze()
+    except Exception as error:  # noqa: BLE001 - re-raised with the file named
+        raise OSError(f'cannot read label map {path!r} (check train_dataloader.dataset.data_root and '
+                      f'data_prefix.seg_map_path): {error}') from error
+    if seg is None or seg.ndim != 2:
+        raise OSError(f'label map {path!r} is not a single-channel image')
+    seg = seg.astype(np.int64)
+    if label_map:
+        mapped = seg.copy()
+        for old, new in label_map.items():
+            mapped[seg == old] = new
+        seg = mapped
+    if reduce_zero_label:
+        seg[seg == 0] = 255
+        seg = seg - 1
+        seg[seg == 254] = 255
+    classes, counts = np.unique(seg, return_counts=True)
+    order = np.argsort(-counts, kind='stable')
+    return classes[order].tolist(), counts[order].tolist()
+
+
+def _fingerprint(infos: Sequence[dict]) -> str:
+    digest = hashlib.sha256(CACHE_FORMAT.encode())
+    for info in infos:
+        path = info['seg_map_path']
+        try:
+            stat = os.stat(path)
+            stamp = (stat.st_size, stat.st_mtime_ns)
+        except OSError:
+            stamp = None
+        label_map = sorted((info.get('label_map') or {}).items())
+        digest.update(json.dumps([path, stamp, label_map, bool(info.get('reduce_zero_label'))]).encode())
+    return digest.hexdigest()
+
+
+def _load_cache(path: str, fingerprint: str, num_images: int) -> Optional[List[ClassCounts]]:
+    try:
+        with open(path) as file:
+            cache = json.load(file)
+        entries = [(list(c), list(n)) for c, n in zip(cache['classes'], cache['counts'])]
+        stored = (cache['format'], cache['fingerprint'], cache['num_images'])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        print_log(f'IntraClassPairSampler: class index cache {path} is unreadable ({error}); rescanning.',
+                  logger='current', level=30)
+        return None
+    if stored != (CACHE_FORMAT, fingerprint, num_images) or len(entries) != num_images:
+        raise ValueError(f'class index cache {path} belongs to another dataset or version '
+                         f'({stored[2]} images, fingerprint {str(stored[1])[:12]}...; this dataset has '
+                         f'{num_images} images, fingerprint {fingerprint[:12]}...). Delete it or point '
+                         'train_dataloader.sampler.cache_dir elsewhere.')
+    return entries
+
+
+def _save_cache(path: str, fingerprint: str, entries: List[ClassCounts]) -> None:
+    payload = dict(format=CACHE_FORMAT, fingerprint=fingerprint, num_images=len(entries),
+                   classes=[c for c, _ in entries], counts=[n for _, n in entries])
+    try:
+        os.makedirs(osp.dirname(path), exist_ok=True)
+        handle, tmp = tempfile.mkstemp(dir=osp.dirname(path), suffix='.tmp')
+        with os.fdopen(handle, 'w') as file:
+            json.dump(payload, file)
+        os.replace(tmp, path)
+    except OSError as error:
+        print_log(f'IntraClassPairSampler: cannot write the class index cache {path} ({error}); '
+                  'continuing without it (set train_dataloader.sampler.cache_dir to a writable folder '
+                  'to avoid rescanning next time).', logger='current', level=30)
+
+
+def _scan_seg_maps(infos: Sequence[dict], cache_dir: Optional[str], workers: int,
+                   backend_args: Optional[dict]) -> List[ClassCounts]:
+    fingerprint = _fingerprint(infos)
+    cache_path = osp.join(cache_dir, f'class_index_{fingerprint[:16]}.json') if cache_dir else None
+    if cache_path:
+        cached = _load_cache(cache_path, fingerprint, len(infos))
+        if cached is not None:
+            print_log(f'IntraClassPairSampler: class index loaded from {cache_path}', logger='current')
+            return cached
+    print_log(f'IntraClassPairSampler: scanning {len(infos)} label maps once for their classes',
+              logger='current')
+
+    def read(info: dict) -> ClassCounts:
+        return read_label_classes(info['seg_map_path'], info.get('label_map'),
+                                  bool(info.get('reduce_zero_label')), backend_args)
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        entries = list(pool.map(read, infos))
+    if cache_path:
+        _save_cache(cache_path, fingerprint, entries)
+    return entries
+
+
+def _compute_class_counts(dataset, source: str, cache_dir: Optional[str], workers: int,
+                          backend_args: Optional[dict]) -> List[ClassCounts]:
+    infos = _all_infos(dataset)
+    if not infos:
+        raise ValueError('train_dataloader.dataset is empty: nothing to pair')
+    if source == 'auto':
+        source = _detect_source(infos[0])
+    if source == 'instances':
+        return [_instance_classes(info) for info in infos]
+    return _scan_seg_maps(infos, cache_dir, workers, backend_args)
+
+
+def background_class_ids(dataset, background_classes: Union[str, Sequence[int], None]) -> List[int]:
+    """Resolve ``background_classes``: ``'auto'`` means every class named 'background'."""
+    if background_classes is None:
+        return []
+    if background_classes == 'auto':
+        names = (getattr(dataset, 'metainfo', None) or {}).get('classes') or ()
+        return [i for i, name in enumerate(names) if str(name).lower() == 'background']
+    if isinstance(background_classes, str):
+        raise ValueError("train_dataloader.sampler.background_classes must be 'auto', None or a list "
+                         f'of class ids, got {background_classes!r}')
+    return [int(c) for c in background_classes]
+
+
+def dataset_class_sets(dataset,
+                       source: str = 'auto',
+                       ignore_index: int = 255,
+                       background_classes: Union[str, Sequence[int], None] = 'auto',
+                       cache_dir: Optional[str] = None,
+                       workers: int = 8,
+                       backend_args: Optional[dict] = None) -> List[np.ndarray]:
+    """Foreground classes of every image of ``dataset``, most prominent first.
+
+    Under distributed training rank 0 computes (or loads) the index and broadcasts it,
+    so label maps are read once and the cache is written by one process.
+
+    Args:
+        dataset: An MMEngine dataset (or ``ConcatDataset``/``RepeatDataset`` wrapper).
+        source: ``'auto'``, ``'seg_map'`` or ``'instances'``.
+        ignore_index: Label value that is not a class (segmentation).
+        background_classes: Classes that never make two images a pair.
+        cache_dir: Folder of the segmentation cache; ``None``: the run's work dir.
+        workers: Threads reading label maps.
+        backend_args: MMEngine file backend arguments for reading label maps.
+    """
+    if source not in CLASS_SOURCES:
+        raise ValueError(f'train_dataloader.sampler.class_source must be one of {CLASS_SOURCES}, '
+                         f'got {source!r}')
+    if cache_dir is None:
+        cache_dir = default_cache_dir()
+    rank, world_size = get_dist_info()
+    payload: list = [None]
+    if rank == 0:
+        try:
+            payload = [_compute_class_counts(dataset, source, cache_dir, workers, backend_args)]
+        except Exception as error:  # noqa: BLE001 - every rank re-raises it below
+            if world_size == 1:
+                raise
+            payload = [error]
+    if world_size > 1:
+        broadcast_object_list(payload, src=0)
+    if isinstance(payload[0], Exception):
+        raise payload[0]
+    entries: List[ClassCounts] = payload[0]
+    excluded = set(background_class_ids(dataset, background_classes)) | {int(ignore_index)}
+    return [np.asarray([c for c in classes if c not in excluded and c >= 0], dtype=np.int64)
+            for classes, _ in entries]

@@ -1,0 +1,101 @@
+"""``IntraClassPairSampler``: an epoch of same-class pairs, split across ranks by whole pairs."""
+from __future__ import annotations
+
+import math
+from typing import Iterator, Optional, Sequence, Union
+
+import numpy as np
+from mmengine.dist import get_dist_info, sync_random_seed
+from mmengine.logging import print_log
+from mmengine.registry import DATA_SAMPLERS
+from torch.utils.data import Sampler
+
+from ..core.pairing import PAIR_KEYS, PairingStats, build_intra_class_pairs
+from .class_index import dataset_class_sets
+
+
+@DATA_SAMPLERS.register_module()
+class IntraClassPairSampler(Sampler):
+    """Yield dataset indices pair by pair: ``a0, b0, a1, b1, ...``; ``a_i`` and ``b_i`` share a class.
+
+    Drop-in for ``DefaultSampler`` / ``InfiniteSampler`` in ``train_dataloader.sampler``
+    (MMEngine's iteration-based loop restarts it with ``set_epoch`` when it runs out).
+    Every epoch pairs the whole dataset anew from ``(seed, epoch)`` (see
+    :func:`ipswap_mm.core.build_intra_class_pairs`): ``ceil(N / 2)`` pairs, the same on every
+    rank, which are then dealt out whole, pair ``j`` to rank ``j % world_size`` (padded by
+    repeating the first pairs so that all ranks get as many). With an even
+    ``train_dataloader.batch_size`` every batch therefore holds whole pairs.
+
+    Args:
+        dataset: The training dataset.
+        shuffle: Draw new pairs every epoch. False keeps the epoch-0 pairs for good.
+        seed: Pairing seed; ``None`` uses a seed synchronised across ranks, and the runner
+            passes ``randomness.seed`` here.
+        pair_key: ``'random'`` (an image joins the group of a random one of its classes
+            each epoch) or ``'dominant'`` (the class it holds most of).
+        class_source: ``'auto'``, ``'seg_map'`` (scan label maps) or ``'instances'``
+            (detection annotations).
+        ignore_index: Label-map value that is not a class.
+        background_classes: Classes that do not make two images a pair: ``'auto'`` (the
+            classes named 'background'), ``None`` or a list of ids.
+        cache_dir: Where the label-map scan is cached; ``None``: ``<work_dir>/ipswap_cache``.
+        scan_workers: Threads reading label maps during the one-off scan.
+    """
+
+    def __init__(self,
+                 dataset,
+                 shuffle: bool = True,
+                 seed: Optional[int] = None,
+                 pair_key: str = 'random',
+                 class_source: str = 'auto',
+                 ignore_index: int = 255,
+                 background_classes: Union[str, Sequence[int], None] = 'auto',
+                 cache_dir: Optional[str] = None,
+                 scan_workers: int = 8) -> None:
+        if pair_key not in PAIR_KEYS:
+            raise ValueError(f'train_dataloader.sampler.pair_key must be one of {PAIR_KEYS}, got {pair_key!r}')
+        self.rank, self.world_size = get_dist_info()
+        self.dataset = dataset
+        self.shuffle = shuffle
+        self.seed = sync_random_seed() if seed is None else int(seed)
+        self.pair_key = pair_key
+        self.class_sets = dataset_class_sets(dataset, class_source, ignore_index, background_classes,
+                                             cache_dir, scan_workers)
+        self.num_pairs = (len(self.class_sets) + 1) // 2
+        self.pairs_per_rank = math.ceil(self.num_pairs / self.world_size)
+        self.epoch = 0
+        self._reported_epochs: set = set()
+
+    def epoch_pairs(self, epoch: int) -> np.ndarray:
+        """All ranks' pairs for ``epoch``: ``(ceil(N / 2), 2)`` dataset indices."""
+        return self._pairs_and_stats(epoch)[0]
+
+    def _pairs_and_stats(self, epoch: int) -> tuple[np.ndarray, PairingStats]:
+        rng = np.random.default_rng([self.seed, epoch if self.shuffle else 0])
+        return build_intra_class_pairs(self.class_sets, rng, self.pair_key)
+
+    def rank_pairs(self, epoch: int) -> np.ndarray:
+        """This rank's share of ``epoch``'s pairs: ``(pairs_per_rank, 2)``."""
+        pairs, stats = self._pairs_and_stats(epoch)
+        if epoch not in self._reported_epochs and self.rank == 0:
+            self._reported_epochs.add(epoch)
+            if stats.repeated or stats.self_pairs or stats.dropped or stats.background_only:
+                print_log(f'IntraClassPairSampler epoch {epoch}: {stats.num_pairs} pairs of {stats.num_images} '
+                          f'images; {stats.background_only} background-only images; {stats.repeated} '
+                          f'pairs repeat an image, {stats.self_pairs} images have no same-class partner '
+                          f'(self-pairs), {stats.dropped} leftover images sit this epoch out.',
+                          logger='current')
+        total = self.pairs_per_rank * self.world_size
+        if total > len(pairs):
+            pairs = np.concatenate([pairs, np.resize(pairs, (total - len(pairs), 2))])
+        return pairs[self.rank:total:self.world_size]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.rank_pairs(self.epoch).reshape(-1).tolist())
+
+    def __len__(self) -> int:
+        return 2 * self.pairs_per_rank
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by MMEngine before every epoch."""
+        self.epoch = epoch

@@ -1,0 +1,103 @@
+"""``IPSDistillHook``: adds the pair KL to the training loss of an unchanged model."""
+from __future__ import annotations
+
+from typing import Optional
+
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmengine.registry import HOOKS, MODELS
+from torch import nn
+from torch.utils.data import BatchSampler
+
+from ..datasets.pair_sampler import IntraClassPairSampler
+from ..models.pair_swap_batch_aug import PairSwapBatchAug
+
+
+def build_pair_logits(model: nn.Module):
+    """The object that extracts per-element logits and labels from ``model``'s training step."""
+    if hasattr(model, 'decode_head'):
+        from ..models.seg.seg_pair_logits import SegPairLogits
+        return SegPairLogits(model)
+    raise TypeError(f'IPSDistillHook does not support the model type {type(model).__name__}: '
+                    'expected an MMSegmentation EncoderDecoder')
+
+
+@HOOKS.register_module()
+class IPSDistillHook(Hook):
+    """Intra-class patch swap self-distillation, switched on from the config.
+
+    Before training it checks the rest of the IPS setup (pair sampler, even batch size,
+    a swap in ``model.data_preprocessor.batch_augments``) and raises naming the key to
+    fix. It then registers PyTorch forward hooks on the model: one records the class
+    logits of the training forward, one adds ``loss(logits, labels)`` to the loss dict
+    under ``loss.loss_name`` (``'loss_ips_kl'``). The model's class, parameters and
+    ``state_dict`` are untouched, so checkpoints load into the baseline config; the hooks
+    are removed after training.
+
+    Args:
+        loss: Config of the pair loss, ``PairKLDivLoss`` by default.
+    """
+
+    priority = 'NORMAL'
+
+    def __init__(self, loss: Optional[dict] = None) -> None:
+        self.loss_cfg = dict(type='PairKLDivLoss') if loss is None else dict(loss)
+        self.loss: Optional[nn.Module] = None
+        self._pair_logits = None
+        self._handle = None
+
+    def before_train(self, runner) -> None:
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        check_pair_dataloader(runner.train_dataloader)
+        check_swap_configured(model)
+        self.loss = MODELS.build(self.loss_cfg)
+        self._pair_logits = build_pair_logits(model)
+        self._handle = model.register_forward_hook(self._add_pair_loss, with_kwargs=True)
+
+    def after_train(self, runner) -> None:
+        if self._handle is not None:
+            self._handle.remove()
+            self._pair_logits.remove()
+            self._handle = self._pair_logits = None
+
+    def _add_pair_loss(self, model: nn.Module, args: tuple, kwargs: dict, output):
+        mode = kwargs.get('mode', args[2] if len(args) > 2 else 'tensor')
+        if mode != 'loss' or not model.training:
+            return None
+        data_samples = kwargs.get('data_samples', args[1] if len(args) > 1 else None)
+        check_pair_layout(data_samples)
+        logits, labels = self._pair_logits(data_samples)
+        output[self.loss.loss_name] = self.loss(logits, labels, self._pair_logits.num_classes)
+        return output
+
+
+def check_pair_dataloader(dataloader) -> None:
+    """Raise unless the training batches are whole same-class pairs."""
+    batch_sampler = dataloader.batch_sampler
+    sampler = getattr(batch_sampler, 'sampler', dataloader.sampler)
+    if not isinstance(sampler, IntraClassPairSampler):
+        raise ValueError("IPSDistillHook needs train_dataloader.sampler=dict(type='IntraClassPairSampler'), "
+                         f'got {type(sampler).__name__}')
+    if type(batch_sampler) is not BatchSampler:
+        raise ValueError(f'train_dataloader.batch_sampler ({type(batch_sampler).__name__}) may reorder '
+                         'the pairs; set train_dataloader.batch_sampler=None')
+    if batch_sampler.batch_size % 2:
+        raise ValueError(f'train_dataloader.batch_size={batch_sampler.batch_size} is odd: IPS batches '
+                         'hold whole pairs, so it must be even')
+
+
+def check_swap_configured(model: nn.Module) -> None:
+    """Raise unless the model's data preprocessor runs a patch swap."""
+    preprocessor = getattr(model, 'data_preprocessor', None)
+    if preprocessor is None or not any(isinstance(m, PairSwapBatchAug) for m in preprocessor.modules()):
+        raise ValueError('IPSDistillHook is on but no patch swap runs: add dict(type=\'SegPatchSwap\') to '
+                         'model.data_preprocessor.batch_augments (with '
+                         "model.data_preprocessor.type='BatchAugSegDataPreProcessor' for MMSegmentation)")
+
+
+def check_pair_layout(data_samples) -> None:
+    """Raise unless the batch went through the swap, pair by pair."""
+    indices = [sample.metainfo.get('ips_pair_index') for sample in data_samples]
+    if indices != [i // 2 for i in range(len(indices))]:
+        raise RuntimeError('IPSDistillHook: this training batch was not laid out in pairs by the patch swap '
+                           '(missing ips_pair_index metainfo); check model.data_preprocessor.batch_augments')

@@ -1,0 +1,50 @@
+"""``PairKLDivLoss``: the registered form of :func:`ipswap_mm.core.pair_kl_divergence`."""
+from __future__ import annotations
+
+from mmengine.registry import MODELS
+from torch import Tensor, nn
+
+from ..core.pair_kl import TEACHER_RULES, pair_kl_divergence
+
+
+@MODELS.register_module()
+class PairKLDivLoss(nn.Module):
+    """Class-wise KL between the two views of every pair (instance-to-instance distillation).
+
+    Args:
+        temperature: Softening temperature T; the KL is scaled by ``T^2``.
+        loss_weight: Multiplier of the loss.
+        teacher: ``'confidence'`` (per pair and class, the more confident view teaches,
+            detached) or ``'symmetric'`` (both directions, averaged).
+        use_sigmoid: Sigmoid class scores (dense detectors) instead of a softmax.
+        loss_name: Key of the loss in the loss dict; must contain ``'loss'`` for MMEngine
+            to add it to the total.
+    """
+
+    def __init__(self,
+                 temperature: float = 4.0,
+                 loss_weight: float = 1.0,
+                 teacher: str = 'confidence',
+                 use_sigmoid: bool = False,
+                 loss_name: str = 'loss_ips_kl') -> None:
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f'PairKLDivLoss.temperature must be positive, got {temperature!r}')
+        if teacher not in TEACHER_RULES:
+            raise ValueError(f'PairKLDivLoss.teacher must be one of {TEACHER_RULES}, got {teacher!r}')
+        if 'loss' not in loss_name:
+            raise ValueError(f"PairKLDivLoss.loss_name must contain 'loss' to be optimised, got {loss_name!r}")
+        self.temperature = float(temperature)
+        self.loss_weight = float(loss_weight)
+        self.teacher = teacher
+        self.use_sigmoid = use_sigmoid
+        self.loss_name = loss_name
+
+    def forward(self, logits: Tensor, labels: Tensor, num_classes: int) -> Tensor:
+        """Args: logits ``(2P, C, M)``, labels ``(2P, M)`` (see ``pair_kl_divergence``)."""
+        return self.loss_weight * pair_kl_divergence(logits, labels, num_classes, self.temperature,
+                                                     self.teacher, self.use_sigmoid)
+
+    def extra_repr(self) -> str:
+        return (f'temperature={self.temperature}, loss_weight={self.loss_weight}, teacher={self.teacher!r}, '
+                f'use_sigmoid={self.use_sigmoid}')

@@ -1,0 +1,67 @@
+"""Shared part of the registered batch augmentations: pairing checks, randomness, cells."""
+from __future__ import annotations
+
+from typing import Sequence, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from ..core.patch_swap import PatchSwap, Ratio, pair_valid_hw
+from ..engine.randomness import IterationGenerator
+
+
+class PairSwapBatchAug(nn.Module):
+    """Base of ``SegPatchSwap`` and ``DetPatchSwap``: decides which cells every pair swaps.
+
+    The batch must be laid out pair by pair (``IntraClassPairSampler`` does that).
+    Randomness comes from a generator seeded by (run seed, iteration, rank), on the
+    batch's device. Every data sample gets the metainfo ``ips_pair_index`` (its pair)
+    that ``IPSDistillHook`` checks.
+
+    Args:
+        patch_size: Cell side in pixels.
+        swap_prob: Probability that a pair is swapped.
+        swap_ratio: Fraction of cells a swapped pair exchanges, or a ``(low, high)`` range.
+        allow_partial_grid: Accept a fixed input size that ``patch_size`` does not divide;
+            the border strip is then never swapped.
+    """
+
+    def __init__(self,
+                 patch_size: int = 32,
+                 swap_prob: float = 0.5,
+                 swap_ratio: Ratio = 0.5,
+                 allow_partial_grid: bool = False) -> None:
+        super().__init__()
+        self.swap = PatchSwap(patch_size, swap_prob, swap_ratio)
+        self.allow_partial_grid = allow_partial_grid
+        self.generator = IterationGenerator(type(self).__name__)
+
+    def check_input_size(self, size: Sequence[int], key: str) -> None:
+        """Raise if a fixed input ``size`` (h, w) is not a whole number of cells."""
+        patch = self.swap.patch_size
+        if not self.allow_partial_grid and (size[0] % patch or size[1] % patch):
+            raise ValueError(f'{type(self).__name__}.patch_size={patch} does not divide the input size '
+                             f'{tuple(size)} ({key}): choose a patch_size that divides it, or set '
+                             'allow_partial_grid=True to leave the border strip unswapped')
+
+    def sample_pixel_mask(self, inputs: Tensor, data_samples: Sequence) -> Tuple[Tensor, Tensor]:
+        """Cells ``(P, Gh, Gw)`` and pixels ``(P, H, W)`` every pair exchanges."""
+        num_items = inputs.shape[0]
+        if num_items % 2:
+            raise ValueError(f'{type(self).__name__} needs whole pairs but got a batch of {num_items}: '
+                             'set an even train_dataloader.batch_size and '
+                             "train_dataloader.sampler=dict(type='IntraClassPairSampler')")
+        height, width = inputs.shape[-2:]
+        image_hw = [tuple(sample.metainfo.get('img_shape', (height, width)))[:2] for sample in data_samples]
+        valid = pair_valid_hw(image_hw)
+        valid_hw = None
+        if any(hw != (height, width) for hw in valid):
+            valid_hw = torch.tensor(valid, dtype=torch.long).to(inputs.device, non_blocking=True)
+        generator = self.generator(inputs.device)
+        cells = self.swap.sample_cells(num_items // 2, height, width, generator, valid_hw)
+        for index, sample in enumerate(data_samples):
+            sample.set_metainfo(dict(ips_pair_index=index // 2))
+        return cells, self.swap.cells_to_pixels(cells, height, width)
+
+    def extra_repr(self) -> str:
+        return repr(self.swap)

@@ -1,0 +1,48 @@
+"""``SegPatchSwap``: intra-class patch swap as an MMSegmentation batch augmentation."""
+from __future__ import annotations
+
+from typing import List, Tuple
+
+import torch
+from mmseg.registry import MODELS
+from torch import Tensor
+
+from ...core.patch_swap import swap_pairs_
+from ..pair_swap_batch_aug import PairSwapBatchAug
+
+PIXEL_MAP_KEYS = ('gt_sem_seg', 'gt_edge_map', 'gt_depth_map')
+
+
+@MODELS.register_module()
+class SegPatchSwap(PairSwapBatchAug):
+    """Exchange random grid cells between the two images of every pair, labels included.
+
+    Use in ``BatchAugSegDataPreProcessor(batch_augments=[...])``; it runs after padding
+    and normalisation, on the batch's device, and only in training.
+
+    Reads: ``inputs`` ``(2P, C, H, W)``; every data sample's ``gt_sem_seg`` (and
+    ``gt_edge_map``/``gt_depth_map`` when present) ``(1, H, W)`` and metainfo ``img_shape``.
+
+    Modifies: ``inputs`` and those pixel maps, in place: in every swapped cell the two
+    images of a pair exchange pixels and labels together. Cells reaching into either
+    image's padding are never swapped.
+
+    Adds: metainfo ``ips_pair_index``.
+
+    Args: see :class:`PairSwapBatchAug`.
+    """
+
+    def forward(self, inputs: Tensor, data_samples: List) -> Tuple[Tensor, List]:
+        _, pixel_mask = self.sample_pixel_mask(inputs, data_samples)
+        swap_pairs_(inputs, pixel_mask)
+        for key in PIXEL_MAP_KEYS:
+            if key not in data_samples[0]:
+                continue
+            maps = torch.stack([getattr(sample, key).data for sample in data_samples])
+            if maps.shape[-2:] != inputs.shape[-2:]:
+                raise ValueError(f'{key} is {tuple(maps.shape[-2:])} but the images are '
+                                 f'{tuple(inputs.shape[-2:])}: pad both to the same size')
+            swap_pairs_(maps, pixel_mask)
+            for sample, swapped in zip(data_samples, maps):
+                getattr(sample, key).data = swapped
+        return inputs, data_samples

@@ -1,0 +1,125 @@
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ipswap_mm.core.pair_kl import class_conditional_means, pair_kl_divergence
+
+
+def reference_loss(logits, labels, num_classes, temperature, use_sigmoid=False):
+    """Plain-Python restatement of the documented loss, pair by pair and class by class."""
+    terms = []
+    for pair in range(logits.shape[0] // 2):
+        for k in range(num_classes):
+            views = []
+            for view in (2 * pair, 2 * pair + 1):
+                members = labels[view] == k
+                if not members.any():
+                    break
+                z = logits[view][:, members].double()
+                soft = (z / temperature).sigmoid() if use_sigmoid else (z / temperature).softmax(0)
+                plain = z.sigmoid() if use_sigmoid else z.softmax(0)
+                views.append((soft.mean(1), plain.mean(1)[k]))
+            if len(views) < 2:
+                continue
+            (p_a, conf_a), (p_b, conf_b) = views
+            teacher, student = (p_a, p_b) if conf_a >= conf_b else (p_b, p_a)
+            kl = (teacher * (teacher / student).log()).sum()
+            if use_sigmoid:
+                kl = kl + ((1 - teacher) * ((1 - teacher) / (1 - student)).log()).sum()
+            terms.append(kl)
+    if not terms:
+        return 0.0
+    return temperature**2 * float(sum(terms)) / len(terms)
+
+
+@settings(max_examples=40, deadline=None)
+@given(pairs=st.integers(1, 3), classes=st.integers(1, 5), elements=st.integers(1, 30),
+       temperature=st.floats(0.5, 6), sigmoid=st.booleans(), seed=st.integers(0, 2**31))
+def test_matches_reference(pairs, classes, elements, temperature, sigmoid, seed):
+    torch.manual_seed(seed)
+    channels = classes if sigmoid else classes + 1
+    logits = torch.randn(2 * pairs, channels, elements) * 3
+    labels = torch.randint(-1, classes + 1, (2 * pairs, elements))
+    loss = pair_kl_divergence(logits, labels, classes, temperature, use_sigmoid=sigmoid)
+    assert math.isclose(loss.item(), reference_loss(logits, labels, classes, temperature, sigmoid),
+                        rel_tol=1e-4, abs_tol=1e-6)
+
+
+def test_zero_when_views_agree_class_by_class():
+    torch.manual_seed(0)
+    view = torch.randn(1, 4, 10)
+    labels = torch.tensor([[0, 0, 1, 1, 2, 2, 3, 3, 255, 255]])
+    # the second view shows the same elements in another order: same class-conditional means
+    permutation = torch.randperm(10)
+    logits = torch.cat([view, view[:, :, permutation]])
+    loss = pair_kl_divergence(logits, torch.cat([labels, labels[:, permutation]]), 4)
+    assert loss.item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_gradient_reaches_only_the_student_view():
+    logits = torch.zeros(2, 3, 4)
+    logits[0, 1] = 3.0  # view 0 is confident on class 1: teacher
+    logits[1, 1] = 0.5
+    logits.requires_grad_(True)
+    labels = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 1]])
+    loss = pair_kl_divergence(logits, labels, 3)
+    loss.backward()
+    assert loss.item() > 0
+    assert torch.all(logits.grad[0] == 0)
+    assert logits.grad[1].abs().sum() > 0
+
+
+def test_symmetric_rule_trains_both_views():
+    logits = torch.randn(2, 3, 5, requires_grad=True)
+    labels = torch.zeros(2, 5, dtype=torch.long)
+    pair_kl_divergence(logits, labels, 3, teacher='symmetric').backward()
+    assert logits.grad[0].abs().sum() > 0 and logits.grad[1].abs().sum() > 0
+
+
+def test_ignored_and_unshared_elements_do_not_count():
+    torch.manual_seed(1)
+    logits = torch.randn(2, 3, 6)
+    labels = torch.tensor([[0, 0, 0, 255, 255, 1], [0, 0, 0, 2, 2, 255]])
+    changed = logits.clone()
+    changed[0, :, 3:] = torch.randn(3, 3) * 10  # ignored pixels and a class absent from view 1
+    changed[1, :, 3:] = torch.randn(3, 3) * 10  # a class absent from view 0 and an ignored pixel
+    assert pair_kl_divergence(logits, labels, 3).item() == pytest.approx(
+        pair_kl_divergence(changed, labels, 3).item(), rel=1e-6)
+
+
+def test_no_shared_class_gives_zero_with_graph():
+    logits = torch.randn(2, 3, 4, requires_grad=True)
+    labels = torch.tensor([[0, 0, 0, 0], [1, 1, 1, 1]])
+    loss = pair_kl_divergence(logits, labels, 3)
+    assert loss.item() == 0.0 and loss.requires_grad
+
+
+def test_float32_and_finite_for_confident_half_precision_logits():
+    logits = torch.tensor([[[60.0, -60.0]], [[-60.0, 60.0]]]).transpose(1, 2).to(torch.bfloat16)
+    logits = logits.expand(2, 2, 8).contiguous()
+    labels = torch.zeros(2, 8, dtype=torch.long)
+    loss = pair_kl_divergence(logits, labels, 2, temperature=1.0)
+    assert loss.dtype == torch.float32 and torch.isfinite(loss) and loss.item() > 0
+
+
+def test_class_conditional_means_counts():
+    probs = torch.tensor([[[1.0, 0.0, 0.5], [0.0, 1.0, 0.5]]])
+    means, counts = class_conditional_means(probs, torch.tensor([[0, 1, 1]]), 3)
+    assert counts.tolist() == [[1, 2, 0]]
+    assert means[0, 1].tolist() == [0.25, 0.75] and means[0, 2].tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(teacher='student'), 'teacher'),
+])
+def test_bad_options(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        pair_kl_divergence(torch.zeros(2, 2, 1), torch.zeros(2, 1, dtype=torch.long), 2, **kwargs)
+
+
+def test_odd_number_of_views_is_rejected():
+    with pytest.raises(ValueError, match='pairs'):
+        pair_kl_divergence(torch.zeros(3, 2, 1), torch.zeros(3, 1, dtype=torch.long), 2)

@@ -1,0 +1,56 @@
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ipswap_mm.core.pairing import build_intra_class_pairs
+
+class_sets_strategy = st.lists(st.lists(st.integers(0, 6), max_size=3, unique=True), min_size=1, max_size=80)
+
+
+def shares_class(class_sets, a, b):
+    return bool(set(class_sets[a]) & set(class_sets[b])) or (not len(class_sets[a]) and not len(class_sets[b]))
+
+
+@settings(max_examples=80, deadline=None)
+@given(raw=class_sets_strategy, seed=st.integers(0, 2**31), rule=st.sampled_from(['random', 'dominant']))
+def test_pairs_share_a_class_and_cover_the_epoch(raw, seed, rule):
+    class_sets = [np.asarray(c, dtype=np.int64) for c in raw]
+    pairs, stats = build_intra_class_pairs(class_sets, np.random.default_rng(seed), rule)
+    assert pairs.shape == ((len(raw) + 1) // 2, 2)
+    for a, b in pairs:
+        assert a == b or shares_class(class_sets, a, b)
+    seen = set(pairs.ravel().tolist())
+    # only the counted leftovers may sit an epoch out
+    assert len(raw) - len(seen) <= stats.dropped
+    assert stats.self_pairs == sum(int(a == b) for a, b in pairs)
+
+
+def test_same_seed_same_pairs_other_seed_other_pairs():
+    class_sets = [np.array([i % 5]) for i in range(200)]
+    first, _ = build_intra_class_pairs(class_sets, np.random.default_rng(3))
+    again, _ = build_intra_class_pairs(class_sets, np.random.default_rng(3))
+    other, _ = build_intra_class_pairs(class_sets, np.random.default_rng(4))
+    assert np.array_equal(first, again) and not np.array_equal(first, other)
+
+
+def test_single_image_class_pairs_with_itself():
+    class_sets = [np.array([0]), np.array([0]), np.array([7])]
+    pairs, stats = build_intra_class_pairs(class_sets, np.random.default_rng(0))
+    assert sorted(map(sorted, pairs.tolist())) == [[0, 1], [2, 2]]
+    assert stats.self_pairs == 1 and stats.dropped == 0
+
+
+def test_background_only_images_pair_among_themselves():
+    class_sets = [np.array([], dtype=np.int64)] * 4 + [np.array([1])] * 2
+    pairs, stats = build_intra_class_pairs(class_sets, np.random.default_rng(0))
+    assert stats.background_only == 4
+    for a, b in pairs:
+        assert (a < 4) == (b < 4)
+
+
+def test_multi_label_leftovers_pair_with_each_other():
+    # keys 0 and 1 each hold one image; the two leftovers share class 2, so they pair up
+    class_sets = [np.array([0, 2]), np.array([1, 2])]
+    pairs, stats = build_intra_class_pairs(class_sets, np.random.default_rng(5), 'dominant')
+    assert stats.leftovers == 2 and stats.repeated == 0 and stats.self_pairs == 0 and stats.dropped == 0
+    assert sorted(pairs.ravel().tolist()) == [0, 1]

@@ -1,0 +1,105 @@
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ipswap_mm.core.patch_swap import PatchSwap, pair_valid_hw, swap_pairs_
+
+
+def generator(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@settings(max_examples=60, deadline=None)
+@given(pairs=st.integers(1, 4), patch=st.integers(1, 9), height=st.integers(1, 40), width=st.integers(1, 40),
+       ratio=st.floats(0, 1), prob=st.floats(0, 1), seed=st.integers(0, 2**31))
+def test_swapped_pixels_keep_their_labels(pairs, patch, height, width, ratio, prob, seed):
+    """Every output pixel, with its label, comes from the same position of one image of its pair."""
+    swap = PatchSwap(patch, swap_prob=prob, swap_ratio=ratio)
+    images = torch.rand(2 * pairs, 3, height, width)
+    labels = torch.randint(0, 255, (2 * pairs, 1, height, width))
+    cells = swap.sample_cells(pairs, height, width, generator(seed))
+    mask = swap.cells_to_pixels(cells, height, width)
+    out_images, out_labels = swap_pairs_(images.clone(), mask), swap_pairs_(labels.clone(), mask)
+    partner = torch.arange(2 * pairs) ^ 1
+    came_from_partner = mask.repeat_interleave(2, 0)[:, None]
+    assert torch.equal(out_images, torch.where(came_from_partner, images[partner], images))
+    assert torch.equal(out_labels, torch.where(came_from_partner, labels[partner], labels))
+    # the pair as a whole keeps its pixels: a swap is a permutation inside the pair
+    assert torch.equal((out_images[0::2] + out_images[1::2]), (images[0::2] + images[1::2]))
+
+
+@settings(max_examples=40, deadline=None)
+@given(pairs=st.integers(1, 4), patch=st.integers(1, 8), grid_h=st.integers(1, 6), grid_w=st.integers(1, 6),
+       ratio=st.floats(0, 1), seed=st.integers(0, 2**31))
+def test_swapped_cell_count_follows_ratio(pairs, patch, grid_h, grid_w, ratio, seed):
+    swap = PatchSwap(patch, swap_prob=1.0, swap_ratio=ratio)
+    cells = swap.sample_cells(pairs, grid_h * patch, grid_w * patch, generator(seed))
+    assert cells.shape == (pairs, grid_h, grid_w)
+    expected = torch.round(torch.tensor(ratio, dtype=torch.float32) * grid_h * grid_w).long()
+    assert torch.all(cells.flatten(1).sum(1) == expected)
+
+
+def test_zero_probability_is_identity():
+    swap = PatchSwap(4, swap_prob=0.0, swap_ratio=1.0)
+    images = torch.rand(6, 3, 16, 16)
+    mask = swap.cells_to_pixels(swap.sample_cells(3, 16, 16, generator()), 16, 16)
+    assert not mask.any()
+    assert torch.equal(swap_pairs_(images.clone(), mask), images)
+
+
+def test_full_swap_exchanges_the_pair():
+    swap = PatchSwap(4, swap_prob=1.0, swap_ratio=1.0)
+    images = torch.rand(4, 3, 16, 12)
+    mask = swap.cells_to_pixels(swap.sample_cells(2, 16, 12, generator()), 16, 12)
+    assert torch.equal(swap_pairs_(images.clone(), mask), images[[1, 0, 3, 2]])
+
+
+@settings(max_examples=40, deadline=None)
+@given(patch=st.integers(1, 8), height=st.integers(8, 40), width=st.integers(8, 40), data=st.data())
+def test_cells_stay_inside_both_valid_areas(patch, height, width, data):
+    valid = [(data.draw(st.integers(0, height)), data.draw(st.integers(0, width))) for _ in range(4)]
+    shared = pair_valid_hw(valid)
+    swap = PatchSwap(patch, swap_prob=1.0, swap_ratio=1.0)
+    cells = swap.sample_cells(2, height, width, generator(), torch.tensor(shared))
+    mask = swap.cells_to_pixels(cells, height, width)
+    for pair, (valid_h, valid_w) in enumerate(shared):
+        assert not mask[pair, valid_h:].any() and not mask[pair, :, valid_w:].any()
+        # with ratio 1 every whole cell inside the shared area is swapped
+        assert mask[pair, :valid_h // patch * patch, :valid_w // patch * patch].all()
+
+
+def test_image_smaller_than_a_patch_is_never_swapped():
+    swap = PatchSwap(32, swap_prob=1.0, swap_ratio=1.0)
+    cells = swap.sample_cells(2, 20, 24, generator())
+    assert cells.shape == (2, 0, 0)
+    assert not swap.cells_to_pixels(cells, 20, 24).any()
+
+
+def test_same_generator_seed_same_cells_other_seed_other_cells():
+    swap = PatchSwap(4, swap_prob=1.0, swap_ratio=0.5)
+    first = swap.sample_cells(8, 64, 64, generator(1))
+    assert torch.equal(first, swap.sample_cells(8, 64, 64, generator(1)))
+    assert not torch.equal(first, swap.sample_cells(8, 64, 64, generator(2)))
+
+
+def test_ratio_range_is_sampled_per_pair():
+    swap = PatchSwap(1, swap_prob=1.0, swap_ratio=(0.1, 0.9))
+    counts = swap.sample_cells(64, 10, 10, generator()).flatten(1).sum(1)
+    assert counts.min() >= 10 and counts.max() <= 90 and len(counts.unique()) > 5
+
+
+@pytest.mark.parametrize('kwargs, key', [
+    (dict(patch_size=0), 'patch_size'), (dict(patch_size=2.5), 'patch_size'),
+    (dict(patch_size=4, swap_prob=1.5), 'swap_prob'), (dict(patch_size=4, swap_ratio=-0.1), 'swap_ratio'),
+    (dict(patch_size=4, swap_ratio=(0.8, 0.2)), 'swap_ratio')])
+def test_bad_arguments_name_the_key(kwargs, key):
+    with pytest.raises(ValueError, match=key):
+        PatchSwap(**kwargs)
+
+
+def test_odd_batch_is_rejected():
+    with pytest.raises(ValueError, match='even'):
+        pair_valid_hw([(4, 4)] * 3)
+    with pytest.raises(ValueError, match='items'):
+        swap_pairs_(torch.zeros(3, 1, 4, 4), torch.zeros(1, 4, 4, dtype=torch.bool))
