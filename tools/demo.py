@@ -2,9 +2,9 @@
 
 1. Writes a small generated dataset in the Pascal VOC 2012 + aug layout under
    ``data/ipswap_demo/VOCdevkit/VOC2012`` (never over real data).
-2. Trains ``configs/ipswap_deeplabv3_voc.py`` on it on the CPU for a short schedule. The
-   overrides: crop size and iterations, plus what a CPU machine with no internet needs
-   (``data_root`` of the generated data, no pretrained download, 0 workers).
+2. Trains ``configs/ipswap_deeplabv3_voc.py`` on it on the CPU for a short schedule
+   (``shrink_seg_config``: crop size and iterations, plus what a CPU machine with no
+   internet needs: ``data_root`` of the generated data, no pretrained download, 0 workers).
 3. Evaluates mIoU on the generated val split and prints it.
 4. Saves a picture of swapped pairs with their label maps side by side.
 """
@@ -22,38 +22,9 @@ from mmengine.runner import Runner  # noqa: E402
 
 import ipswap_mm  # noqa: E402,F401
 from ipswap_mm.synthetic import write_voc_dataset  # noqa: E402
+from ipswap_mm.synthetic.small_run import shrink_seg_config  # noqa: E402
 from ipswap_mm.synthetic.voc import voc_palette  # noqa: E402
 from ipswap_mm.visualization import save_seg_pairs_figure  # noqa: E402
-
-
-def demo_overrides(cfg: Config, data_root: str, crop: int, iters: int, work_dir: str) -> Config:
-    """Crop size and iterations for a CPU demo; everything IPS-related is left as configured."""
-    crop_size = (crop, crop)
-    cfg.work_dir = work_dir
-    cfg.model.pretrained = None
-    cfg.model.data_preprocessor.size = crop_size
-    cfg.train_cfg.max_iters = iters
-    cfg.train_cfg.val_interval = iters + 1  # evaluated once, after training
-    cfg.param_scheduler[0].end = iters
-    cfg.default_hooks.checkpoint.interval = iters
-    cfg.default_hooks.logger.interval = max(1, iters // 8)
-    cfg.default_hooks.visualization = dict(type='SegVisualizationHook')
-    cfg.env_cfg.cudnn_benchmark = False
-    scale = (crop * 4, crop)
-    datasets = cfg.train_dataloader.dataset.get('datasets', [cfg.train_dataloader.dataset])
-    for dataset in datasets + [cfg.val_dataloader.dataset, cfg.test_dataloader.dataset]:
-        dataset.data_root = data_root
-        for step in dataset.pipeline:
-            if step['type'] in ('RandomResize', 'Resize'):
-                step['scale'] = scale
-            if step['type'] == 'RandomCrop':
-                step['crop_size'] = crop_size
-            if step['type'] == 'Pad':
-                step['size'] = crop_size
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        cfg[loader].num_workers = 0
-        cfg[loader].persistent_workers = False
-    return cfg
 
 
 def save_swap_picture(runner: Runner, path: str) -> str:
@@ -88,7 +59,7 @@ def main() -> None:
     if not osp.exists(osp.join(args.data_root, 'ImageSets/Segmentation/val.txt')):
         write_voc_dataset(args.data_root)
         print(f'Generated a small VOC-layout dataset in {args.data_root}')
-    cfg = demo_overrides(Config.fromfile(args.config), args.data_root, args.crop, args.iters, args.work_dir)
+    cfg = shrink_seg_config(Config.fromfile(args.config), args.data_root, args.crop, args.iters, args.work_dir)
     runner = Runner.from_cfg(cfg)
     runner.train()
     metrics = runner.test()

@@ -1,5 +1,5 @@
-"""Evaluate a checkpoint with MMEngine's Runner, ``ipswap_mm`` imported (so MMEngine checkpoints
-load under torch >= 2.6). Works for the project's configs and for stock baseline configs.
+"""Evaluate a checkpoint with MMEngine's Runner, ``ipswap_mm`` imported; it reads any MMEngine
+checkpoint under torch >= 2.6. Works for the project's configs and for stock baseline configs.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE] [--cfg-options k=v ...]
 """
@@ -15,6 +15,7 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import ipswap_mm  # noqa: E402,F401
+from ipswap_mm.engine import trusted_checkpoint_globals  # noqa: E402
 from ipswap_mm.engine.launch import prepare_distributed  # noqa: E402
 
 
@@ -46,7 +47,8 @@ def main() -> None:
     cfg.load_from = args.checkpoint
     prepare_distributed(cfg)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    metrics = runner.test()
+    with trusted_checkpoint_globals():
+        metrics = runner.test()
     if args.out:
         from mmengine.fileio import dump
         dump(metrics, args.out)

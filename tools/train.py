@@ -1,5 +1,5 @@
 """Train with MMEngine's Runner, ``ipswap_mm`` imported: the stock ``train.py`` of MMSegmentation
-and MMDetection, plus CPU multi-process training (gloo) and ``--resume`` under torch >= 2.6.
+and MMDetection, plus CPU multi-process training (gloo) and ``--resume`` of any MMEngine checkpoint under torch >= 2.6.
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--cfg-options k=v ...]
     torchrun --nproc_per_node=N tools/train.py CONFIG --launcher pytorch
@@ -15,7 +15,8 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-import ipswap_mm  # noqa: E402,F401 - registers IPS, allow-lists checkpoint types
+import ipswap_mm  # noqa: E402,F401 - registers IPS
+from ipswap_mm.engine import trusted_checkpoint_globals  # noqa: E402
 from ipswap_mm.engine.launch import prepare_distributed  # noqa: E402
 
 
@@ -56,7 +57,8 @@ def main() -> None:
         cfg.load_from = args.resume
     prepare_distributed(cfg)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    runner.train()
+    with trusted_checkpoint_globals():  # the checkpoint the user names, as before torch 2.6
+        runner.train()
 
 
 if __name__ == '__main__':

@@ -76,10 +76,12 @@ def read_label_classes(path: str, label_map: Optional[Dict[int, int]], reduce_ze
     from mmengine import fileio
     try:
         seg = mmcv.imfrombytes(fileio.get(path, backend_args=backend_args), flag='unchanged',
-                               backend='pillow').squeeze()
+                               backend='pillow')
     except Exception as error:  # noqa: BLE001 - re-raised with the file named
         raise OSError(f'cannot read label map {path!r} (check train_dataloader.dataset.data_root and '
                       f'data_prefix.seg_map_path): {error}') from error
+    if seg is not None and seg.ndim == 3 and seg.shape[2] == 1:
+        seg = seg[..., 0]
     if seg is None or seg.ndim != 2:
         raise OSError(f'label map {path!r} is not a single-channel image')
     seg = seg.astype(np.int64)

@@ -1,5 +1,6 @@
-from .checkpoint_safety import allow_mmengine_checkpoint_types
+from .checkpoint_safety import make_weights_only_safe, restore_history_buffers, trusted_checkpoint_globals
 from .distill_hook import IPSDistillHook
 from .randomness import IterationGenerator
 
-__all__ = ['IPSDistillHook', 'IterationGenerator', 'allow_mmengine_checkpoint_types']
+__all__ = ['IPSDistillHook', 'IterationGenerator', 'make_weights_only_safe', 'restore_history_buffers',
+           'trusted_checkpoint_globals']

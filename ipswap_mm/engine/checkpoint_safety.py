@@ -1,24 +1,80 @@
-"""Let ``torch.load(weights_only=True)`` read MMEngine 0.10 checkpoints.
+"""Checkpoints that ``torch.load(weights_only=True)`` can read.
 
 PyTorch 2.6 made ``weights_only=True`` the default of ``torch.load``. MMEngine 0.10.7
-calls ``torch.load`` without the argument and its checkpoints hold a ``HistoryBuffer``
-(message hub) and NumPy scalars and arrays, so ``--resume`` and ``tools/test.py`` fail
-with ``Unsupported global: mmengine.logging.history_buffer.HistoryBuffer``. Importing
-``ipswap_mm`` allow-lists exactly those types with ``torch.serialization.add_safe_globals``;
-it does not turn the weights-only check off.
+calls ``torch.load`` without the argument, and its checkpoints hold the message hub's
+``HistoryBuffer`` objects (pickled with ``getattr`` references) and NumPy values, so the
+stock ``test.py`` and ``--resume`` fail with ``Unsupported global: ...HistoryBuffer``.
+
+Two remedies, neither of which turns the check off globally:
+
+* :func:`make_weights_only_safe` rewrites a checkpoint before it is saved: history
+  buffers become plain dicts, NumPy values become Python values. Checkpoints written
+  under ``IPSDistillHook`` are made this way, and :func:`restore_history_buffers` turns
+  them back when MMEngine resumes from them.
+* :func:`trusted_checkpoint_globals` allow-lists what other MMEngine checkpoints need,
+  for the duration of a ``with`` block: the project's tools use it around the run, for
+  the checkpoint the user names, as MMEngine loaded them before torch 2.6.
 """
 from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator
 
 import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer
 
+BUFFER_MARKER = '__ipswap_history_buffer__'
 
-def allow_mmengine_checkpoint_types() -> None:
-    if not hasattr(torch.serialization, 'add_safe_globals'):
-        return  # torch < 2.4 loads everything anyway
-    dtype_classes = [type(np.dtype(name)) for name in ('float64', 'float32', 'int64', 'int32', 'bool')]
-    reconstruct = np.core.multiarray._reconstruct if hasattr(np, 'core') else None
-    torch.serialization.add_safe_globals([HistoryBuffer, np.ndarray, np.dtype, *dtype_classes,
-                                          np.float64, np.float32, np.int64, np.int32, np.bool_,
-                                          *( [reconstruct] if reconstruct else [])])
+
+def _plain(value: Any) -> Any:
+    """NumPy scalars and arrays (also nested in dicts, lists and tuples) -> Python values."""
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(item) for item in value)
+    return value
+
+
+def make_weights_only_safe(checkpoint: dict) -> dict:
+    """Rewrite ``checkpoint['message_hub']`` and ``checkpoint['meta']`` in place (see module doc)."""
+    hub = checkpoint.get('message_hub')
+    if isinstance(hub, dict) and 'log_scalars' in hub:
+        hub['log_scalars'] = {
+            key: {BUFFER_MARKER: True, 'log': _plain(buffer._log_history), 'count': _plain(buffer._count_history),
+                  'max_length': int(buffer.max_length)} if isinstance(buffer, HistoryBuffer) else _plain(buffer)
+            for key, buffer in hub['log_scalars'].items()
+        }
+        hub['runtime_info'] = _plain(hub.get('runtime_info', {}))
+    if 'meta' in checkpoint:
+        checkpoint['meta'] = _plain(checkpoint['meta'])
+    return checkpoint
+
+
+def restore_history_buffers(checkpoint: dict) -> dict:
+    """Undo :func:`make_weights_only_safe` for the message hub, in place."""
+    hub = checkpoint.get('message_hub')
+    if isinstance(hub, dict) and isinstance(hub.get('log_scalars'), dict):
+        for key, value in hub['log_scalars'].items():
+            if isinstance(value, dict) and value.get(BUFFER_MARKER):
+                hub['log_scalars'][key] = HistoryBuffer(value['log'], value['count'], value['max_length'])
+    return checkpoint
+
+
+def mmengine_checkpoint_globals() -> list:
+    """Globals an MMEngine 0.10 checkpoint pickles besides tensors."""
+    multiarray = getattr(np, '_core', np.core).multiarray
+    return [HistoryBuffer, getattr, np.ndarray, np.dtype, multiarray._reconstruct, multiarray.scalar,
+            *{type(np.dtype(name)) for name in ('float64', 'float32', 'int64', 'int32', 'bool')}]
+
+
+@contextlib.contextmanager
+def trusted_checkpoint_globals() -> Iterator[None]:
+    """Inside the block, ``torch.load(weights_only=True)`` also accepts MMEngine checkpoints."""
+    if not hasattr(torch.serialization, 'safe_globals'):
+        yield
+        return
+    with torch.serialization.safe_globals(mmengine_checkpoint_globals()):
+        yield

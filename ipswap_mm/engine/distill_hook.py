@@ -10,6 +10,7 @@ from torch import nn
 from torch.utils.data import BatchSampler
 
 from ..datasets.pair_sampler import IntraClassPairSampler
+from .checkpoint_safety import make_weights_only_safe, restore_history_buffers
 from ..models.pair_swap_batch_aug import PairSwapBatchAug
 
 
@@ -18,8 +19,14 @@ def build_pair_logits(model: nn.Module):
     if hasattr(model, 'decode_head'):
         from ..models.seg.seg_pair_logits import SegPairLogits
         return SegPairLogits(model)
-    raise TypeError(f'IPSDistillHook does not support the model type {type(model).__name__}: '
-                    'expected an MMSegmentation EncoderDecoder')
+    if getattr(model, 'roi_head', None) is not None:
+        from ..models.det.det_pair_logits import RoIPairLogits
+        return RoIPairLogits(model)
+    if getattr(model, 'bbox_head', None) is not None:
+        from ..models.det.det_pair_logits import DensePairLogits
+        return DensePairLogits(model)
+    raise TypeError(f'IPSDistillHook does not support the model type {type(model).__name__}: expected an '
+                    'MMSegmentation EncoderDecoder or an MMDetection two-stage or single-stage detector')
 
 
 @HOOKS.register_module()
@@ -32,7 +39,8 @@ class IPSDistillHook(Hook):
     logits of the training forward, one adds ``loss(logits, labels)`` to the loss dict
     under ``loss.loss_name`` (``'loss_ips_kl'``). The model's class, parameters and
     ``state_dict`` are untouched, so checkpoints load into the baseline config; the hooks
-    are removed after training.
+    are removed after training. Checkpoints are saved so that
+    ``torch.load(weights_only=True)`` reads them (see ``checkpoint_safety``).
 
     Args:
         loss: Config of the pair loss, ``PairKLDivLoss`` by default.
@@ -50,11 +58,26 @@ class IPSDistillHook(Hook):
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         check_pair_dataloader(runner.train_dataloader)
         check_swap_configured(model)
+        self.attach(model)
+
+    def after_train(self, runner) -> None:
+        self.detach()
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        make_weights_only_safe(checkpoint)
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        restore_history_buffers(checkpoint)
+
+    def attach(self, model: nn.Module) -> None:
+        """Start adding the pair loss to ``model``'s training losses (no config checks)."""
+        self.detach()
         self.loss = MODELS.build(self.loss_cfg)
         self._pair_logits = build_pair_logits(model)
         self._handle = model.register_forward_hook(self._add_pair_loss, with_kwargs=True)
 
-    def after_train(self, runner) -> None:
+    def detach(self) -> None:
+        """Remove every hook :meth:`attach` registered."""
         if self._handle is not None:
             self._handle.remove()
             self._pair_logits.remove()
@@ -67,7 +90,8 @@ class IPSDistillHook(Hook):
         data_samples = kwargs.get('data_samples', args[1] if len(args) > 1 else None)
         check_pair_layout(data_samples)
         logits, labels = self._pair_logits(data_samples)
-        output[self.loss.loss_name] = self.loss(logits, labels, self._pair_logits.num_classes)
+        source = self._pair_logits
+        output[self.loss.loss_name] = self.loss(logits, labels, source.num_classes, source.use_sigmoid)
         return output
 
 
@@ -90,9 +114,9 @@ def check_swap_configured(model: nn.Module) -> None:
     """Raise unless the model's data preprocessor runs a patch swap."""
     preprocessor = getattr(model, 'data_preprocessor', None)
     if preprocessor is None or not any(isinstance(m, PairSwapBatchAug) for m in preprocessor.modules()):
-        raise ValueError('IPSDistillHook is on but no patch swap runs: add dict(type=\'SegPatchSwap\') to '
-                         'model.data_preprocessor.batch_augments (with '
-                         "model.data_preprocessor.type='BatchAugSegDataPreProcessor' for MMSegmentation)")
+        raise ValueError('IPSDistillHook is on but no patch swap runs: add dict(type=\'SegPatchSwap\') '
+                         "(MMSegmentation, with model.data_preprocessor.type='BatchAugSegDataPreProcessor') or "
+                         "dict(type='DetPatchSwap') (MMDetection) to model.data_preprocessor.batch_augments")
 
 
 def check_pair_layout(data_samples) -> None:

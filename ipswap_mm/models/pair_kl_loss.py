@@ -1,6 +1,8 @@
 """``PairKLDivLoss``: the registered form of :func:`ipswap_mm.core.pair_kl_divergence`."""
 from __future__ import annotations
 
+from typing import Optional
+
 from mmengine.registry import MODELS
 from torch import Tensor, nn
 
@@ -16,7 +18,8 @@ class PairKLDivLoss(nn.Module):
         loss_weight: Multiplier of the loss.
         teacher: ``'confidence'`` (per pair and class, the more confident view teaches,
             detached) or ``'symmetric'`` (both directions, averaged).
-        use_sigmoid: Sigmoid class scores (dense detectors) instead of a softmax.
+        use_sigmoid: Sigmoid class scores instead of a softmax. ``None`` (default): as the
+            model's classifier scores them (sigmoid for most dense detectors).
         loss_name: Key of the loss in the loss dict; must contain ``'loss'`` for MMEngine
             to add it to the total.
     """
@@ -25,7 +28,7 @@ class PairKLDivLoss(nn.Module):
                  temperature: float = 4.0,
                  loss_weight: float = 1.0,
                  teacher: str = 'confidence',
-                 use_sigmoid: bool = False,
+                 use_sigmoid: Optional[bool] = None,
                  loss_name: str = 'loss_ips_kl') -> None:
         super().__init__()
         if temperature <= 0:
@@ -40,10 +43,14 @@ class PairKLDivLoss(nn.Module):
         self.use_sigmoid = use_sigmoid
         self.loss_name = loss_name
 
-    def forward(self, logits: Tensor, labels: Tensor, num_classes: int) -> Tensor:
-        """Args: logits ``(2P, C, M)``, labels ``(2P, M)`` (see ``pair_kl_divergence``)."""
+    def forward(self, logits: Tensor, labels: Tensor, num_classes: int, model_uses_sigmoid: bool = False) -> Tensor:
+        """Args: logits ``(2P, C, M)``, labels ``(2P, M)`` (see ``pair_kl_divergence``); whether
+        the model scores classes with sigmoids."""
+        if self.use_sigmoid is not None and self.use_sigmoid != model_uses_sigmoid:
+            raise ValueError(f'PairKLDivLoss.use_sigmoid={self.use_sigmoid} but the model scores classes with '
+                             f"{'sigmoids' if model_uses_sigmoid else 'a softmax'}; leave use_sigmoid unset")
         return self.loss_weight * pair_kl_divergence(logits, labels, num_classes, self.temperature,
-                                                     self.teacher, self.use_sigmoid)
+                                                     self.teacher, model_uses_sigmoid)
 
     def extra_repr(self) -> str:
         return (f'temperature={self.temperature}, loss_weight={self.loss_weight}, teacher={self.teacher!r}, '

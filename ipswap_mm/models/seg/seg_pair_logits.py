@@ -18,6 +18,8 @@ class SegPairLogits:
     With a cascade of decode heads, the last one is used; auxiliary heads are not.
     """
 
+    use_sigmoid = False
+
     def __init__(self, segmentor: nn.Module) -> None:
         head = segmentor.decode_head
         if isinstance(head, nn.ModuleList):

@@ -1,0 +1,27 @@
+# RetinaNet R-50-FPN, COCO 2017, 1x schedule (12 epochs), with IPS self-distillation.
+# Everything but the IPS block comes from MMDetection's stock config.
+_base_ = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
+
+# ---------------------------------------------------------------- IPS block
+custom_imports = dict(imports=['ipswap_mm'], allow_failed_imports=False)
+train_dataloader = dict(
+    batch_size=2,  # even: batches hold whole pairs
+    sampler=dict(type='IntraClassPairSampler', shuffle=True),
+    batch_sampler=None)  # AspectRatioBatchSampler would split the pairs
+model = dict(
+    data_preprocessor=dict(
+        batch_augments=[
+            dict(
+                type='DetPatchSwap',
+                patch_size=32,
+                swap_prob=0.5,
+                swap_ratio=0.5,
+                min_visible_area=16,
+                min_visible_ratio=0.25)
+        ]))
+custom_hooks = [
+    dict(
+        type='IPSDistillHook',
+        loss=dict(type='PairKLDivLoss', temperature=4.0, loss_weight=1.0, teacher='confidence'))
+]
+# ---------------------------------------------------------------- end of IPS block

@@ -1,0 +1,140 @@
+"""What happens to objects when pixels are swapped: boxes and instance masks.
+
+Pure PyTorch, vectorised over all objects of a batch. After a pair exchanges the pixels
+of a mask ``M``, an object of image ``a`` stays visible in ``a`` where ``M`` is False and
+reappears in ``b`` where ``M`` is True (and the other way round). For every object and
+both destinations this module measures the visible part and its bounding box:
+
+* with an instance mask, the visible part is ``mask & region`` and the box is its
+  tight bounding box;
+* with a box only, the visible part is ``box & region`` at pixel resolution, and the box
+  is the bounding box of that part, never larger than the original box.
+
+A pixel belongs to a box when the box covers part of it (a positive area). A box that
+covers no pixel of the image (zero width or height, inverted, or outside the image) has
+a full area of 0: it loses nothing, so it stays in its image exactly as it was, and it is
+never carried into the partner image.
+
+The keep-or-drop rule, shared by every detector, is :func:`keep_visible_objects`.
+"""
+from __future__ import annotations
+
+from typing import Tuple
+
+import torch
+from torch import Tensor
+
+
+def box_pixel_ranges(boxes: Tensor, height: int, width: int) -> Tensor:
+    """``(n, 4)`` float ``x1, y1, x2, y2`` -> ``(n, 4)`` long pixel ranges ``c1, r1, c2, r2`` (end
+    exclusive), clipped to the ``height x width`` image. A pixel belongs to a box when the
+    box covers a positive area of it; a box of zero width or height covers no pixel."""
+    limits = boxes.new_tensor([width, height, width, height])
+    starts = boxes[:, :2].floor()
+    # an empty (or inverted) side ends where it starts: no pixel
+    ends = torch.where(boxes[:, 2:] > boxes[:, :2], boxes[:, 2:].ceil(), starts)
+    ranges = torch.cat([starts, ends], dim=1)
+    return torch.minimum(ranges, limits).clamp(min=0).long()
+
+
+def _first_last(profile: Tensor) -> Tuple[Tensor, Tensor]:
+    """First and last index (along dim 1) where ``profile > 0``; garbage where all zero."""
+    present = profile > 0
+    length = profile.shape[1]
+    first = present.float().argmax(dim=1)
+    last = length - 1 - present.flip(1).float().argmax(dim=1)
+    return first, last
+
+
+def visible_box_parts(boxes: Tensor, image_index: Tensor, regions: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    """Visible part of every box inside the region of its image.
+
+    Args:
+        boxes: ``(n, 4)`` float boxes ``x1, y1, x2, y2``.
+        image_index: ``(n,)`` long: which region each box is seen through.
+        regions: ``(R, H, W)`` bool visibility regions.
+
+    Returns:
+        ``new_boxes (n, 4)`` (bounding box of the visible pixels, intersected with the
+        original box; unchanged where nothing, or every pixel of the box, is visible, so
+        an untouched box keeps its exact coordinates even where it reaches outside the
+        image), ``visible_area (n,)`` and ``box_area (n,)``, both in pixels of the
+        clipped box.
+    """
+    num, (height, width) = boxes.shape[0], regions.shape[-2:]
+    if num == 0:
+        empty = boxes.new_zeros(0)
+        return boxes.clone(), empty, empty
+    c1, r1, c2, r2 = box_pixel_ranges(boxes, height, width).unbind(1)
+    region = regions.to(torch.int32)
+    along_x = torch.nn.functional.pad(region.cumsum(2), (1, 0))  # (R, H, W + 1)
+    along_y = torch.nn.functional.pad(region.cumsum(1), (0, 0, 1, 0))  # (R, H + 1, W)
+    rows = torch.arange(height, device=boxes.device)
+    cols = torch.arange(width, device=boxes.device)
+    # visible pixels of each box, row by row and column by column
+    row_profile = (along_x[image_index, :, c2] - along_x[image_index, :, c1])  # (n, H)
+    row_profile = row_profile * ((rows >= r1[:, None]) & (rows < r2[:, None]))
+    col_profile = (along_y[image_index, r2, :] - along_y[image_index, r1, :])  # (n, W)
+    col_profile = col_profile * ((cols >= c1[:, None]) & (cols < c2[:, None]))
+    visible = row_profile.sum(1).float()
+    first_row, last_row = _first_last(row_profile)
+    first_col, last_col = _first_last(col_profile)
+    tight = torch.stack([first_col, first_row, last_col + 1, last_row + 1], dim=1).to(boxes.dtype)
+    new_boxes = torch.cat([torch.maximum(boxes[:, :2], tight[:, :2]), torch.minimum(boxes[:, 2:], tight[:, 2:])], 1)
+    box_area = ((c2 - c1) * (r2 - r1)).float()
+    partly_visible = (visible > 0) & (visible < box_area)
+    new_boxes = torch.where(partly_visible[:, None], new_boxes, boxes)
+    return new_boxes, visible, box_area
+
+
+def visible_mask_parts(masks: Tensor, image_index: Tensor, regions: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Visible part of every instance mask inside the region of its image.
+
+    Args:
+        masks: ``(n, H, W)`` bool instance masks.
+        image_index: ``(n,)`` long: which region each mask is seen through.
+        regions: ``(R, H, W)`` bool.
+
+    Returns:
+        ``new_masks (n, H, W)``, ``new_boxes (n, 4)`` (tight boxes of the new masks; zero
+        where empty), ``visible_area (n,)`` and ``mask_area (n,)``.
+    """
+    new_masks = masks & regions[image_index]
+    row_profile = new_masks.any(2)
+    col_profile = new_masks.any(1)
+    first_row, last_row = _first_last(row_profile)
+    first_col, last_col = _first_last(col_profile)
+    visible = new_masks.flatten(1).sum(1).float()
+    boxes = torch.stack([first_col, first_row, last_col + 1, last_row + 1], dim=1).float()
+    boxes = boxes * (visible > 0)[:, None]
+    return new_masks, boxes, visible, masks.flatten(1).sum(1).float()
+
+
+def keep_visible_objects(visible_area: Tensor, full_area: Tensor, min_visible_area: float,
+                         min_visible_ratio: float, moved: bool) -> Tensor:
+    """Which objects survive a swap.
+
+    An object that stays in its image and loses no pixel is kept as it was, whatever its
+    size (the swap never changes what it does not touch). An object that lost pixels, or
+    one carried into the partner image, is kept only if its visible part has at least
+    ``min_visible_area`` pixels and ``min_visible_ratio`` of its full area.
+    """
+    ratio = visible_area / full_area.clamp(min=1.0)
+    large_enough = (visible_area >= max(min_visible_area, 1.0)) & (ratio >= min_visible_ratio)
+    if moved:
+        return large_enough
+    untouched = visible_area >= full_area
+    return untouched | large_enough
+
+
+def pair_regions(pixel_mask: Tensor) -> Tuple[Tensor, Tensor]:
+    """From a pair mask ``(P, H, W)`` (True: exchanged) to per-image regions ``(2P, H, W)``:
+    where an image's own objects stay visible, and where they show in the partner image."""
+    stay = (~pixel_mask).repeat_interleave(2, dim=0)
+    move = pixel_mask.repeat_interleave(2, dim=0)
+    return stay, move
+
+
+def partner_of(image_index: Tensor) -> Tensor:
+    """Index of the other image of the pair."""
+    return image_index ^ 1

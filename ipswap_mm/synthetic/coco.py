@@ -1,0 +1,117 @@
+"""Write generated scenes in the COCO 2017 instance layout (boxes and polygon masks).
+
+The JSON files list the 80 COCO categories with their real ids and the names of
+``mmdet.datasets.CocoDataset``, so the stock ``CocoDataset`` maps them to its labels;
+only the handful of classes the scenes draw actually appear.
+"""
+from __future__ import annotations
+
+import json
+import os
+import os.path as osp
+from typing import List, Optional, Sequence
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from .scenes import make_scene
+from .voc import MARKER
+
+# The ids of the 80 COCO 2017 categories, in the order of CocoDataset.METAINFO['classes'].
+COCO_CATEGORY_IDS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 27, 28,
+                     31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55,
+                     56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 67, 70, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 84,
+                     85, 86, 87, 88, 89, 90)
+
+# person, car, bird, cat, chair (0-based CocoDataset labels)
+DEFAULT_CLASSES = (0, 2, 14, 15, 56)
+
+
+def check_writable(root: str) -> None:
+    """Raise unless ``root`` is missing, empty, or holds data generated here (the marker)."""
+    if osp.isdir(root) and os.listdir(root) and not osp.exists(osp.join(root, MARKER)):
+        raise FileExistsError(f'{root} holds data that was not generated here; not overwriting it')
+
+
+def coco_categories() -> List[dict]:
+    """The 80 COCO categories: real ids, ``CocoDataset`` names."""
+    from mmdet.datasets import CocoDataset
+    names = CocoDataset.METAINFO['classes']
+    if len(names) != len(COCO_CATEGORY_IDS):
+        raise RuntimeError(f'CocoDataset lists {len(names)} classes, expected {len(COCO_CATEGORY_IDS)}')
+    return [dict(id=cat_id, name=name, supercategory='object') for cat_id, name in zip(COCO_CATEGORY_IDS, names)]
+
+
+def mask_polygons(mask: np.ndarray) -> List[List[float]]:
+    """Outer contours of an ``(H, W)`` bool mask as COCO polygons ``[x0, y0, x1, y1, ...]``;
+    contours of fewer than 3 points (degenerate) are left out."""
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    polygons = []
+    for contour in contours:
+        if len(contour) >= 3 and cv2.contourArea(contour) > 0:
+            polygons.append([float(v) for v in contour.reshape(-1)])
+    return polygons
+
+
+def mask_box(mask: np.ndarray) -> List[float]:
+    """Tight ``[x, y, w, h]`` box (pixel edges) of the True pixels of an ``(H, W)`` mask."""
+    rows, cols = np.nonzero(mask)
+    return [float(cols.min()), float(rows.min()), float(cols.max() + 1 - cols.min()),
+            float(rows.max() + 1 - rows.min())]
+
+
+def write_coco_dataset(root: str,
+                       num_train: int = 16,
+                       num_val: int = 4,
+                       size: Sequence[int] = (96, 128),
+                       classes: Sequence[int] = DEFAULT_CLASSES,
+                       seed: int = 0,
+                       max_objects: Optional[int] = 3) -> str:
+    """Write a small dataset at ``root`` (the ``data/coco/`` folder) and return ``root``.
+
+    Layout: ``train2017/*.jpg``, ``val2017/*.jpg`` and
+    ``annotations/instances_{train,val}2017.json`` with one annotation per object:
+    ``bbox`` (tight box of the mask, ``[x, y, w, h]``), polygon ``segmentation``,
+    ``area`` (mask pixels) and ``iscrowd=0``. Objects whose polygons are all degenerate
+    are left out.
+
+    Args:
+        root: Output folder; refused if it holds data that was not generated here.
+        num_train, num_val: Images per split.
+        size: ``(height, width)`` of every image.
+        classes: 0-based ``CocoDataset`` labels the scenes draw from.
+        seed: Random seed; the same seed writes the same dataset.
+        max_objects: Most objects per image.
+    """
+    check_writable(root)
+    categories = coco_categories()
+    for label in classes:
+        if not 0 <= int(label) < len(categories):
+            raise ValueError(f'classes holds {label}, not a CocoDataset label (0..{len(categories) - 1})')
+    rng = np.random.default_rng(seed)
+    os.makedirs(osp.join(root, 'annotations'), exist_ok=True)
+    open(osp.join(root, MARKER), 'w').close()
+    annotation_id = 1
+    for split, count in (('train2017', num_train), ('val2017', num_val)):
+        os.makedirs(osp.join(root, split), exist_ok=True)
+        images, annotations = [], []
+        for index in range(count):
+            image_id = index + 1
+            file_name = f'{index:012d}.jpg'
+            scene = make_scene(rng, size[0], size[1], classes, max_objects=max_objects)
+            Image.fromarray(scene.image).save(osp.join(root, split, file_name), quality=95)
+            images.append(dict(id=image_id, file_name=file_name, height=int(size[0]), width=int(size[1])))
+            for mask, label in zip(scene.masks, scene.labels):
+                polygons = mask_polygons(mask)
+                if not polygons:
+                    continue
+                annotations.append(dict(id=annotation_id, image_id=image_id,
+                                        category_id=categories[int(label)]['id'], bbox=mask_box(mask),
+                                        area=float(mask.sum()), segmentation=polygons, iscrowd=0))
+                annotation_id += 1
+        payload = dict(info=dict(description='ipswap_mm generated scenes'), licenses=[], images=images,
+                       annotations=annotations, categories=categories)
+        with open(osp.join(root, 'annotations', f'instances_{split}.json'), 'w') as file:
+            json.dump(payload, file)
+    return root

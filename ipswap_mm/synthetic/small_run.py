@@ -1,0 +1,109 @@
+"""Shrink a full training config to a short CPU run on generated data (demo, tests, benchmarks).
+
+Only the crop size, the schedule and what a CPU machine without internet needs change:
+``data_root``, no pretrained download, 0 data workers. The model, the IPS settings and
+everything else stay as configured.
+"""
+from __future__ import annotations
+
+import os.path as osp
+from typing import Optional, Tuple
+
+from mmengine.config import Config
+
+RESIZE_STEPS = ('RandomResize', 'Resize')
+
+
+def _datasets(loader_cfg) -> list:
+    dataset = loader_cfg.dataset
+    return list(dataset.get('datasets', [dataset]))
+
+
+def shrink_seg_config(cfg: Config, data_root: str, crop: int, iters: int, work_dir: str,
+                      batch_size: int = None) -> Config:
+    """Turn an MMSegmentation training config into a ``iters``-iteration CPU run at ``crop``."""
+    crop_size = (crop, crop)
+    cfg.work_dir = work_dir
+    cfg.model.pretrained = None
+    cfg.model.data_preprocessor.size = crop_size
+    cfg.train_cfg.max_iters = iters
+    cfg.train_cfg.val_interval = iters + 1  # evaluation is run separately
+    for scheduler in cfg.param_scheduler:
+        scheduler.end = min(scheduler.get('end', iters), iters)
+    cfg.default_hooks.checkpoint.interval = iters
+    cfg.default_hooks.logger.interval = max(1, iters // 8)
+    cfg.env_cfg.cudnn_benchmark = False
+    if batch_size is not None:
+        cfg.train_dataloader.batch_size = batch_size
+    scale = (crop * 4, crop)
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[loader].num_workers = 0
+        cfg[loader].persistent_workers = False
+        for dataset in _datasets(cfg[loader]):
+            dataset.data_root = data_root
+            for step in dataset.pipeline:
+                if step['type'] in RESIZE_STEPS and 'scale' in step:
+                    step['scale'] = scale
+                if step['type'] == 'RandomCrop':
+                    step['crop_size'] = crop_size
+                if step['type'] == 'Pad':
+                    step['size'] = crop_size
+    return cfg
+
+
+def _leaf_datasets(dataset_cfg) -> list:
+    """The datasets inside ``RepeatDataset`` / ``ConcatDataset`` wrappers; repeats set to 1."""
+    if dataset_cfg.get('type') == 'RepeatDataset':
+        dataset_cfg.times = 1
+        return _leaf_datasets(dataset_cfg.dataset)
+    if 'datasets' in dataset_cfg:
+        return [leaf for inner in dataset_cfg.datasets for leaf in _leaf_datasets(inner)]
+    return [dataset_cfg]
+
+
+def _evaluators(evaluator_cfg) -> list:
+    return list(evaluator_cfg) if isinstance(evaluator_cfg, (list, tuple)) else [evaluator_cfg]
+
+
+def shrink_det_config(cfg: Config, data_root: str, scale: Tuple[int, int], epochs: int, work_dir: str,
+                      batch_size: Optional[int] = None, warmup_iters: int = 2) -> Config:
+    """Turn an epoch-based MMDetection training config into an ``epochs``-epoch CPU run.
+
+    Changes only: the work dir; every dataset's ``data_root`` (inside ``RepeatDataset`` /
+    ``ConcatDataset`` wrappers, whose repeats become 1); the ``scale`` ``(w, h)`` of every
+    ``Resize`` / ``RandomResize`` step; ``model.backbone.init_cfg=None`` (no pretrained
+    download); 0 data workers; ``train_cfg.max_epochs``, no validation during training
+    (evaluation is run separately); param schedulers' ``end`` clipped to ``epochs``
+    (``by_epoch``) or ``warmup_iters`` (iteration-based); a checkpoint at the end; a log
+    line every iteration; the evaluators' ``ann_file`` (COCO) pointing at the generated
+    annotations; and ``train_dataloader.batch_size`` when ``batch_size`` is given. Make the
+    generated training set small: one epoch is ``len(train set) / batch_size`` iterations.
+    """
+    if 'max_epochs' not in cfg.train_cfg:
+        raise ValueError(f'shrink_det_config needs an epoch-based train_cfg (max_epochs), got {cfg.train_cfg}')
+    cfg.work_dir = work_dir
+    cfg.model.backbone.init_cfg = None
+    cfg.train_cfg.max_epochs = epochs
+    cfg.train_cfg.val_interval = epochs + 1  # evaluation is run separately
+    for scheduler in cfg.param_scheduler:
+        limit = epochs if scheduler.get('by_epoch', True) else warmup_iters
+        scheduler.end = min(scheduler.get('end', limit), limit)
+    cfg.default_hooks.checkpoint.interval = epochs
+    cfg.default_hooks.logger.interval = 1
+    cfg.env_cfg.cudnn_benchmark = False
+    if batch_size is not None:
+        cfg.train_dataloader.batch_size = batch_size
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[loader].num_workers = 0
+        cfg[loader].persistent_workers = False
+        for dataset in _leaf_datasets(cfg[loader].dataset):
+            dataset.data_root = data_root
+            for step in dataset.pipeline:
+                if step['type'] in RESIZE_STEPS and 'scale' in step:
+                    step['scale'] = tuple(scale)
+    for evaluator_key, loader in (('val_evaluator', 'val_dataloader'), ('test_evaluator', 'test_dataloader')):
+        for evaluator in _evaluators(cfg[evaluator_key]):
+            if 'ann_file' in evaluator:
+                (dataset,) = _leaf_datasets(cfg[loader].dataset)
+                evaluator.ann_file = osp.join(data_root, dataset.ann_file)
+    return cfg

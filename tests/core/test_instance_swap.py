@@ -1,0 +1,147 @@
+import numpy as np
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ipswap_mm.core.instance_swap import (box_pixel_ranges, keep_visible_objects, pair_regions, partner_of,
+                                          visible_box_parts, visible_mask_parts)
+
+# box coordinates on a quarter-pixel grid (exact in float32), reaching outside the image
+coordinate = st.integers(-24, 140).map(lambda q: q / 4)
+
+
+def box_pixels(box, height, width) -> np.ndarray:
+    """Reference: ``(H, W)`` bool, the pixels a box covers with a positive area."""
+    x1, y1, x2, y2 = box
+    cols = np.arange(width)
+    rows = np.arange(height)
+    in_x = (np.minimum(x2, cols + 1) - np.maximum(x1, cols)) > 0
+    in_y = (np.minimum(y2, rows + 1) - np.maximum(y1, rows)) > 0
+    return in_y[:, None] & in_x[None, :]
+
+
+def tight_box(pixels: np.ndarray):
+    """``[c1, r1, c2, r2]`` (end exclusive) of the True pixels of an ``(H, W)`` array."""
+    rows, cols = np.nonzero(pixels)
+    return [cols.min(), rows.min(), cols.max() + 1, rows.max() + 1]
+
+
+@st.composite
+def boxes_and_regions(draw):
+    height, width = draw(st.integers(1, 24)), draw(st.integers(1, 24))
+    num_regions = draw(st.integers(1, 3))
+    boxes = draw(st.lists(st.tuples(coordinate, coordinate, coordinate, coordinate), min_size=0, max_size=6))
+    boxes = [(x1, y1, x2, y2) for x1, y1, x2, y2 in boxes]
+    index = [draw(st.integers(0, num_regions - 1)) for _ in boxes]
+    seed = draw(st.integers(0, 2**31))
+    density = draw(st.floats(0, 1))
+    regions = torch.rand(num_regions, height, width, generator=torch.Generator().manual_seed(seed)) < density
+    return (torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4), torch.tensor(index, dtype=torch.long),
+            regions)
+
+
+@settings(max_examples=200, deadline=None)
+@given(case=boxes_and_regions())
+def test_recomputed_box_covers_exactly_the_visible_part(case):
+    boxes, index, regions = case
+    height, width = regions.shape[-2:]
+    new_boxes, visible, full = visible_box_parts(boxes, index, regions)
+    assert new_boxes.shape == boxes.shape and visible.shape == full.shape == (len(boxes),)
+    for i, box in enumerate(boxes.tolist()):
+        pixels = box_pixels(box, height, width)
+        seen = pixels & regions[index[i]].numpy()
+        assert full[i] == pixels.sum() and visible[i] == seen.sum()
+        new = new_boxes[i].tolist()
+        if not seen.any() or seen.sum() == pixels.sum():
+            # nothing visible (dropped or kept as it was) or untouched: the exact input box
+            assert new == box
+            continue
+        c1, r1, c2, r2 = tight_box(seen)
+        # inside the original box and inside the hull of the visible pixels ...
+        assert box[0] <= new[0] and box[1] <= new[1] and new[2] <= box[2] and new[3] <= box[3]
+        assert c1 <= new[0] and r1 <= new[1] and new[2] <= c2 and new[3] <= r2
+        assert new == [max(box[0], c1), max(box[1], r1), min(box[2], c2), min(box[3], r2)]
+        # ... and still covering every visible pixel of the object
+        assert np.array_equal(box_pixels(new, height, width) & seen, seen)
+
+
+@st.composite
+def masks_and_regions(draw):
+    height, width = draw(st.integers(1, 20)), draw(st.integers(1, 20))
+    num, num_regions = draw(st.integers(0, 5)), draw(st.integers(1, 3))
+    seed = draw(st.integers(0, 2**31))
+    generator = torch.Generator().manual_seed(seed)
+    masks = torch.rand(num, height, width, generator=generator) < draw(st.floats(0, 1))
+    regions = torch.rand(num_regions, height, width, generator=generator) < draw(st.floats(0, 1))
+    index = torch.randint(0, num_regions, (num,), generator=generator)
+    return masks, index, regions
+
+
+@settings(max_examples=150, deadline=None)
+@given(case=masks_and_regions())
+def test_recomputed_mask_box_is_the_tight_box_of_the_visible_mask(case):
+    masks, index, regions = case
+    new_masks, new_boxes, visible, full = visible_mask_parts(masks, index, regions)
+    assert torch.equal(new_masks, masks & regions[index])
+    assert torch.equal(full, masks.flatten(1).sum(1).float())
+    assert torch.equal(visible, new_masks.flatten(1).sum(1).float())
+    for i in range(len(masks)):
+        seen = new_masks[i].numpy()
+        expected = tight_box(seen) if seen.any() else [0, 0, 0, 0]
+        assert new_boxes[i].tolist() == expected
+        if seen.any():  # never beyond the visible pixels of the object
+            assert np.array_equal(box_pixels(new_boxes[i].tolist(), *seen.shape) & seen, seen)
+
+
+@settings(max_examples=200, deadline=None)
+@given(visible=st.integers(0, 400), lost=st.integers(0, 400), min_area=st.floats(0, 64),
+       min_ratio=st.floats(0, 1))
+def test_keep_rule(visible, lost, min_area, min_ratio):
+    full = visible + lost
+    args = (torch.tensor([float(visible)]), torch.tensor([float(full)]), min_area, min_ratio)
+    large_enough = visible >= max(min_area, 1.0) and visible / max(full, 1) >= min_ratio
+    assert bool(keep_visible_objects(*args, moved=True)) == large_enough
+    # staying: untouched objects are kept whatever their size
+    assert bool(keep_visible_objects(*args, moved=False)) == (lost == 0 or large_enough)
+
+
+def test_zero_area_and_outside_boxes_cover_no_pixel_and_stay_as_they_were():
+    boxes = torch.tensor([[3.5, 2.0, 3.5, 6.0],  # zero width, not on a pixel edge
+                          [4.0, 4.0, 9.0, 4.0],  # zero height
+                          [6.0, 6.0, 2.0, 8.0],  # inverted
+                          [-9.0, -9.0, -1.0, -1.0],  # above-left of the image
+                          [20.0, 2.0, 30.0, 5.0],  # right of the image
+                          [-3.0, -2.0, 4.0, 3.0]])  # partly outside: clipped area only
+    assert box_pixel_ranges(boxes, 10, 12).tolist()[-1] == [0, 0, 4, 3]
+    stay = torch.zeros(1, 10, 12, dtype=torch.bool)  # every pixel swapped away
+    move = ~stay
+    stay_boxes, stay_area, full = visible_box_parts(boxes, torch.zeros(6, dtype=torch.long), stay)
+    move_boxes, move_area, _ = visible_box_parts(boxes, torch.zeros(6, dtype=torch.long), move)
+    assert full.tolist() == [0, 0, 0, 0, 0, 12] and stay_area.tolist() == [0] * 6
+    assert move_area.tolist() == [0, 0, 0, 0, 0, 12]
+    assert torch.equal(stay_boxes, boxes) and torch.equal(move_boxes, boxes)
+    kept = keep_visible_objects(stay_area, full, 1.0, 0.0, moved=False)
+    carried = keep_visible_objects(move_area, full, 1.0, 0.0, moved=True)
+    assert kept.tolist() == [True] * 5 + [False]
+    assert carried.tolist() == [False] * 5 + [True]
+
+
+def test_untouched_box_reaching_outside_keeps_its_coordinates():
+    boxes = torch.tensor([[-3.25, -2.5, 4.75, 3.0]])
+    regions = torch.zeros(1, 10, 12, dtype=torch.bool)
+    regions[0, :, :6] = True  # the box's pixels all stay
+    new, visible, full = visible_box_parts(boxes, torch.zeros(1, dtype=torch.long), regions)
+    assert torch.equal(new, boxes) and visible.item() == full.item() == 15
+    regions[0, :, 2:] = False  # now it loses columns 2..4
+    new, visible, full = visible_box_parts(boxes, torch.zeros(1, dtype=torch.long), regions)
+    assert new.tolist() == [[0.0, 0.0, 2.0, 3.0]] and visible.item() == 6 and full.item() == 15
+
+
+def test_pair_regions_split_each_pair_mask():
+    pixel_mask = torch.zeros(2, 4, 4, dtype=torch.bool)
+    pixel_mask[0, :2] = True
+    stay, move = pair_regions(pixel_mask)
+    assert stay.shape == move.shape == (4, 4, 4)
+    assert torch.equal(move[0], pixel_mask[0]) and torch.equal(move[1], pixel_mask[0])
+    assert torch.equal(stay[2], ~pixel_mask[1]) and torch.equal(stay[0] ^ move[0], torch.ones(4, 4, dtype=torch.bool))
+    assert partner_of(torch.arange(4)).tolist() == [1, 0, 3, 2]

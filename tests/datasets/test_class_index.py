@@ -1,0 +1,142 @@
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ipswap_mm.datasets import class_index
+from ipswap_mm.datasets.class_index import dataset_class_sets, read_label_classes
+
+
+class LabelMapDataset:
+    """The part of an MMSegmentation dataset the class index reads."""
+
+    metainfo = dict(classes=('background', 'cat', 'dog', 'bird'))
+
+    def __init__(self, paths, reduce_zero_label=False, label_map=None):
+        self.paths = paths
+        self.reduce_zero_label = reduce_zero_label
+        self.label_map = label_map
+
+    def __len__(self):
+        return len(self.paths)
+
+    def get_data_info(self, index):
+        return dict(seg_map_path=self.paths[index], reduce_zero_label=self.reduce_zero_label,
+                    label_map=self.label_map)
+
+
+def write_maps(folder, maps):
+    paths = []
+    for i, array in enumerate(maps):
+        path = os.path.join(folder, f'{i}.png')
+        Image.fromarray(np.asarray(array, dtype=np.uint8)).save(path)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture
+def maps_dataset(tmp_path):
+    maps = [np.array([[0, 1, 1], [1, 1, 255]]), np.array([[0, 0, 2], [2, 3, 3]]), np.zeros((2, 3))]
+    (tmp_path / 'maps').mkdir()
+    return LabelMapDataset(write_maps(str(tmp_path / 'maps'), maps))
+
+
+def test_classes_ordered_by_area_background_and_ignore_dropped(maps_dataset, tmp_path):
+    sets = dataset_class_sets(maps_dataset, cache_dir=str(tmp_path / 'cache'))
+    assert [s.tolist() for s in sets] == [[1], [2, 3], []]
+
+
+def test_background_kept_when_asked(maps_dataset, tmp_path):
+    sets = dataset_class_sets(maps_dataset, background_classes=None, cache_dir=str(tmp_path / 'cache'))
+    assert [s.tolist() for s in sets] == [[1, 0], [0, 2, 3], [0]]
+
+
+def test_reduce_zero_label_and_label_map(tmp_path):
+    path = write_maps(str(tmp_path), [np.array([[0, 1, 2, 2]])])[0]
+    assert read_label_classes(path, None, True)[0] == [1, 0, 255]  # 2 -> 1 (twice), 1 -> 0, 0 -> 255
+    assert read_label_classes(path, {2: 5}, False)[0] == [5, 0, 1]
+
+
+def test_cache_is_reused(maps_dataset, tmp_path, monkeypatch):
+    cache = str(tmp_path / 'cache')
+    first = dataset_class_sets(maps_dataset, cache_dir=cache)
+    assert len(os.listdir(cache)) == 1
+
+    def fail(*args, **kwargs):
+        raise AssertionError('label maps were read again')
+
+    monkeypatch.setattr(class_index, 'read_label_classes', fail)
+    again = dataset_class_sets(maps_dataset, cache_dir=cache)
+    assert [a.tolist() for a in again] == [f.tolist() for f in first]
+
+
+def test_changed_label_map_is_rescanned(maps_dataset, tmp_path):
+    cache = str(tmp_path / 'cache')
+    dataset_class_sets(maps_dataset, cache_dir=cache)
+    write_maps(os.path.dirname(maps_dataset.paths[0]), [np.array([[3, 3, 3], [3, 3, 3]])])
+    os.utime(maps_dataset.paths[0], ns=(1, 1))
+    assert dataset_class_sets(maps_dataset, cache_dir=cache)[0].tolist() == [3]
+    assert len(os.listdir(cache)) == 2
+
+
+def test_corrupt_cache_is_rebuilt(maps_dataset, tmp_path):
+    cache = tmp_path / 'cache'
+    dataset_class_sets(maps_dataset, cache_dir=str(cache))
+    (path,) = list(cache.iterdir())
+    path.write_text('{not json')
+    assert dataset_class_sets(maps_dataset, cache_dir=str(cache))[1].tolist() == [2, 3]
+    assert json.loads(path.read_text())['num_images'] == 3
+
+
+def test_cache_of_another_dataset_is_an_error(maps_dataset, tmp_path):
+    cache = tmp_path / 'cache'
+    dataset_class_sets(maps_dataset, cache_dir=str(cache))
+    (path,) = list(cache.iterdir())
+    payload = json.loads(path.read_text())
+    payload['fingerprint'] = 'f' * 64
+    path.write_text(json.dumps(payload))
+    with pytest.raises(ValueError, match='another dataset'):
+        dataset_class_sets(maps_dataset, cache_dir=str(cache))
+
+
+def test_unwritable_cache_dir_warns_and_continues(maps_dataset, tmp_path):
+    blocker = tmp_path / 'not_a_dir'
+    blocker.write_text('')
+    sets = dataset_class_sets(maps_dataset, cache_dir=str(blocker / 'cache'))
+    assert sets[1].tolist() == [2, 3]
+
+
+def test_unreadable_label_map_names_the_file(maps_dataset, tmp_path):
+    shutil.copy(__file__, maps_dataset.paths[1])  # not an image
+    with pytest.raises(OSError, match=r'1\.png'):
+        dataset_class_sets(maps_dataset, cache_dir=None)
+
+
+def test_detection_instances_skip_ignored_boxes():
+    class Det:
+        metainfo = dict(classes=('a', 'b', 'c'))
+
+        def __len__(self):
+            return 2
+
+        def get_data_info(self, index):
+            return [dict(instances=[dict(bbox_label=2, ignore_flag=0), dict(bbox_label=1, ignore_flag=1),
+                                    dict(bbox_label=2, ignore_flag=0), dict(bbox_label=0, ignore_flag=0)]),
+                    dict(instances=[])][index]
+
+    assert [s.tolist() for s in dataset_class_sets(Det())] == [[2, 0], []]
+
+
+def test_dataset_without_labels_is_rejected():
+    class Plain:
+        def __len__(self):
+            return 1
+
+        def get_data_info(self, index):
+            return dict(img_path='x.jpg')
+
+    with pytest.raises(ValueError, match='seg_map_path'):
+        dataset_class_sets(Plain())

@@ -1,0 +1,94 @@
+import numpy as np
+import pytest
+from torch.utils.data import DataLoader
+
+from ipswap_mm.datasets import class_index, pair_sampler
+from ipswap_mm.datasets.pair_sampler import IntraClassPairSampler
+
+
+class Instances:
+    """A detection-style dataset: image i holds the classes listed for it."""
+
+    metainfo = dict(classes=tuple('abcdefgh'))
+
+    def __init__(self, class_lists):
+        self.class_lists = class_lists
+
+    def __len__(self):
+        return len(self.class_lists)
+
+    def __getitem__(self, index):
+        return index
+
+    def get_data_info(self, index):
+        return dict(instances=[dict(bbox_label=c, ignore_flag=0) for c in self.class_lists[index]])
+
+
+def random_dataset(size=37, seed=0):
+    rng = np.random.default_rng(seed)
+    return Instances([list(rng.choice(8, size=rng.integers(1, 3), replace=False)) for _ in range(size)])
+
+
+def sampler_on_rank(dataset, rank, world, monkeypatch, **kwargs):
+    monkeypatch.setattr(pair_sampler, 'get_dist_info', lambda: (rank, world))
+    monkeypatch.setattr(class_index, 'get_dist_info', lambda: (0, 1))
+    return IntraClassPairSampler(dataset, seed=7, **kwargs)
+
+
+def test_batches_hold_whole_same_class_pairs(monkeypatch):
+    dataset = random_dataset()
+    sampler = sampler_on_rank(dataset, 0, 1, monkeypatch)
+    for batch in DataLoader(dataset, batch_size=4, sampler=sampler):
+        batch = batch.tolist()
+        for a, b in zip(batch[0::2], batch[1::2]):
+            assert a == b or set(dataset.class_lists[a]) & set(dataset.class_lists[b])
+
+
+@pytest.mark.parametrize('world', [2, 3])
+def test_ranks_get_disjoint_whole_pairs_that_add_up_to_the_single_process_set(monkeypatch, world):
+    dataset = random_dataset()
+    single = sampler_on_rank(dataset, 0, 1, monkeypatch)
+    single.set_epoch(3)
+    expected = {tuple(p) for p in single.rank_pairs(3).tolist()}
+    shares = []
+    for rank in range(world):
+        sampler = sampler_on_rank(dataset, rank, world, monkeypatch)
+        sampler.set_epoch(3)
+        flat = list(sampler)
+        assert len(flat) == len(sampler)
+        shares.append([tuple(flat[i:i + 2]) for i in range(0, len(flat), 2)])
+    assert len({len(share) for share in shares}) == 1
+    union = set().union(*map(set, shares))
+    assert union == expected
+    padded = len(shares[0]) * world - len(single.epoch_pairs(3))
+    assert sum(len(s) for s in shares) - padded == len(expected)
+
+
+def test_deterministic_per_seed_and_epoch(monkeypatch):
+    dataset = random_dataset()
+    first = sampler_on_rank(dataset, 0, 1, monkeypatch)
+    second = sampler_on_rank(dataset, 0, 1, monkeypatch)
+    assert list(first) == list(second)
+    epoch0 = list(first)
+    first.set_epoch(1)
+    assert list(first) != epoch0
+
+
+def test_no_shuffle_keeps_pairs(monkeypatch):
+    sampler = sampler_on_rank(random_dataset(), 0, 1, monkeypatch, shuffle=False)
+    epoch0 = list(sampler)
+    sampler.set_epoch(5)
+    assert list(sampler) == epoch0
+
+
+def test_length_is_constant_and_even(monkeypatch):
+    sampler = sampler_on_rank(random_dataset(size=11), 1, 2, monkeypatch)
+    assert len(sampler) == 2 * 3
+    for epoch in range(4):
+        sampler.set_epoch(epoch)
+        assert len(list(sampler)) == len(sampler)
+
+
+def test_bad_pair_key_names_the_key(monkeypatch):
+    with pytest.raises(ValueError, match='pair_key'):
+        sampler_on_rank(random_dataset(), 0, 1, monkeypatch, pair_key='largest')

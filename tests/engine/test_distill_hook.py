@@ -1,0 +1,92 @@
+from types import SimpleNamespace
+
+import pytest
+import torch
+from mmengine.registry import init_default_scope
+from mmseg.registry import MODELS
+from torch.utils.data import DataLoader
+
+from ipswap_mm.datasets import class_index, pair_sampler
+from ipswap_mm.datasets.pair_sampler import IntraClassPairSampler
+from ipswap_mm.engine.distill_hook import IPSDistillHook, check_pair_dataloader
+from tests.models.seg.test_seg_patch_swap import seg_batch
+
+
+def tiny_segmentor(with_swap=True):
+    init_default_scope('mmseg')
+    augments = [dict(type='SegPatchSwap', patch_size=8, swap_prob=1.0)] if with_swap else None
+    norm = dict(type='BN', requires_grad=True)
+    return MODELS.build(dict(
+        type='EncoderDecoder',
+        data_preprocessor=dict(type='BatchAugSegDataPreProcessor', mean=[0, 0, 0], std=[1, 1, 1],
+                               size=(32, 32), batch_augments=augments),
+        backbone=dict(type='ResNetV1c', depth=18, num_stages=4, out_indices=(3,), norm_cfg=norm,
+                      dilations=(1, 1, 1, 1), strides=(1, 1, 1, 1)),
+        decode_head=dict(type='FCNHead', in_channels=512, channels=16, num_convs=1, num_classes=5,
+                         norm_cfg=norm, in_index=0, loss_decode=dict(type='CrossEntropyLoss')),
+        train_cfg=dict(), test_cfg=dict(mode='whole')))
+
+
+class Indices:
+    metainfo = dict(classes=tuple('abc'))
+
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, index):
+        return index
+
+    def get_data_info(self, index):
+        return dict(instances=[dict(bbox_label=index % 3, ignore_flag=0)])
+
+
+def pair_loader(batch_size=4, monkeypatch=None):
+    monkeypatch.setattr(pair_sampler, 'get_dist_info', lambda: (0, 1))
+    monkeypatch.setattr(class_index, 'get_dist_info', lambda: (0, 1))
+    return DataLoader(Indices(), batch_size=batch_size, sampler=IntraClassPairSampler(Indices(), seed=0))
+
+
+def fake_runner(model, loader):
+    return SimpleNamespace(model=model, train_dataloader=loader)
+
+
+def test_adds_pair_loss_without_touching_the_model(monkeypatch):
+    model = tiny_segmentor()
+    keys = set(model.state_dict())
+    hook = IPSDistillHook(loss=dict(type='PairKLDivLoss', temperature=2.0))
+    hook.before_train(fake_runner(model, pair_loader(monkeypatch=monkeypatch)))
+    images, samples = seg_batch(4, 32, 32)
+    for sample in samples:  # every image holds class 1 on its left half
+        sample.gt_sem_seg.data[:, :, :16] = 1
+    data = model.data_preprocessor(dict(inputs=list(images), data_samples=samples), training=True)
+    model.train()
+    losses = model(**data, mode='loss')
+    assert losses['loss_ips_kl'].item() > 0
+    assert 'loss_ips_kl' in losses and torch.isfinite(losses['loss_ips_kl'])
+    losses['loss_ips_kl'].backward()
+    assert model.decode_head.conv_seg.weight.grad.abs().sum() > 0
+    assert set(model.state_dict()) == keys and type(model).__name__ == 'EncoderDecoder'
+    hook.after_train(None)
+    assert 'loss_ips_kl' not in model(**data, mode='loss')
+
+
+def test_batch_that_skipped_the_swap_is_an_error(monkeypatch):
+    model = tiny_segmentor()
+    IPSDistillHook().before_train(fake_runner(model, pair_loader(monkeypatch=monkeypatch)))
+    images, samples = seg_batch(4, 32, 32)
+    model.train()
+    with pytest.raises(RuntimeError, match='batch_augments'):
+        model(inputs=images, data_samples=samples, mode='loss')
+
+
+def test_loss_without_swap_names_the_key(monkeypatch):
+    with pytest.raises(ValueError, match='batch_augments'):
+        IPSDistillHook().before_train(fake_runner(tiny_segmentor(with_swap=False),
+                                                  pair_loader(monkeypatch=monkeypatch)))
+
+
+def test_dataloader_checks_name_the_key(monkeypatch):
+    with pytest.raises(ValueError, match='batch_size'):
+        check_pair_dataloader(pair_loader(batch_size=3, monkeypatch=monkeypatch))
+    with pytest.raises(ValueError, match='IntraClassPairSampler'):
+        check_pair_dataloader(DataLoader(Indices(), batch_size=4, shuffle=True))

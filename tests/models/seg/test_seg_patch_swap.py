@@ -1,0 +1,63 @@
+import pytest
+import torch
+from mmengine.structures import PixelData
+from mmseg.structures import SegDataSample
+
+from ipswap_mm.models.seg import BatchAugSegDataPreProcessor, SegPatchSwap
+
+
+def seg_batch(num, height, width, image_shapes=None):
+    inputs = torch.rand(num, 3, height, width)
+    samples = []
+    for i in range(num):
+        sample = SegDataSample()
+        sample.gt_sem_seg = PixelData(data=torch.randint(0, 5, (1, height, width)))
+        sample.set_metainfo(dict(img_shape=(image_shapes or [(height, width)] * num)[i]))
+        samples.append(sample)
+    return inputs, samples
+
+
+def test_images_and_labels_move_together():
+    inputs, samples = seg_batch(4, 32, 32)
+    labels = torch.stack([s.gt_sem_seg.data for s in samples])
+    # encode the label into the image so that consistency can be read back
+    inputs[:, 0] = labels[:, 0].float()
+    out, out_samples = SegPatchSwap(patch_size=8, swap_prob=1.0, swap_ratio=0.5)(inputs.clone(), samples)
+    out_labels = torch.stack([s.gt_sem_seg.data for s in out_samples])
+    assert torch.equal(out[:, 0], out_labels[:, 0].float())
+    assert not torch.equal(out_labels, labels)
+    assert [s.ips_pair_index for s in out_samples] == [0, 0, 1, 1]
+
+
+def test_padding_is_never_swapped():
+    inputs, samples = seg_batch(2, 32, 32, image_shapes=[(32, 32), (16, 24)])
+    before = inputs.clone()
+    SegPatchSwap(patch_size=8, swap_prob=1.0, swap_ratio=1.0)(inputs, samples)
+    assert torch.equal(inputs[:, :, 16:], before[:, :, 16:]) and torch.equal(inputs[:, :, :, 24:], before[:, :, :, 24:])
+    assert torch.equal(inputs[0, :, :16, :24], before[1, :, :16, :24])
+
+
+def test_odd_batch_names_the_batch_size():
+    inputs, samples = seg_batch(3, 16, 16)
+    with pytest.raises(ValueError, match='batch_size'):
+        SegPatchSwap(patch_size=8)(inputs, samples)
+
+
+def test_preprocessor_builds_and_applies_batch_augments():
+    preprocessor = BatchAugSegDataPreProcessor(
+        mean=[0, 0, 0], std=[1, 1, 1], size=(32, 32),
+        batch_augments=[dict(type='SegPatchSwap', patch_size=8, swap_prob=1.0, swap_ratio=1.0)])
+    images = [torch.full((3, 32, 32), float(i)) for i in range(4)]
+    _, samples = seg_batch(4, 32, 32)
+    out = preprocessor(dict(inputs=images, data_samples=samples), training=True)
+    assert out['inputs'][:, 0, 0, 0].tolist() == [1.0, 0.0, 3.0, 2.0]
+    _, samples = seg_batch(4, 32, 32)
+    out = preprocessor(dict(inputs=images, data_samples=samples), training=False)
+    assert out['inputs'][:, 0, 0, 0].tolist() == [0.0, 1.0, 2.0, 3.0]
+
+
+def test_patch_size_must_divide_the_crop():
+    with pytest.raises(ValueError, match='patch_size'):
+        BatchAugSegDataPreProcessor(size=(60, 60), batch_augments=[dict(type='SegPatchSwap', patch_size=32)])
+    BatchAugSegDataPreProcessor(size=(60, 60), batch_augments=[
+        dict(type='SegPatchSwap', patch_size=32, allow_partial_grid=True)])
