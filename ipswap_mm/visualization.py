@@ -37,7 +37,7 @@ def save_seg_pairs_figure(path: str, before: Tensor, before_labels: Tensor, afte
     colours = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)
     rows = min(num_pairs, before.shape[0] // 2)
     titles = ['a', 'b', 'a labels', 'b labels', 'a swapped', 'b swapped', 'a labels swapped', 'b labels swapped']
-    figure, axes = plt.subplots(rows, 8, figsize=(16, 2.2 * rows), squeeze=False)
+    figure, axes = plt.subplots(rows, 8, figsize=(16, 2.4 * rows + 0.8), squeeze=False)
     for row in range(rows):
         a, b = 2 * row, 2 * row + 1
         panels = [_image(before[a], mean_t, std_t), _image(before[b], mean_t, std_t),
@@ -50,7 +50,7 @@ def save_seg_pairs_figure(path: str, before: Tensor, before_labels: Tensor, afte
             if row == 0:
                 axes[row, column].set_title(titles[column], fontsize=9)
     figure.suptitle('Intra-class patch swap: pairs before (left) and after (right); labels travel with pixels')
-    figure.tight_layout()
+    figure.tight_layout(h_pad=1.5)
     figure.savefig(path, dpi=80)
     plt.close(figure)
     return path

@@ -27,7 +27,7 @@ def shrink_seg_config(cfg: Config, data_root: str, crop: int, iters: int, work_d
     cfg.model.pretrained = None
     cfg.model.data_preprocessor.size = crop_size
     cfg.train_cfg.max_iters = iters
-    cfg.train_cfg.val_interval = iters + 1  # evaluation is run separately
+    cfg.train_cfg.val_begin = cfg.train_cfg.val_interval = iters + 1  # evaluation is run separately
     for scheduler in cfg.param_scheduler:
         scheduler.end = min(scheduler.get('end', iters), iters)
     cfg.default_hooks.checkpoint.interval = iters

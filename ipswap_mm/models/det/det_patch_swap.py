@@ -50,7 +50,8 @@ class DetPatchSwap(PairSwapBatchAug):
     * Objects: each object stays in its image with the part that was not swapped away,
       and reappears in the partner image with the part that was. Boxes are recomputed
       from the instance masks when there are masks, and otherwise shrunk to the visible
-      part of the box. An object that lost pixels, or was carried over, is kept only if
+      part of the box; an object that stays untouched or is carried over whole keeps
+      its box exactly. An object that lost pixels, or was carried over, is kept only if
       its visible part has at least ``min_visible_area`` pixels and ``min_visible_ratio``
       of its full area; an object the swap does not touch is left exactly as it was.
       An object with an empty mask (or, without masks, a box covering no pixel) loses
@@ -115,8 +116,9 @@ class DetPatchSwap(PairSwapBatchAug):
             masks = torch.cat([_masks_to_tensor(inst.masks, height, width, device) for inst in instances])
             stay_masks, stay_boxes, stay_area, full_area = visible_mask_parts(masks, image_index, stay)
             move_masks, move_boxes, move_area, _ = visible_mask_parts(masks, image_index, move)
-            untouched = stay_area >= full_area
-            stay_boxes = torch.where(untouched[:, None], boxes, stay_boxes)
+            # an object that stays untouched, or is carried over whole, keeps its box
+            stay_boxes = torch.where((stay_area >= full_area)[:, None], boxes, stay_boxes)
+            move_boxes = torch.where((move_area >= full_area)[:, None], boxes, move_boxes)
         else:
             stay_masks = move_masks = None
             stay_boxes, stay_area, full_area = visible_box_parts(boxes, image_index, stay)

@@ -1,0 +1,89 @@
+"""Stock MMDetection tools on the project's detection configs, on generated COCO / VOC data, on the CPU."""
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import mmdet
+import pytest
+import torch
+from mmdet.registry import MODELS
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+
+from ipswap_mm.synthetic import write_coco_dataset, write_voc_detection_dataset
+from ipswap_mm.synthetic.small_run import shrink_det_config
+from tests.conftest import REPO
+
+STOCK_TOOLS = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools')
+SIZE = (96, 128)  # (h, w) of the generated images
+SCALE = (128, 96)  # Resize scale (w, h): the images keep their size
+NUM_TRAIN = 8  # one epoch: 4 iterations of one pair
+CONFIGS = {  # name: (ips config, baseline config, generated data)
+    'faster_rcnn': ('ipswap_faster-rcnn_r50_fpn_voc0712.py', 'baseline_faster-rcnn_r50_fpn_voc0712.py', 'voc'),
+    'retinanet': ('ipswap_retinanet_r50_fpn_1x_coco.py', 'baseline_retinanet_r50_fpn_1x_coco.py', 'coco'),
+    'mask_rcnn': ('ipswap_mask-rcnn_r50_fpn_1x_coco.py', 'baseline_mask-rcnn_r50_fpn_1x_coco.py', 'coco'),
+}
+
+
+@pytest.fixture(scope='session')
+def coco_root(tmp_path_factory) -> str:
+    """A small generated dataset in the COCO 2017 layout (boxes and polygons)."""
+    return write_coco_dataset(str(tmp_path_factory.mktemp('coco')), num_train=NUM_TRAIN, num_val=2, size=SIZE)
+
+
+@pytest.fixture(scope='session')
+def voc_det_root(tmp_path_factory) -> str:
+    """A small generated dataset in the VOCdevkit 2007 + 2012 detection layout."""
+    return write_voc_detection_dataset(str(tmp_path_factory.mktemp('vocdevkit')), num_train=NUM_TRAIN, num_test=2,
+                                       size=SIZE)
+
+
+def run(args, cwd):
+    result = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=600,
+                            env={**os.environ, 'PYTHONPATH': REPO})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout + result.stderr
+
+
+def small_config(name, data_root, work_dir, path):
+    cfg = shrink_det_config(Config.fromfile(osp.join(REPO, 'configs', name)), data_root, scale=SCALE, epochs=1,
+                            work_dir=work_dir, batch_size=2)
+    cfg.dump(path)
+    return path
+
+
+def logged_scalars(work_dir):
+    (run_dir,) = [d for d in os.listdir(work_dir) if osp.isdir(osp.join(work_dir, d, 'vis_data'))]
+    with open(osp.join(work_dir, run_dir, 'vis_data', 'scalars.json')) as file:
+        return [json.loads(line) for line in file]
+
+
+@pytest.fixture(scope='module', params=sorted(CONFIGS))
+def trained(request, coco_root, voc_det_root, tmp_path_factory):
+    ips_config, baseline_config, data = CONFIGS[request.param]
+    data_root = coco_root if data == 'coco' else voc_det_root
+    tmp = tmp_path_factory.mktemp(f'{request.param}_run')
+    work_dir = str(tmp / 'ips')
+    config = small_config(ips_config, data_root, work_dir, str(tmp / 'ips_cfg.py'))
+    output = run([osp.join(STOCK_TOOLS, 'train.py'), config, '--work-dir', work_dir], cwd=str(tmp))
+    baseline = small_config(baseline_config, data_root, str(tmp / 'base'), str(tmp / 'base_cfg.py'))
+    return dict(name=request.param, tmp=tmp, work_dir=work_dir, output=output, baseline=baseline,
+                checkpoint=osp.join(work_dir, 'epoch_1.pth'))
+
+
+def test_stock_train_logs_the_pair_loss(trained):
+    assert osp.exists(trained['checkpoint'])
+    logged = [row for row in logged_scalars(trained['work_dir']) if 'loss' in row]
+    assert logged and all('loss_ips_kl' in row for row in logged)
+    assert all(torch.isfinite(torch.tensor([row['loss_ips_kl'], row['loss']])).all() for row in logged)
+    assert 'IPSDistillHook' in trained['output'] and 'DetPatchSwap' in trained['output']
+
+
+def test_checkpoint_loads_into_the_baseline_config(trained):
+    init_default_scope('mmdet')
+    model = MODELS.build(Config.fromfile(trained['baseline']).model)
+    state = torch.load(trained['checkpoint'], map_location='cpu', weights_only=True)['state_dict']
+    result = model.load_state_dict(state, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys

@@ -1,0 +1,150 @@
+import os.path as osp
+
+import mmdet
+import numpy as np
+import pytest
+import torch
+from mmdet.registry import MODELS
+from mmdet.structures import DetDataSample
+from mmdet.structures.bbox import HorizontalBoxes, bbox2roi
+from mmdet.structures.mask import BitmapMasks
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmengine.structures import InstanceData
+
+from ipswap_mm.models.det import DensePairLogits, RoIPairLogits
+
+STOCK_CONFIGS = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs')
+FASTER_RCNN = 'faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
+RETINANET = 'retinanet/retinanet_r50_fpn_1x_coco.py'
+MASK_RCNN = 'mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
+NUM_CLASSES = 5
+
+
+def tiny_detector(config: str, swap: bool = True, patch_size: int = 16):
+    """The stock model of ``config`` with a ResNet-18 backbone, 32-channel FPN and heads, 5 classes,
+    no pretrained weights; DetPatchSwap (swap_prob=1) in the data preprocessor when ``swap``."""
+    init_default_scope('mmdet')
+    cfg = Config.fromfile(osp.join(STOCK_CONFIGS, config)).model
+    cfg.backbone.update(depth=18, init_cfg=None)
+    cfg.neck.update(in_channels=[64, 128, 256, 512], out_channels=32)
+    if 'roi_head' in cfg:
+        cfg.rpn_head.update(in_channels=32, feat_channels=32)
+        cfg.roi_head.bbox_roi_extractor.out_channels = 32
+        cfg.roi_head.bbox_head.update(in_channels=32, fc_out_channels=64, num_classes=NUM_CLASSES)
+        if 'mask_head' in cfg.roi_head:
+            cfg.roi_head.mask_roi_extractor.out_channels = 32
+            cfg.roi_head.mask_head.update(in_channels=32, conv_out_channels=32, num_classes=NUM_CLASSES)
+    else:
+        cfg.bbox_head.update(in_channels=32, feat_channels=32, stacked_convs=1, num_classes=NUM_CLASSES)
+    if swap:
+        cfg.data_preprocessor.batch_augments = [
+            dict(type='DetPatchSwap', patch_size=patch_size, swap_prob=1.0, swap_ratio=0.5)]
+    return MODELS.build(cfg)
+
+
+def det_batch(boxes_per_image, labels_per_image, height=64, width=96, with_masks=False, seed=0) -> dict:
+    """A dataloader batch as ``PackDetInputs`` makes it: uint8-range images, HorizontalBoxes."""
+    rng = np.random.default_rng(seed)
+    inputs, samples = [], []
+    for boxes, labels in zip(boxes_per_image, labels_per_image):
+        sample = DetDataSample()
+        sample.set_metainfo(dict(img_shape=(height, width), ori_shape=(height, width), scale_factor=(1.0, 1.0)))
+        tensor = torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
+        sample.gt_instances = InstanceData(bboxes=HorizontalBoxes(tensor), labels=torch.tensor(labels).long())
+        sample.ignored_instances = InstanceData(bboxes=HorizontalBoxes(torch.zeros(0, 4)),
+                                                labels=torch.zeros(0, dtype=torch.long))
+        if with_masks:
+            masks = np.zeros((len(boxes), height, width), np.uint8)
+            for mask, (x1, y1, x2, y2) in zip(masks, boxes):
+                mask[int(y1):int(y2), int(x1):int(x2)] = 1
+            sample.gt_instances.masks = BitmapMasks(masks, height, width)
+            sample.ignored_instances.masks = BitmapMasks(np.zeros((0, height, width), np.uint8), height, width)
+        samples.append(sample)
+        inputs.append(torch.from_numpy(rng.integers(0, 256, (3, height, width))).to(torch.uint8))
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def shared_class_batch(with_masks=False) -> dict:
+    """Two pairs; each pair shares class 1 (and pair 1 class 3 too)."""
+    boxes = [[[4, 4, 40, 40], [30, 10, 90, 60]], [[50, 8, 94, 50]],
+             [[0, 0, 64, 64], [60, 30, 80, 60]], [[10, 20, 70, 62], [2, 2, 30, 30]]]
+    labels = [[1, 2], [1], [3, 1], [1, 3]]
+    return det_batch(boxes, labels, with_masks=with_masks)
+
+
+class Capture:
+    """Record the output of one module's forward."""
+
+    def __init__(self, module):
+        self.output = None
+        self.handle = module.register_forward_hook(lambda _, args, output: setattr(self, 'output', output))
+
+
+def run_loss(model, data):
+    model.train()
+    data = model.data_preprocessor(data, training=True)
+    return model(**data, mode='loss'), data['data_samples']
+
+
+def test_roi_logits_classify_every_ground_truth_box():
+    model = tiny_detector(FASTER_RCNN, swap=False)
+    extractor = RoIPairLogits(model)
+    features = Capture(model.neck)
+    boxes = [[[4, 4, 40, 40], [30, 10, 90, 60], [0, 0, 8, 8]], [[50, 8, 94, 50]]]
+    _, samples = run_loss(model, det_batch(boxes, [[1, 2, 4], [0]]))
+    logits, labels = extractor(samples)
+    assert logits.shape == (2, NUM_CLASSES + 1, 3) and extractor.use_sigmoid is False
+    assert labels.tolist() == [[1, 2, 4], [0, -1, -1]]  # padded with -1
+    gt_boxes = [s.gt_instances.bboxes for s in samples]
+    expected = model.roi_head._bbox_forward(features.output, bbox2roi(gt_boxes))['cls_score']
+    torch.testing.assert_close(logits[0, :, :3].T, expected[:3])
+    torch.testing.assert_close(logits[1, :, :1].T, expected[3:])
+    assert logits.requires_grad
+
+
+def test_dense_logits_read_each_box_centre_on_its_level():
+    model = tiny_detector(RETINANET, swap=False)
+    extractor = DensePairLogits(model)
+    scores = Capture(model.bbox_head)
+    # sqrt(area) 32 -> level 0 (stride 8); 78 -> level 1 (stride 16); 8 -> level 0 (clamped)
+    boxes = [[[8, 8, 40, 40], [0, 0, 64, 96]], [[40, 40, 48, 48]]]
+    _, samples = run_loss(model, det_batch(boxes, [[1, 2], [4]], height=96, width=96))
+    logits, labels = extractor(samples)
+    priors, channels = extractor.priors, NUM_CLASSES
+    assert extractor.use_sigmoid is True and priors == 9
+    assert logits.shape == (2, channels, 2 * priors)
+    assert labels.tolist() == [[1] * priors + [2] * priors, [4] * priors + [-1] * priors]
+    level_maps = scores.output[0]
+    expected = [level_maps[0][0, :, 3, 3], level_maps[1][0, :, 3, 2], level_maps[0][1, :, 5, 5]]
+    got = [logits[0, :, :priors], logits[0, :, priors:], logits[1, :, :priors]]
+    for want, have in zip(expected, got):
+        torch.testing.assert_close(have.T.reshape(-1), want)
+
+
+def test_images_without_objects_give_only_padding():
+    model = tiny_detector(FASTER_RCNN, swap=False)
+    extractor = RoIPairLogits(model)
+    _, samples = run_loss(model, det_batch([[], [[4, 4, 40, 40]]], [[], [1]]))
+    logits, labels = extractor(samples)
+    assert logits.shape == (2, NUM_CLASSES + 1, 1) and labels.tolist() == [[-1], [1]]
+
+
+def test_nothing_captured_is_an_error():
+    extractor = DensePairLogits(tiny_detector(RETINANET, swap=False))
+    with pytest.raises(RuntimeError, match='captured'):
+        extractor(det_batch([[[0, 0, 8, 8]]], [[0]])['data_samples'])
+
+
+def test_sigmoid_roi_classifier_is_rejected_naming_the_head():
+    model = tiny_detector(FASTER_RCNN, swap=False)
+    model.roi_head.bbox_head.loss_cls.use_sigmoid = True
+    with pytest.raises(TypeError, match='Shared2FCBBoxHead'):
+        RoIPairLogits(model)
+
+
+def test_extractors_leave_no_hook_behind():
+    retinanet, faster_rcnn = tiny_detector(RETINANET, swap=False), tiny_detector(FASTER_RCNN, swap=False)
+    DensePairLogits(retinanet).remove()
+    RoIPairLogits(faster_rcnn).remove()
+    assert not retinanet.bbox_head._forward_hooks and not faster_rcnn.neck._forward_hooks
