@@ -10,8 +10,8 @@ from torch import nn
 from torch.utils.data import BatchSampler
 
 from ..datasets.pair_sampler import IntraClassPairSampler
-from .checkpoint_safety import make_weights_only_safe, restore_history_buffers
 from ..models.pair_swap_batch_aug import PairSwapBatchAug
+from .checkpoint_safety import make_weights_only_safe, restore_history_buffers
 
 
 def build_pair_logits(model: nn.Module):

@@ -7,7 +7,7 @@ everything else stay as configured.
 from __future__ import annotations
 
 import os.path as osp
-from typing import Optional, Tuple
+from typing import Tuple
 
 from mmengine.config import Config
 
@@ -66,14 +66,14 @@ def _evaluators(evaluator_cfg) -> list:
 
 
 def shrink_det_config(cfg: Config, data_root: str, scale: Tuple[int, int], epochs: int, work_dir: str,
-                      batch_size: Optional[int] = None, warmup_iters: int = 2) -> Config:
+                      batch_size: int | None = None, warmup_iters: int = 2) -> Config:
     """Turn an epoch-based MMDetection training config into an ``epochs``-epoch CPU run.
 
     Changes only: the work dir; every dataset's ``data_root`` (inside ``RepeatDataset`` /
     ``ConcatDataset`` wrappers, whose repeats become 1); the ``scale`` ``(w, h)`` of every
     ``Resize`` / ``RandomResize`` step; ``model.backbone.init_cfg=None`` (no pretrained
-    download); 0 data workers; ``train_cfg.max_epochs``, no validation during training
-    (evaluation is run separately); param schedulers' ``end`` clipped to ``epochs``
+    download); 0 data workers; ``train_cfg.max_epochs`` (MMEngine's epoch loop validates
+    after the last epoch, on the generated val set); param schedulers' ``end`` clipped to ``epochs``
     (``by_epoch``) or ``warmup_iters`` (iteration-based); a checkpoint at the end; a log
     line every iteration; the evaluators' ``ann_file`` (COCO) pointing at the generated
     annotations; and ``train_dataloader.batch_size`` when ``batch_size`` is given. Make the
@@ -84,7 +84,6 @@ def shrink_det_config(cfg: Config, data_root: str, scale: Tuple[int, int], epoch
     cfg.work_dir = work_dir
     cfg.model.backbone.init_cfg = None
     cfg.train_cfg.max_epochs = epochs
-    cfg.train_cfg.val_interval = epochs + 1  # evaluation is run separately
     for scheduler in cfg.param_scheduler:
         limit = epochs if scheduler.get('by_epoch', True) else warmup_iters
         scheduler.end = min(scheduler.get('end', limit), limit)

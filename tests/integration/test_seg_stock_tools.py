@@ -1,9 +1,6 @@
 """Stock MMSegmentation tools on the project's configs, on generated VOC data, on the CPU."""
-import json
 import os
 import os.path as osp
-import subprocess
-import sys
 
 import mmseg
 import pytest
@@ -14,16 +11,10 @@ from mmseg.registry import MODELS
 
 from ipswap_mm.synthetic.small_run import shrink_seg_config
 from tests.conftest import REPO
+from tests.integration.helpers import logged_scalars, run_python
 
 STOCK_TOOLS = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools')
 ITERS = 4
-
-
-def run(args, cwd):
-    result = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=600,
-                            env={**os.environ, 'PYTHONPATH': REPO})
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result.stdout + result.stderr
 
 
 def small_config(name, voc_root, work_dir, path):
@@ -33,18 +24,12 @@ def small_config(name, voc_root, work_dir, path):
     return path
 
 
-def logged_scalars(work_dir):
-    (run_dir,) = [d for d in os.listdir(work_dir) if osp.isdir(osp.join(work_dir, d, 'vis_data'))]
-    with open(osp.join(work_dir, run_dir, 'vis_data', 'scalars.json')) as file:
-        return [json.loads(line) for line in file]
-
-
 @pytest.fixture(scope='module')
 def trained(voc_root, tmp_path_factory):
     tmp = tmp_path_factory.mktemp('seg_run')
     work_dir = str(tmp / 'ips')
     config = small_config('ipswap_deeplabv3_voc.py', voc_root, work_dir, str(tmp / 'ips_cfg.py'))
-    run([osp.join(STOCK_TOOLS, 'train.py'), config, '--work-dir', work_dir], cwd=str(tmp))
+    run_python([osp.join(STOCK_TOOLS, 'train.py'), config, '--work-dir', work_dir], cwd=str(tmp))
     return tmp, config, work_dir, osp.join(work_dir, f'iter_{ITERS}.pth')
 
 
@@ -59,7 +44,7 @@ def test_stock_train_logs_the_pair_loss(trained):
 
 def test_stock_test_evaluates_the_ips_checkpoint(trained):
     tmp, config, _, checkpoint = trained
-    output = run([osp.join(STOCK_TOOLS, 'test.py'), config, checkpoint, '--work-dir', str(tmp / 'test')],
+    output = run_python([osp.join(STOCK_TOOLS, 'test.py'), config, checkpoint, '--work-dir', str(tmp / 'test')],
                  cwd=str(tmp))
     assert 'mIoU' in output
 
@@ -72,14 +57,14 @@ def test_checkpoint_loads_into_the_baseline_config(trained, voc_root):
     state = torch.load(checkpoint, map_location='cpu', weights_only=True)['state_dict']
     result = model.load_state_dict(state, strict=True)
     assert not result.missing_keys and not result.unexpected_keys
-    output = run([osp.join(STOCK_TOOLS, 'test.py'), baseline, checkpoint, '--work-dir', str(tmp / 'base_test')],
+    output = run_python([osp.join(STOCK_TOOLS, 'test.py'), baseline, checkpoint, '--work-dir', str(tmp / 'base_test')],
                  cwd=str(tmp))
     assert 'mIoU' in output
 
 
 def test_project_train_resumes(trained):
     tmp, config, work_dir, _ = trained
-    output = run([osp.join(REPO, 'tools', 'train.py'), config, '--work-dir', work_dir, '--resume',
+    output = run_python([osp.join(REPO, 'tools', 'train.py'), config, '--work-dir', work_dir, '--resume',
                   '--cfg-options', f'train_cfg.max_iters={ITERS + 2}'], cwd=str(tmp))
     assert f'resumed epoch: 0, iter: {ITERS}' in output
     assert osp.exists(osp.join(work_dir, f'iter_{ITERS + 2}.pth'))

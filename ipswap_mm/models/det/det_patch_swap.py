@@ -1,7 +1,7 @@
 """``DetPatchSwap``: intra-class patch swap as an MMDetection batch augmentation."""
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import List, Tuple
 
 import numpy as np
 import torch
@@ -81,27 +81,36 @@ class DetPatchSwap(PairSwapBatchAug):
         self.min_visible_ratio = float(min_visible_ratio)
 
     def forward(self, inputs: Tensor, data_samples: List) -> Tuple[Tensor, List]:
+        """Swap ``inputs`` ``(2P, C, H, W)`` and the annotations of ``data_samples`` (2P of them)."""
         _, pixel_mask = self.sample_pixel_mask(inputs, data_samples)
+        swapped = pixel_mask.flatten(1).any(1).tolist()  # one sync: which pairs change at all
+        if not any(swapped):
+            return inputs, data_samples
         swap_pairs_(inputs, pixel_mask)
         if 'gt_sem_seg' in data_samples[0]:
             maps = torch.stack([sample.gt_sem_seg.sem_seg for sample in data_samples])
+            if maps.shape[-2:] != inputs.shape[-2:]:
+                raise ValueError(f'gt_sem_seg is {tuple(maps.shape[-2:])} but the images are '
+                                 f'{tuple(inputs.shape[-2:])}: set model.data_preprocessor.pad_seg=True')
             swap_pairs_(maps, pixel_mask)
-            for sample, swapped in zip(data_samples, maps):
-                sample.gt_sem_seg.sem_seg = swapped
-        stay, move = pair_regions(pixel_mask)
-        swapped_pairs = pixel_mask.flatten(1).any(1)
+            for sample, swapped_map in zip(data_samples, maps):
+                sample.gt_sem_seg.sem_seg = swapped_map
+        # the samples of pairs that swap nothing keep their annotations as they are
+        pairs = [pair for pair, changed in enumerate(swapped) if changed]
+        samples = [data_samples[2 * pair + side] for pair in pairs for side in (0, 1)]
+        stay, move = pair_regions(pixel_mask[pairs])
         for field in INSTANCE_FIELDS:
             if field in data_samples[0]:
-                self._swap_instances(data_samples, field, stay, move, swapped_pairs)
+                self._swap_instances(samples, field, stay, move)
         return inputs, data_samples
 
-    def _swap_instances(self, data_samples: List, field: str, stay: Tensor, move: Tensor,
-                        swapped_pairs: Tensor) -> None:
-        """Replace ``field`` of every sample of a swapped pair by the objects it now shows.
+    def _swap_instances(self, data_samples: List, field: str, stay: Tensor, move: Tensor) -> None:
+        """Replace ``field`` of every sample by the objects it shows after the swap.
 
         Args:
-            stay, move: ``(2P, H, W)`` bool regions (see ``pair_regions``).
-            swapped_pairs: ``(P,)`` bool, whether the pair exchanges any pixel.
+            data_samples: The 2Q samples of the Q pairs that swap, pair by pair.
+            field: ``'gt_instances'`` or ``'ignored_instances'``.
+            stay, move: ``(2Q, H, W)`` bool regions (see ``pair_regions``).
         """
         device = stay.device
         height, width = stay.shape[-2:]
@@ -127,13 +136,9 @@ class DetPatchSwap(PairSwapBatchAug):
                                          moved=False)
         keep_move = keep_visible_objects(move_area, full_area, self.min_visible_area, self.min_visible_ratio,
                                          moved=True)
-        # one sync: instance counts change
-        keep_stay, keep_move, swapped_pairs = torch.cat([keep_stay, keep_move, swapped_pairs]).cpu().split(
-            [len(keep_stay), len(keep_move), len(swapped_pairs)])
+        keep_stay, keep_move = torch.stack([keep_stay, keep_move]).cpu()  # one sync: instance counts change
         starts = np.cumsum([0] + counts)
         for index, (sample, inst) in enumerate(zip(data_samples, instances)):
-            if not swapped_pairs[index // 2]:
-                continue
             partner = index ^ 1
             own = torch.arange(starts[index], starts[index + 1])[keep_stay[starts[index]:starts[index + 1]]]
             came = torch.arange(starts[partner], starts[partner + 1])[keep_move[starts[partner]:starts[partner + 1]]]
@@ -149,7 +154,7 @@ def _box_tensor(boxes) -> Tensor:
 
 
 def _gather_instances(sources: List[InstanceData], picks: List[Tensor], boxes: Tensor, box_type,
-                      masks: Optional[Tensor], like_masks) -> InstanceData:
+                      masks: Tensor | None, like_masks) -> InstanceData:
     """New instances: ``sources[0][picks[0]]`` then ``sources[1][picks[1]]``, with new boxes/masks."""
     result = InstanceData()
     for key in sources[0].keys():

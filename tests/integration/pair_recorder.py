@@ -1,0 +1,24 @@
+"""Test-only hook: records which images every rank trained on, batch by batch."""
+import json
+import os.path as osp
+
+from mmengine.dist import get_rank
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
+
+
+@HOOKS.register_module()
+class PairRecorderHook(Hook):
+    """Appends ``[iteration, [image names of the batch in order]]`` to ``pairs_rank{R}.jsonl``, and
+    writes the sum of every parameter to ``checksum_rank{R}.json`` after training."""
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        names = [osp.splitext(osp.basename(sample.img_path))[0] for sample in data_batch['data_samples']]
+        with open(osp.join(runner.work_dir, f'pairs_rank{get_rank()}.jsonl'), 'a') as file:
+            file.write(json.dumps([runner.iter, names]) + '\n')
+
+    def after_train(self, runner) -> None:
+        model = runner.model.module if hasattr(runner.model, 'module') else runner.model
+        checksum = [float(p.detach().double().sum()) for p in model.parameters()]
+        with open(osp.join(runner.work_dir, f'checksum_rank{get_rank()}.json'), 'w') as file:
+            json.dump(checksum, file)
