@@ -73,10 +73,11 @@ def seg_batch(batch_size: int, crop: int, seed: int = 0):
 
 def build_seg(config: str, crop: int, device: str):
     from mmengine.config import Config
+    from mmengine.hub import get_config
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
     init_default_scope('mmseg')
-    cfg = Config.fromfile(osp.join(ROOT, config) if not config.startswith('mmseg::') else config)
+    cfg = get_config(config) if '::' in config else Config.fromfile(osp.join(ROOT, config))
     cfg.model.pretrained = None
     cfg.model.data_preprocessor.size = (crop, crop)
     cfg.model.backbone.norm_cfg = cfg.model.decode_head.norm_cfg = cfg.model.auxiliary_head.norm_cfg = dict(

@@ -45,10 +45,10 @@ def default_cache_dir() -> Optional[str]:
 
 
 def _detect_source(info: dict) -> str:
-    if 'seg_map_path' in info:
-        return 'seg_map'
-    if 'instances' in info:
+    if 'instances' in info:  # MMDetection (its COCO infos also carry a seg_map_path for panoptic use)
         return 'instances'
+    if info.get('seg_map_path'):
+        return 'seg_map'
     raise ValueError('train_dataloader.sampler (IntraClassPairSampler) cannot tell the classes of an '
                      'image: its data info has neither "seg_map_path" (MMSegmentation) nor '
                      f'"instances" (MMDetection); keys present: {sorted(info)}')

@@ -90,3 +90,20 @@ def test_dataloader_checks_name_the_key(monkeypatch):
         check_pair_dataloader(pair_loader(batch_size=3, monkeypatch=monkeypatch))
     with pytest.raises(ValueError, match='IntraClassPairSampler'):
         check_pair_dataloader(DataLoader(Indices(), batch_size=4, shuffle=True))
+
+
+def test_bf16_autocast_keeps_the_pair_loss_float32_and_finite(monkeypatch):
+    model = tiny_segmentor()
+    IPSDistillHook().before_train(fake_runner(model, pair_loader(monkeypatch=monkeypatch)))
+    images, samples = seg_batch(4, 32, 32)
+    for sample in samples:
+        sample.gt_sem_seg.data[:, :, :16] = 1
+        sample.gt_sem_seg.data[:, 24:] = 255  # an ignored strip
+    data = model.data_preprocessor(dict(inputs=list(images * 1e3), data_samples=samples), training=True)
+    model.train()
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        losses = model(**data, mode='loss')
+    loss = losses['loss_ips_kl']
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+    loss.backward()
+    assert torch.isfinite(model.decode_head.conv_seg.weight.grad).all()
