@@ -1,6 +1,7 @@
 # make demo  - install into .venv, then run the main job on generated data
 # make test  - install into .venv, then run the test suite
 # make lint  - ruff
+# make bench - cost benchmark: iteration time and peak memory of IPS vs. the alternatives
 #
 # TORCH picks the PyTorch build: the default is the CPU wheel; on a GPU server use e.g.
 #   make test TORCH='torch==2.1.2 --index-url https://download.pytorch.org/whl/cu121'
@@ -16,7 +17,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.ipswap_mm-installed
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint bench clean
 
 install: $(STAMP)
 
@@ -35,6 +36,9 @@ demo: install
 
 test: install
 	$(PY) -m pytest tests
+
+bench: install
+	$(PY) tools/benchmark_cost.py $(BENCH_ARGS)
 
 lint: install
 	$(PY) -m ruff check ipswap_mm tools tests configs

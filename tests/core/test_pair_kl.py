@@ -123,3 +123,11 @@ def test_bad_options(kwargs, message):
 def test_odd_number_of_views_is_rejected():
     with pytest.raises(ValueError, match='pairs'):
         pair_kl_divergence(torch.zeros(3, 2, 1), torch.zeros(3, 1, dtype=torch.long), 2)
+
+
+def test_all_ignored_labels_give_zero():
+    logits = torch.randn(4, 3, 6, requires_grad=True)
+    loss = pair_kl_divergence(logits, torch.full((4, 6), 255), 3)
+    assert loss.item() == 0.0
+    loss.backward()
+    assert torch.all(logits.grad == 0)
