@@ -45,8 +45,9 @@ def load_config(name: str, cfg_options: dict = None):
 
 def check_recipe(recipe: str, cfg_options: dict = None) -> None:
     """Build both configs and their training datasets; raise naming the missing data."""
-    import ipswap_mm  # noqa: F401
     from mmengine.registry import DATASETS, init_default_scope
+
+    import ipswap_mm  # noqa: F401
     spec = RECIPES[recipe]
     for variant in ('baseline', 'ips'):
         cfg = load_config(spec[variant], cfg_options)

@@ -1,4 +1,7 @@
-"""Distributed set-up that MMEngine 0.10.7 gets wrong on CPU-only machines.
+"""What the project's tools do before MMEngine's Runner takes over.
+
+:func:`load_run_config` reads a config the way the stock ``train.py`` / ``test.py`` do
+(``--cfg-options``, ``--work-dir``, ``--launcher``) and prepares distributed training:
 
 MMEngine's ``pytorch`` launcher calls ``torch.cuda.set_device`` and wraps the model in
 DDP with ``device_ids=[LOCAL_RANK]``; both fail without a GPU. On such machines
@@ -9,9 +12,14 @@ model wrapper code as on GPUs. With a GPU it changes nothing.
 """
 from __future__ import annotations
 
+import os.path as osp
+from typing import Optional
+
 import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
 
 
 def _sync_bn_to_bn(node) -> None:
@@ -38,3 +46,23 @@ def prepare_distributed(cfg: Config) -> None:
     wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
     _sync_bn_to_bn(cfg.model)
+
+
+def load_run_config(config: str, cfg_options: Optional[dict], work_dir: Optional[str], launcher: str) -> Config:
+    """The config as the stock tools build it: overrides, work dir (default
+    ``./work_dirs/<config name>``), launcher; then :func:`prepare_distributed`."""
+    cfg = Config.fromfile(config)
+    cfg.launcher = launcher
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config))[0])
+    prepare_distributed(cfg)
+    return cfg
+
+
+def build_runner(cfg: Config) -> Runner:
+    """``Runner.from_cfg``, or the registered runner the config names in ``runner_type``."""
+    return Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)

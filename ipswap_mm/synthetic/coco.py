@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import os.path as osp
-from typing import List, Optional, Sequence
+from typing import List, Sequence
 
 import cv2
 import numpy as np
@@ -67,14 +67,15 @@ def write_coco_dataset(root: str,
                        size: Sequence[int] = (96, 128),
                        classes: Sequence[int] = DEFAULT_CLASSES,
                        seed: int = 0,
-                       max_objects: Optional[int] = 3) -> str:
+                       max_objects: int = 3) -> str:
     """Write a small dataset at ``root`` (the ``data/coco/`` folder) and return ``root``.
 
     Layout: ``train2017/*.jpg``, ``val2017/*.jpg`` and
     ``annotations/instances_{train,val}2017.json`` with one annotation per object:
     ``bbox`` (tight box of the mask, ``[x, y, w, h]``), polygon ``segmentation``,
-    ``area`` (mask pixels) and ``iscrowd=0``. Objects whose polygons are all degenerate
-    are left out.
+    ``area`` (mask pixels) and ``iscrowd=0``. The polygons are the outer contours of the
+    mask (COCO polygons have no holes: a ring's hole is filled). Objects whose polygons
+    are all degenerate are left out.
 
     Args:
         root: Output folder; refused if it holds data that was not generated here.

@@ -7,7 +7,7 @@ everything else stay as configured.
 from __future__ import annotations
 
 import os.path as osp
-from typing import Tuple
+from typing import Optional, Tuple
 
 from mmengine.config import Config
 
@@ -66,25 +66,27 @@ def _evaluators(evaluator_cfg) -> list:
 
 
 def shrink_det_config(cfg: Config, data_root: str, scale: Tuple[int, int], epochs: int, work_dir: str,
-                      batch_size: int | None = None, warmup_iters: int = 2) -> Config:
+                      batch_size: Optional[int] = None, warmup_iters: int = 2) -> Config:
     """Turn an epoch-based MMDetection training config into an ``epochs``-epoch CPU run.
 
     Changes only: the work dir; every dataset's ``data_root`` (inside ``RepeatDataset`` /
     ``ConcatDataset`` wrappers, whose repeats become 1); the ``scale`` ``(w, h)`` of every
     ``Resize`` / ``RandomResize`` step; ``model.backbone.init_cfg=None`` (no pretrained
     download); 0 data workers; ``train_cfg.max_epochs`` (MMEngine's epoch loop validates
-    after the last epoch, on the generated val set); param schedulers' ``end`` clipped to ``epochs``
-    (``by_epoch``) or ``warmup_iters`` (iteration-based); a checkpoint at the end; a log
-    line every iteration; the evaluators' ``ann_file`` (COCO) pointing at the generated
-    annotations; and ``train_dataloader.batch_size`` when ``batch_size`` is given. Make the
-    generated training set small: one epoch is ``len(train set) / batch_size`` iterations.
+    after the last epoch, on the generated val set); param schedulers' ``end`` clipped to
+    ``epochs`` (``by_epoch``) or ``warmup_iters`` (iteration-based); a checkpoint at the
+    end; a log line every iteration; the evaluators' ``ann_file`` (COCO) pointing at the
+    generated annotations; and ``train_dataloader.batch_size`` when ``batch_size`` is
+    given. Make the generated training set small: one epoch is
+    ``len(train set) / batch_size`` iterations.
     """
     if 'max_epochs' not in cfg.train_cfg:
         raise ValueError(f'shrink_det_config needs an epoch-based train_cfg (max_epochs), got {cfg.train_cfg}')
     cfg.work_dir = work_dir
     cfg.model.backbone.init_cfg = None
     cfg.train_cfg.max_epochs = epochs
-    for scheduler in cfg.param_scheduler:
+    schedulers = cfg.param_scheduler
+    for scheduler in schedulers if isinstance(schedulers, (list, tuple)) else [schedulers]:
         limit = epochs if scheduler.get('by_epoch', True) else warmup_iters
         scheduler.end = min(scheduler.get('end', limit), limit)
     cfg.default_hooks.checkpoint.interval = epochs
@@ -103,6 +105,9 @@ def shrink_det_config(cfg: Config, data_root: str, scale: Tuple[int, int], epoch
     for evaluator_key, loader in (('val_evaluator', 'val_dataloader'), ('test_evaluator', 'test_dataloader')):
         for evaluator in _evaluators(cfg[evaluator_key]):
             if 'ann_file' in evaluator:
-                (dataset,) = _leaf_datasets(cfg[loader].dataset)
-                evaluator.ann_file = osp.join(data_root, dataset.ann_file)
+                datasets = _leaf_datasets(cfg[loader].dataset)
+                if len(datasets) != 1:
+                    raise ValueError(f'{evaluator_key}.ann_file: {loader}.dataset holds {len(datasets)} '
+                                     'datasets; shrink_det_config cannot tell which annotations it evaluates')
+                evaluator.ann_file = osp.join(data_root, datasets[0].ann_file)
     return cfg

@@ -3,8 +3,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ipswap_mm.core.instance_swap import (box_pixel_ranges, keep_visible_objects, pair_regions, partner_of,
-                                          visible_box_parts, visible_mask_parts)
+from ipswap_mm.core.instance_swap import (
+    box_pixel_ranges,
+    keep_visible_objects,
+    pair_regions,
+    partner_of,
+    visible_box_parts,
+    visible_mask_parts,
+)
 
 # box coordinates on a quarter-pixel grid (exact in float32), reaching outside the image
 coordinate = st.integers(-24, 140).map(lambda q: q / 4)

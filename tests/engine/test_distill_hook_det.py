@@ -6,13 +6,21 @@ import torch
 from mmdet.datasets.samplers import AspectRatioBatchSampler
 from mmdet.registry import MODELS
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
 from torch.utils.data import DataLoader
 
 from ipswap_mm.engine.distill_hook import IPSDistillHook, check_pair_dataloader
 from tests.engine.test_distill_hook import Indices, fake_runner, pair_loader
-from tests.models.det.test_det_pair_logits import (FASTER_RCNN, MASK_RCNN, NUM_CLASSES, RETINANET, STOCK_CONFIGS,
-                                                   run_loss, shared_class_batch, tiny_detector)
+from tests.models.det.test_det_pair_logits import (
+    FASTER_RCNN,
+    MASK_RCNN,
+    NUM_CLASSES,
+    RETINANET,
+    STOCK_CONFIGS,
+    mmdet_scope,  # noqa: F401 - autouse fixture
+    run_loss,
+    shared_class_batch,
+    tiny_detector,
+)
 
 # (config, classifier whose weight the pair loss must reach, sigmoid scores, logit channels)
 DETECTORS = {
@@ -63,7 +71,6 @@ def test_pair_loss_is_zero_without_a_shared_class(monkeypatch):
 
 
 def test_unsupported_head_is_a_type_error_naming_it(monkeypatch):
-    init_default_scope('mmdet')
     cfg = Config.fromfile(osp.join(STOCK_CONFIGS, 'detr/detr_r50_8xb2-150e_coco.py')).model
     cfg.backbone.update(depth=18, init_cfg=None)
     cfg.neck.in_channels = [512]

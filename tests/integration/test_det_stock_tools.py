@@ -1,20 +1,17 @@
 """Stock MMDetection tools on the project's detection configs, on generated COCO / VOC data, on the CPU."""
-import json
-import os
 import os.path as osp
-import subprocess
-import sys
 
 import mmdet
 import pytest
 import torch
 from mmdet.registry import MODELS
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
+from mmengine.registry import DefaultScope
 
 from ipswap_mm.synthetic import write_coco_dataset, write_voc_detection_dataset
 from ipswap_mm.synthetic.small_run import shrink_det_config
 from tests.conftest import REPO
+from tests.integration.helpers import logged_scalars, run_python
 
 STOCK_TOOLS = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools')
 SIZE = (96, 128)  # (h, w) of the generated images
@@ -40,24 +37,11 @@ def voc_det_root(tmp_path_factory) -> str:
                                        size=SIZE)
 
 
-def run(args, cwd):
-    result = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=600,
-                            env={**os.environ, 'PYTHONPATH': REPO})
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result.stdout + result.stderr
-
-
 def small_config(name, data_root, work_dir, path):
     cfg = shrink_det_config(Config.fromfile(osp.join(REPO, 'configs', name)), data_root, scale=SCALE, epochs=1,
                             work_dir=work_dir, batch_size=2)
     cfg.dump(path)
     return path
-
-
-def logged_scalars(work_dir):
-    (run_dir,) = [d for d in os.listdir(work_dir) if osp.isdir(osp.join(work_dir, d, 'vis_data'))]
-    with open(osp.join(work_dir, run_dir, 'vis_data', 'scalars.json')) as file:
-        return [json.loads(line) for line in file]
 
 
 @pytest.fixture(scope='module', params=sorted(CONFIGS))
@@ -67,7 +51,7 @@ def trained(request, coco_root, voc_det_root, tmp_path_factory):
     tmp = tmp_path_factory.mktemp(f'{request.param}_run')
     work_dir = str(tmp / 'ips')
     config = small_config(ips_config, data_root, work_dir, str(tmp / 'ips_cfg.py'))
-    output = run([osp.join(STOCK_TOOLS, 'train.py'), config, '--work-dir', work_dir], cwd=str(tmp))
+    output = run_python([osp.join(STOCK_TOOLS, 'train.py'), config, '--work-dir', work_dir], cwd=str(tmp))
     baseline = small_config(baseline_config, data_root, str(tmp / 'base'), str(tmp / 'base_cfg.py'))
     return dict(name=request.param, tmp=tmp, work_dir=work_dir, output=output, baseline=baseline,
                 checkpoint=osp.join(work_dir, 'epoch_1.pth'))
@@ -78,12 +62,14 @@ def test_stock_train_logs_the_pair_loss(trained):
     logged = [row for row in logged_scalars(trained['work_dir']) if 'loss' in row]
     assert logged and all('loss_ips_kl' in row for row in logged)
     assert all(torch.isfinite(torch.tensor([row['loss_ips_kl'], row['loss']])).all() for row in logged)
-    assert 'IPSDistillHook' in trained['output'] and 'DetPatchSwap' in trained['output']
+    assert any(row['loss_ips_kl'] > 0 for row in logged)  # some pair shared a class and was distilled
+    # the run ended with the stock evaluator on the generated val / test annotations
+    assert 'Epoch(val) [1][2/2]' in trained['output']
 
 
 def test_checkpoint_loads_into_the_baseline_config(trained):
-    init_default_scope('mmdet')
-    model = MODELS.build(Config.fromfile(trained['baseline']).model)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        model = MODELS.build(Config.fromfile(trained['baseline']).model)
     state = torch.load(trained['checkpoint'], map_location='cpu', weights_only=True)['state_dict']
     result = model.load_state_dict(state, strict=True)
     assert not result.missing_keys and not result.unexpected_keys

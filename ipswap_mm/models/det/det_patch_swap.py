@@ -1,7 +1,7 @@
 """``DetPatchSwap``: intra-class patch swap as an MMDetection batch augmentation."""
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -154,7 +154,7 @@ def _box_tensor(boxes) -> Tensor:
 
 
 def _gather_instances(sources: List[InstanceData], picks: List[Tensor], boxes: Tensor, box_type,
-                      masks: Tensor | None, like_masks) -> InstanceData:
+                      masks: Optional[Tensor], like_masks) -> InstanceData:
     """New instances: ``sources[0][picks[0]]`` then ``sources[1][picks[1]]``, with new boxes/masks."""
     result = InstanceData()
     for key in sources[0].keys():

@@ -39,7 +39,9 @@ class BatchAugSegDataPreProcessor(SegDataPreProcessor):
         super().__init__(batch_augments=None, **kwargs)
         if not batch_augments:
             return
-        augments = [MODELS.build(cfg) for cfg in batch_augments]
+        # Build in the mmseg scope whatever the current default scope is (a process that
+        # also ran an MMDetection job has 'mmdet' as default scope).
+        augments = [MODELS.build({'_scope_': 'mmseg', **cfg}) for cfg in batch_augments]
         for index, augment in enumerate(augments):
             if self.size is not None and hasattr(augment, 'check_input_size'):
                 augment.check_input_size(self.size, f'model.data_preprocessor.size; '

@@ -9,7 +9,7 @@ from mmdet.structures import DetDataSample
 from mmdet.structures.bbox import HorizontalBoxes, bbox2roi
 from mmdet.structures.mask import BitmapMasks
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
+from mmengine.registry import DefaultScope
 from mmengine.structures import InstanceData
 
 from ipswap_mm.models.det import DensePairLogits, RoIPairLogits
@@ -21,10 +21,17 @@ MASK_RCNN = 'mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
 NUM_CLASSES = 5
 
 
+@pytest.fixture(autouse=True)
+def mmdet_scope():
+    """Build from MMDetection's registries, as a config's ``default_scope='mmdet'`` does, and
+    restore the previous default scope afterwards (other test modules build MMSegmentation models)."""
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        yield
+
+
 def tiny_detector(config: str, swap: bool = True, patch_size: int = 16):
     """The stock model of ``config`` with a ResNet-18 backbone, 32-channel FPN and heads, 5 classes,
     no pretrained weights; DetPatchSwap (swap_prob=1) in the data preprocessor when ``swap``."""
-    init_default_scope('mmdet')
     cfg = Config.fromfile(osp.join(STOCK_CONFIGS, config)).model
     cfg.backbone.update(depth=18, init_cfg=None)
     cfg.neck.update(in_channels=[64, 128, 256, 512], out_channels=32)
