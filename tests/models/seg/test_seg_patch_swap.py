@@ -61,3 +61,14 @@ def test_patch_size_must_divide_the_crop():
         BatchAugSegDataPreProcessor(size=(60, 60), batch_augments=[dict(type='SegPatchSwap', patch_size=32)])
     BatchAugSegDataPreProcessor(size=(60, 60), batch_augments=[
         dict(type='SegPatchSwap', patch_size=32, allow_partial_grid=True)])
+
+
+@pytest.mark.parametrize('default_scope', ['mmdet', 'mmengine', None])
+def test_batch_augments_build_whatever_the_default_scope(default_scope):
+    # A process that ran an MMDetection job first has 'mmdet' as its default scope.
+    from mmengine.registry import DefaultScope
+
+    with DefaultScope.overwrite_default_scope(default_scope):
+        preprocessor = BatchAugSegDataPreProcessor(
+            size=(32, 32), batch_augments=[dict(type='SegPatchSwap', patch_size=8)])
+    assert isinstance(preprocessor.batch_augments.augments[0], SegPatchSwap)
