@@ -68,3 +68,15 @@ def test_project_train_resumes(trained):
                   '--cfg-options', f'train_cfg.max_iters={ITERS + 2}'], cwd=str(tmp))
     assert f'resumed epoch: 0, iter: {ITERS}' in output
     assert osp.exists(osp.join(work_dir, f'iter_{ITERS + 2}.pth'))
+
+
+def test_stock_train_resumes_from_an_ips_checkpoint(trained):
+    # Under torch >= 2.6 the stock --resume fails on plain MMEngine checkpoints; IPS ones are weights-only safe.
+    tmp, config, _, checkpoint = trained
+    work_dir = tmp / 'stock_resume'
+    work_dir.mkdir()
+    (work_dir / 'last_checkpoint').write_text(checkpoint)
+    output = run_python([osp.join(STOCK_TOOLS, 'train.py'), config, '--work-dir', str(work_dir), '--resume',
+                         '--cfg-options', f'train_cfg.max_iters={ITERS + 1}'], cwd=str(tmp))
+    assert f'resumed epoch: 0, iter: {ITERS}' in output
+    assert osp.exists(osp.join(work_dir, f'iter_{ITERS + 1}.pth'))
