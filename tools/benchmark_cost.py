@@ -1,24 +1,49 @@
 """What IPS costs per training iteration, next to the alternatives (``make bench``).
 
-For each task the same batch is trained with several variants, each in its own process
-(so peak memory is its own): median iteration time (after warm-up) and peak memory,
-reported as ratios to the baseline at equal batch size.
+For one segmentation model, one two-stage and one one-stage detector, the same generated
+batch is trained with four variants, each in its own process (so peak memory is its
+own): median iteration time (after warm-up) and peak memory, reported as ratios to the
+baseline at equal batch size. Runs on the CPU, or on a GPU with ``--device cuda``.
+
+Tasks (``--tasks``, default all three):
+  seg         DeepLabV3 R-50-D8 (configs/{baseline,ipswap}_deeplabv3_voc.py)
+  two_stage   Mask R-CNN R-50-FPN (configs/{baseline,ipswap}_mask-rcnn_r50_fpn_1x_coco.py)
+  one_stage   RetinaNet R-50-FPN (configs/{baseline,ipswap}_retinanet_r50_fpn_1x_coco.py)
+Batches are generated scenes (``ipswap_mm.synthetic``), laid out pair by pair, the two
+images of a pair sharing a class; detection samples carry boxes and labels (and instance
+masks for Mask R-CNN). Backbones are randomly initialised (nothing is downloaded).
 
 Variants:
-  baseline    the stock config's model, plain training step
+  baseline    the baseline config's model, plain training step
   ips         the project's IPS config: patch swap in the data preprocessor + pair KL hook
-  cutmix      (segmentation) a CutMix-style batch augmentation of the same family: one box
-              pasted from the flipped batch, labels included (a stand-in for a stock one:
+  cutmix      (seg) a CutMix-style batch augmentation of the same family: one box pasted
+              from the flipped batch, labels included (a stand-in for a stock one:
               MMSegmentation 1.2.2 ships none that runs)
-  teacher_kd  the baseline step plus a frozen larger teacher's forward pass on the same batch
-              (ResNet-101 twin), as a teacher-KD framework runs it; the KL itself is not added,
-              so this is a lower bound of its cost
-It also times the swap alone against a plain copy of the same batch tensors.
+  copypaste   (two_stage) MMDetection's stock ``CopyPaste`` transform, each image pasting
+  mixup       (one_stage) / MMDetection's stock ``MixUp`` transform, each image mixed with
+              its partner. These are dataset-pipeline transforms: they run on the CPU, on
+              NumPy images, before the samples are packed. Here they run inside the timed
+              step, on the main process, so their whole cost is counted in the iteration
+              time; in real training they run in the dataloader workers, in parallel with
+              the model step, and cost step time only when the workers cannot keep up. The
+              loading of the extra image that ``MultiImageMixDataset`` does is not counted.
+  teacher_kd  the baseline step plus a frozen teacher's forward pass on the same batch (the
+              baseline model with a ResNet-101 backbone), as a teacher-KD framework runs it;
+              the distillation loss itself is not added, so this is a lower bound of its cost
+For detection, every variant packs the samples (``PackDetInputs``) inside the timed step,
+so the mixing transforms see pipeline data; segmentation batches come packed.
+For the ips variant it also times the swap alone against a plain copy of the same batch
+tensors (images, and label maps or boxes, labels and masks).
 
-    python tools/benchmark_cost.py [--device cpu|cuda] [--tasks seg] [--iters 10] [--out DIR]
+    python tools/benchmark_cost.py [--device cpu|cuda] [--tasks seg,two_stage,one_stage] [--iters 10]
+                                   [--rounds 2] [--crop SIDE] [--batch 4] [--out DIR]
+
+Writes ``cost.json`` (rows and run settings) and ``cost.png`` to ``--out``.
 """
 import argparse
+import copy
 import json
+import math
 import os
 import os.path as osp
 import statistics
@@ -29,11 +54,7 @@ import time
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-TASKS = {
-    'seg': dict(ips='configs/ipswap_deeplabv3_voc.py', baseline='configs/baseline_deeplabv3_voc.py',
-                teacher='mmseg::deeplabv3/deeplabv3_r101-d8_4xb4-20k_voc12aug-512x512.py',
-                variants=('baseline', 'ips', 'cutmix', 'teacher_kd')),
-}
+TEACHER_DEPTH = 101
 
 
 def peak_memory_mb(device: str) -> float:
@@ -50,40 +71,25 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def seg_batch(batch_size: int, crop: int, seed: int = 0):
-    """A training batch of generated scenes as the dataloader would give it."""
+def paired_scenes(batch_size: int, size: int, seed: int = 0) -> list:
+    """Generated scenes, pair by pair: both images of a pair show class 3 (and 7 or 11)."""
     import numpy as np
-    import torch
-    from mmengine.structures import PixelData
-    from mmseg.structures import SegDataSample
 
     from ipswap_mm.synthetic import make_scene
     rng = np.random.default_rng(seed)
-    inputs, samples = [], []
+    scenes = []
     for index in range(batch_size):
-        classes = (3, 7) if index % 2 == 0 else (3, 11)  # pairs share class 3
-        scene = make_scene(rng, crop, crop, classes)
-        inputs.append(torch.from_numpy(scene.image[..., ::-1].copy()).permute(2, 0, 1))
-        sample = SegDataSample()
-        sample.gt_sem_seg = PixelData(data=torch.from_numpy(scene.semantic.astype(np.int64))[None])
-        sample.set_metainfo(dict(img_shape=(crop, crop), ori_shape=(crop, crop)))
-        samples.append(sample)
-    return dict(inputs=inputs, data_samples=samples)
+        classes = (3, 7) if index % 2 == 0 else (3, 11)
+        scene = make_scene(rng, size, size, classes)
+        while 3 not in scene.labels:  # the pair must really share its class
+            scene = make_scene(rng, size, size, classes)
+        scenes.append(scene)
+    return scenes
 
 
-def build_seg(config: str, crop: int, device: str):
-    from mmengine.config import Config
-    from mmengine.hub import get_config
-    from mmengine.registry import init_default_scope
-    from mmseg.registry import MODELS
-    init_default_scope('mmseg')
-    cfg = get_config(config) if '::' in config else Config.fromfile(osp.join(ROOT, config))
-    cfg.model.pretrained = None
-    cfg.model.data_preprocessor.size = (crop, crop)
-    cfg.model.backbone.norm_cfg = cfg.model.decode_head.norm_cfg = cfg.model.auxiliary_head.norm_cfg = dict(
-        type='BN', requires_grad=True)
-    model = MODELS.build(cfg.model).to(device)
-    return cfg, model
+def swap_module(model):
+    from ipswap_mm.models import PairSwapBatchAug
+    return next(m for m in model.data_preprocessor.modules() if isinstance(m, PairSwapBatchAug))
 
 
 class SegCutMix:
@@ -107,58 +113,198 @@ class SegCutMix:
         return inputs, data_samples
 
 
-def worker(task: str, variant: str, device: str, iters: int, warmup: int, crop: int, batch: int) -> dict:
-    import copy
+class SegTask:
+    """A segmentor trained on packed batches; its mixing variant is a batch augmentation."""
 
+    scope = 'mmseg'
+
+    def __init__(self, baseline: str, ips: str, mix: str = 'cutmix') -> None:
+        self.baseline, self.ips, self.mix = baseline, ips, mix
+
+    def build(self, config: str, size: int, device: str, depth: int = None):
+        from mmengine.config import Config
+        from mmseg.registry import MODELS
+        cfg = Config.fromfile(osp.join(ROOT, config))
+        cfg.model.pretrained = None
+        if depth is not None:
+            cfg.model.backbone.depth = depth
+        cfg.model.data_preprocessor.size = (size, size)
+        cfg.model.backbone.norm_cfg = cfg.model.decode_head.norm_cfg = cfg.model.auxiliary_head.norm_cfg = dict(
+            type='BN', requires_grad=True)
+        return cfg, MODELS.build(cfg.model).to(device)
+
+    def samples(self, batch_size: int, size: int):
+        """The batch as the dataloader gives it: ``dict(inputs, data_samples)``."""
+        import numpy as np
+        import torch
+        from mmengine.structures import PixelData
+        from mmseg.structures import SegDataSample
+        inputs, samples = [], []
+        for index, scene in enumerate(paired_scenes(batch_size, size)):
+            inputs.append(torch.from_numpy(scene.image[..., ::-1].copy()).permute(2, 0, 1))
+            sample = SegDataSample()
+            sample.gt_sem_seg = PixelData(data=torch.from_numpy(scene.semantic.astype(np.int64))[None])
+            sample.set_metainfo(dict(img_shape=(size, size), ori_shape=(size, size), img_path=f'synthetic/{index}.png'))
+            samples.append(sample)
+        return dict(inputs=inputs, data_samples=samples)
+
+    def mixing(self, model, size: int):
+        model.data_preprocessor.batch_augments = SegCutMix()  # runs inside train_step
+        return None
+
+    def prepare(self, raw, mix):
+        return copy.deepcopy(raw)
+
+    def collate(self, prepared, mix):
+        return prepared
+
+    def annotations(self, samples) -> list:
+        import torch
+        return [torch.stack([s.gt_sem_seg.data for s in samples])]
+
+
+class DetTask:
+    """A detector trained on pipeline results packed in the step; its mixing variant is a stock
+    MMDetection pipeline transform (``CopyPaste`` or ``MixUp``) with the partner as mix image."""
+
+    scope = 'mmdet'
+
+    def __init__(self, baseline: str, ips: str, mix: str, with_masks: bool) -> None:
+        self.baseline, self.ips, self.mix, self.with_masks = baseline, ips, mix, with_masks
+
+    def build(self, config: str, size: int, device: str, depth: int = None):
+        from mmdet.registry import MODELS
+        from mmengine.config import Config
+        cfg = Config.fromfile(osp.join(ROOT, config))
+        cfg.model.backbone.init_cfg = None
+        if depth is not None:
+            cfg.model.backbone.depth = depth
+        return cfg, MODELS.build(cfg.model).to(device)
+
+    def samples(self, batch_size: int, size: int) -> list:
+        """Results dicts as the loading transforms leave them (BGR ``img``, boxes, labels, masks)."""
+        import numpy as np
+        from mmdet.structures.bbox import HorizontalBoxes
+        from mmdet.structures.mask import BitmapMasks
+        results = []
+        for index, scene in enumerate(paired_scenes(batch_size, size)):
+            rows = scene.masks.any(2)
+            cols = scene.masks.any(1)
+            boxes = [[c.argmax(), r.argmax(), len(c) - c[::-1].argmax(), len(r) - r[::-1].argmax()]
+                     for r, c in zip(rows, cols)]
+            result = dict(img=scene.image[..., ::-1].copy(), img_path=f'synthetic/{index}.jpg', img_id=index,
+                          img_shape=(size, size), ori_shape=(size, size), scale_factor=(1.0, 1.0), flip=False,
+                          flip_direction=None, gt_bboxes=HorizontalBoxes(np.asarray(boxes, np.float32)),
+                          gt_bboxes_labels=scene.labels.astype(np.int64),
+                          gt_ignore_flags=np.zeros(len(boxes), bool))
+            if self.with_masks:
+                result['gt_masks'] = BitmapMasks(scene.masks.astype(np.uint8), size, size)
+            results.append(result)
+        return results
+
+    def mixing(self, model, size: int):
+        from mmdet.datasets.transforms import CopyPaste, MixUp
+        return CopyPaste() if self.mix == 'copypaste' else MixUp(img_scale=(size, size))
+
+    def prepare(self, raw: list, mix) -> list:
+        """A fresh copy of the results; with a mixing transform, each gets its partner as mix image."""
+        prepared = copy.deepcopy(raw)
+        if mix is not None:
+            for index, result in enumerate(prepared):
+                result['mix_results'] = [copy.deepcopy(raw[index ^ 1])]
+        return prepared
+
+    def collate(self, prepared: list, mix) -> dict:
+        from mmdet.datasets.transforms import PackDetInputs
+        pack = PackDetInputs()
+        packed = []
+        for result in prepared:
+            if mix is not None:
+                result = mix(result)
+                result.pop('mix_results')
+            packed.append(pack(result))
+        return dict(inputs=[p['inputs'] for p in packed], data_samples=[p['data_samples'] for p in packed])
+
+    def annotations(self, samples) -> list:
+        tensors = []
+        for sample in samples:
+            instances = sample.gt_instances
+            tensors += [instances.bboxes.tensor if hasattr(instances.bboxes, 'tensor') else instances.bboxes,
+                        instances.labels]
+            if 'masks' in instances:
+                tensors.append(instances.masks.masks)
+        return tensors
+
+
+TASKS = {
+    'seg': SegTask('configs/baseline_deeplabv3_voc.py', 'configs/ipswap_deeplabv3_voc.py'),
+    'two_stage': DetTask('configs/baseline_mask-rcnn_r50_fpn_1x_coco.py', 'configs/ipswap_mask-rcnn_r50_fpn_1x_coco.py',
+                         mix='copypaste', with_masks=True),
+    'one_stage': DetTask('configs/baseline_retinanet_r50_fpn_1x_coco.py', 'configs/ipswap_retinanet_r50_fpn_1x_coco.py',
+                         mix='mixup', with_masks=False),
+}
+
+
+def variants(task: str) -> tuple:
+    return ('baseline', 'ips', TASKS[task].mix, 'teacher_kd')
+
+
+def worker(task: str, variant: str, device: str, iters: int, warmup: int, crop: int, batch: int) -> dict:
+    """Train ``variant`` of ``task`` for ``warmup + iters`` steps on one generated batch; time each."""
+    import numpy as np
     import torch
     from mmengine.optim import OptimWrapper
+    from mmengine.registry import DefaultScope
 
+    import ipswap_mm  # noqa: F401 - registers IPS
     from ipswap_mm.engine.distill_hook import IPSDistillHook
     spec = TASKS[task]
+    if variant not in variants(task):
+        raise ValueError(f'{task} has the variants {variants(task)}, not {variant!r}')
     torch.manual_seed(0)
-    cfg, model = build_seg(spec['ips' if variant == 'ips' else 'baseline'], crop, device)
-    if variant == 'ips':
-        IPSDistillHook(**{k: v for k, v in cfg.custom_hooks[0].items() if k != 'type'}).attach(model)
-    if variant == 'cutmix':
-        model.data_preprocessor.batch_augments = SegCutMix()
-    teacher = None
-    if variant == 'teacher_kd':
-        _, teacher = build_seg(spec['teacher'], crop, device)
-        teacher.eval().requires_grad_(False)
-    optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9))
-    model.train()
-    data = seg_batch(batch, crop)
-    times = []
-    for step in range(warmup + iters):
-        batch_data = copy.deepcopy(data)
-        synchronize(device)
-        start = time.perf_counter()
-        if teacher is not None:
-            with torch.no_grad():
-                teacher_inputs = teacher.data_preprocessor(copy.deepcopy(data), training=False)['inputs']
-                teacher._forward(teacher_inputs)
-        losses = model.train_step(batch_data, optim)
-        synchronize(device)
-        if step >= warmup:
-            times.append(time.perf_counter() - start)
-    result = dict(task=task, variant=variant, median_s=statistics.median(times), times=times,
-                  peak_mb=peak_memory_mb(device), losses=sorted(losses))
-    if variant == 'ips':
-        result.update(swap_vs_copy(model, data, device, iters))
+    np.random.seed(0)
+    with DefaultScope.overwrite_default_scope(spec.scope):
+        cfg, model = spec.build(spec.ips if variant == 'ips' else spec.baseline, crop, device)
+        hook = None
+        if variant == 'ips':
+            hook = IPSDistillHook(**{k: v for k, v in cfg.custom_hooks[0].items() if k != 'type'})
+            hook.attach(model)
+        mix = spec.mixing(model, crop) if variant == spec.mix else None
+        teacher = None
+        if variant == 'teacher_kd':
+            _, teacher = spec.build(spec.baseline, crop, device, depth=TEACHER_DEPTH)
+            teacher.eval().requires_grad_(False)
+        optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9))
+        model.train()
+        raw = spec.samples(batch, crop)
+        times = []
+        for step in range(warmup + iters):
+            prepared = spec.prepare(raw, mix)
+            synchronize(device)
+            start = time.perf_counter()
+            data = spec.collate(prepared, mix)
+            if teacher is not None:
+                with torch.no_grad():
+                    processed = teacher.data_preprocessor(data, training=False)
+                    teacher._forward(processed['inputs'], processed['data_samples'])
+            losses = model.train_step(data, optim)
+            synchronize(device)
+            if step >= warmup:
+                times.append(time.perf_counter() - start)
+        result = dict(task=task, variant=variant, median_s=statistics.median(times), times=times,
+                      peak_mb=peak_memory_mb(device), loss=losses['loss'].item(), losses=sorted(losses))
+        if variant == 'ips':
+            result.update(swap_vs_copy(spec, model, spec.collate(spec.prepare(raw, None), None), device, iters))
+            hook.detach()
     return result
 
 
-def swap_vs_copy(model, data, device: str, iters: int) -> dict:
+def swap_vs_copy(spec, model, data: dict, device: str, iters: int) -> dict:
     """Median time of the swap alone vs. a plain copy of the same batch tensors."""
-    import copy
-
     import torch
-    processed = model.data_preprocessor(copy.deepcopy(data), training=False)
-    inputs = processed['inputs']
-    samples = copy.deepcopy(data['data_samples'])
-    for sample in samples:
-        sample.gt_sem_seg.data = sample.gt_sem_seg.data.to(device)
-    swap = model.data_preprocessor.batch_augments.augments[0]
+    processed = model.data_preprocessor(data, training=False)  # padded and normalised, on the device
+    inputs, samples = processed['inputs'], processed['data_samples']
+    swap = swap_module(model)
     swap_times, copy_times = [], []
     for _ in range(max(iters, 20)):
         synchronize(device)
@@ -168,51 +314,67 @@ def swap_vs_copy(model, data, device: str, iters: int) -> dict:
         swap_times.append(time.perf_counter() - start)
         start = time.perf_counter()
         inputs.clone()
-        torch.stack([s.gt_sem_seg.data for s in samples]).clone()
+        for tensor in spec.annotations(samples):
+            tensor.clone() if isinstance(tensor, torch.Tensor) else tensor.copy()
         synchronize(device)
         copy_times.append(time.perf_counter() - start)
     return dict(swap_s=statistics.median(swap_times), copy_s=statistics.median(copy_times))
 
 
-def main() -> None:
+def run_worker(task: str, variant: str, device: str, args, crop: int) -> dict:
+    command = [sys.executable, __file__, '--worker', task, variant, '--device', device, '--iters', str(args.iters),
+               '--warmup', str(args.warmup), '--crop', str(crop), '--batch', str(args.batch)]
+    process = subprocess.run(command, capture_output=True, text=True)
+    if process.returncode != 0:
+        raise SystemExit(f'benchmark worker {task}/{variant} failed:\n{process.stderr[-4000:]}')
+    return json.loads(process.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--device', default=None, help='cpu or cuda (default: cuda if available)')
-    parser.add_argument('--tasks', default='seg')
+    parser.add_argument('--tasks', default='seg,two_stage,one_stage', help=f'comma-separated, of {sorted(TASKS)}')
     parser.add_argument('--iters', type=int, default=10)
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--rounds', type=int, default=2, help='repeat every variant this many times, interleaved')
-    parser.add_argument('--crop', type=int, default=None, help='default: 512 on cuda, 128 on cpu')
-    parser.add_argument('--batch', type=int, default=4)
+    parser.add_argument('--crop', type=int, default=None,
+                        help='image side (the crop for segmentation); default: 512 on cuda, 128 on cpu')
+    parser.add_argument('--batch', type=int, default=4, help='images per batch, even (whole pairs)')
     parser.add_argument('--out', default='work_dirs/benchmark_cost')
     parser.add_argument('--worker', nargs=2, metavar=('TASK', 'VARIANT'), help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    tasks = args.tasks.split(',')
+    unknown = [task for task in tasks if task not in TASKS]
+    if unknown or args.batch % 2:
+        parser.error(f'--tasks: unknown {unknown}, choose from {sorted(TASKS)}' if unknown
+                     else f'--batch {args.batch} is odd: batches hold whole pairs')
     import torch
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     crop = args.crop or (512 if device.startswith('cuda') else 128)
     if args.worker:
-        import ipswap_mm  # noqa: F401
         print(json.dumps(worker(*args.worker, device, args.iters, args.warmup, crop, args.batch)))
         return
 
     results = {}
     for _ in range(args.rounds):
-        for task in args.tasks.split(','):
-            for variant in TASKS[task]['variants']:
-                command = [sys.executable, __file__, '--worker', task, variant, '--device', device,
-                           '--iters', str(args.iters), '--warmup', str(args.warmup), '--crop', str(crop),
-                           '--batch', str(args.batch)]
-                output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-                result = json.loads(output.strip().splitlines()[-1])
-                previous = results.setdefault((task, variant), dict(result, times=[], peak_mb=0.0))
-                previous['times'] += result['times']
-                previous['peak_mb'] = max(previous['peak_mb'], result['peak_mb'])
-                for key in ('swap_s', 'copy_s'):
-                    if key in result:
-                        previous.setdefault(f'{key}_all', []).append(result[key])
+        for task in tasks:
+            for variant in variants(task):
+                add_result(results, run_worker(task, variant, device, args, crop))
     report(results, device, crop, args)
 
 
-def report(results: dict, device: str, crop: int, args) -> None:
+def add_result(results: dict, result: dict) -> None:
+    """Merge one worker's result into ``results[(task, variant)]`` (times pooled, peak memory maxed)."""
+    previous = results.setdefault((result['task'], result['variant']), dict(result, times=[], peak_mb=0.0))
+    previous['times'] += result['times']
+    previous['peak_mb'] = max(previous['peak_mb'], result['peak_mb'])
+    for key in ('swap_s', 'copy_s'):
+        if key in result:
+            previous.setdefault(f'{key}_all', []).append(result[key])
+
+
+def report(results: dict, device: str, crop: int, args) -> list:
+    """Print the table; write ``cost.json`` and ``cost.png`` to ``args.out``; return the rows."""
     os.makedirs(args.out, exist_ok=True)
     rows = []
     for (task, variant), result in results.items():
@@ -220,23 +382,34 @@ def report(results: dict, device: str, crop: int, args) -> None:
         median = statistics.median(result['times'])
         row = dict(task=task, variant=variant, median_s=median, peak_mb=result['peak_mb'],
                    time_ratio=median / statistics.median(base['times']),
-                   memory_ratio=result['peak_mb'] / base['peak_mb'])
+                   memory_ratio=result['peak_mb'] / base['peak_mb'], loss=result.get('loss', math.nan))
         if 'swap_s_all' in result:
-            row['swap_over_copy'] = statistics.median(result['swap_s_all']) / statistics.median(result['copy_s_all'])
+            row['swap_s'] = statistics.median(result['swap_s_all'])
+            row['copy_s'] = statistics.median(result['copy_s_all'])
+            row['swap_over_copy'] = row['swap_s'] / row['copy_s']
         rows.append(row)
     meta = dict(device=device if not device.startswith('cuda') else torch_device_name(), crop=crop,
-                batch=args.batch, iters=args.iters, rounds=args.rounds, command=' '.join(sys.argv))
+                batch=args.batch, iters=args.iters, warmup=args.warmup, rounds=args.rounds,
+                memory='torch.cuda.max_memory_allocated' if device.startswith('cuda') else 'process max RSS',
+                tasks={task: dict(baseline=TASKS[task].baseline, ips=TASKS[task].ips, mixing=TASKS[task].mix)
+                       for task in sorted({row['task'] for row in rows})},
+                note='detection mixing (copypaste, mixup) is a CPU pipeline transform timed inside the step; '
+                     'teacher_kd adds a frozen ResNet-101 twin forward, without the distillation loss',
+                command=' '.join(sys.argv))
     with open(osp.join(args.out, 'cost.json'), 'w') as file:
         json.dump(dict(meta=meta, rows=rows), file, indent=2)
-    print(f"device: {meta['device']}, crop {crop}, batch {args.batch}, {args.iters} iterations x {args.rounds} rounds")
-    print(f"{'task':<6} {'variant':<11} {'median s/iter':>13} {'time x':>7} {'peak MB':>9} {'memory x':>9}")
+    print(f"device: {meta['device']}, image side {crop}, batch {args.batch}, "
+          f"{args.iters} iterations x {args.rounds} rounds")
+    print(f"{'task':<10} {'variant':<11} {'median s/iter':>13} {'time x':>7} {'peak MB':>9} {'memory x':>9}")
     for row in rows:
-        print(f"{row['task']:<6} {row['variant']:<11} {row['median_s']:>13.3f} {row['time_ratio']:>7.3f} "
+        print(f"{row['task']:<10} {row['variant']:<11} {row['median_s']:>13.3f} {row['time_ratio']:>7.3f} "
               f"{row['peak_mb']:>9.0f} {row['memory_ratio']:>9.3f}")
     for row in rows:
         if 'swap_over_copy' in row:
-            print(f"{row['task']}: the swap alone costs {row['swap_over_copy']:.2f}x a plain copy of the batch tensors")
+            print(f"{row['task']}: the swap alone takes {row['swap_s'] * 1e3:.2f} ms, "
+                  f"{row['swap_over_copy']:.2f}x a plain copy of the batch tensors")
     plot(rows, osp.join(args.out, 'cost.png'))
+    return rows
 
 
 def torch_device_name() -> str:
@@ -249,12 +422,12 @@ def plot(rows: list, path: str) -> None:
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     labels = [f"{r['task']}\n{r['variant']}" for r in rows]
-    figure, axis = plt.subplots(figsize=(1.4 * len(rows) + 2, 3.2))
+    figure, axis = plt.subplots(figsize=(1.2 * len(rows) + 2, 3.2))
     positions = range(len(rows))
     axis.bar([p - 0.2 for p in positions], [r['time_ratio'] for r in rows], 0.4, label='time / baseline')
     axis.bar([p + 0.2 for p in positions], [r['memory_ratio'] for r in rows], 0.4, label='peak memory / baseline')
     axis.axhline(1.05, color='grey', linestyle='--', linewidth=1, label='1.05x')
-    axis.set_xticks(list(positions), labels, fontsize=8)
+    axis.set_xticks(list(positions), labels, fontsize=7)
     axis.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=90)

@@ -24,16 +24,24 @@ class PairSwapBatchAug(nn.Module):
         swap_ratio: Fraction of cells a swapped pair exchanges, or a ``(low, high)`` range.
         allow_partial_grid: Accept a fixed input size that ``patch_size`` does not divide;
             the border strip is then never swapped.
+        check_finite: Before swapping, check that the input batch holds no NaN or inf
+            (one ``isfinite`` reduction over the batch; on a GPU it waits for the batch);
+            if it does, raise a ``ValueError`` naming the images (``img_path``, or the
+            batch index) so that the dataset or pipeline that produced them can be fixed,
+            instead of swapping the bad values into the partner image and training on a
+            NaN loss. ``False`` skips the check.
     """
 
     def __init__(self,
                  patch_size: int = 32,
                  swap_prob: float = 0.5,
                  swap_ratio: Ratio = 0.5,
-                 allow_partial_grid: bool = False) -> None:
+                 allow_partial_grid: bool = False,
+                 check_finite: bool = True) -> None:
         super().__init__()
         self.swap = PatchSwap(patch_size, swap_prob, swap_ratio)
         self.allow_partial_grid = allow_partial_grid
+        self.check_finite = check_finite
         self.generator = IterationGenerator(type(self).__name__)
 
     def check_input_size(self, size: Sequence[int], key: str) -> None:
@@ -44,13 +52,33 @@ class PairSwapBatchAug(nn.Module):
                              f'{tuple(size)} ({key}): choose a patch_size that divides it, or set '
                              'allow_partial_grid=True to leave the border strip unswapped')
 
+    def check_inputs_finite(self, inputs: Tensor, data_samples: Sequence) -> None:
+        """Raise, naming the images, if ``inputs`` holds NaN or inf (one reduction when it does not)."""
+        if bool(torch.isfinite(inputs).all()):
+            return
+        bad = (~torch.isfinite(inputs)).flatten(1).any(1).nonzero().flatten().tolist()
+        names = []
+        for index in bad:
+            path = data_samples[index].metainfo.get('img_path') if index < len(data_samples) else None
+            names.append(f'{path} (batch index {index})' if path else f'batch index {index}')
+        raise ValueError(f'{type(self).__name__}: the input batch holds NaN or inf values in {len(bad)} of '
+                         f'{inputs.shape[0]} images: {", ".join(names)}. The dataset or data pipeline produced '
+                         'them (a corrupt or non-image file, a transform dividing by zero, a 0 in '
+                         'model.data_preprocessor.std): fix the data or the pipeline; swapping would spread '
+                         'them to the partner image and make the loss NaN')
+
     def sample_pixel_mask(self, inputs: Tensor, data_samples: Sequence) -> Tuple[Tensor, Tensor]:
-        """Cells ``(P, Gh, Gw)`` and pixels ``(P, H, W)`` every pair exchanges."""
+        """Cells ``(P, Gh, Gw)`` and pixels ``(P, H, W)`` every pair exchanges.
+
+        Checks first that the batch holds whole pairs and, with ``check_finite``, finite values.
+        """
         num_items = inputs.shape[0]
         if num_items % 2:
             raise ValueError(f'{type(self).__name__} needs whole pairs but got a batch of {num_items}: '
                              'set an even train_dataloader.batch_size and '
                              "train_dataloader.sampler=dict(type='IntraClassPairSampler')")
+        if self.check_finite:
+            self.check_inputs_finite(inputs, data_samples)
         height, width = inputs.shape[-2:]
         image_hw = [tuple(sample.metainfo.get('img_shape', (height, width)))[:2] for sample in data_samples]
         valid = pair_valid_hw(image_hw)

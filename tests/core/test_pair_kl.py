@@ -131,3 +131,14 @@ def test_all_ignored_labels_give_zero():
     assert loss.item() == 0.0
     loss.backward()
     assert torch.all(logits.grad == 0)
+
+
+@pytest.mark.parametrize('sigmoid', [False, True])
+def test_never_negative_for_near_equal_views(sigmoid):
+    torch.manual_seed(0)
+    logits = torch.randn(2, 6, 50) * 8
+    logits[1] = logits[0] + 1e-4 * torch.randn(6, 50)
+    labels = torch.randint(0, 6, (2, 50))
+    labels[1] = labels[0]
+    loss = pair_kl_divergence(logits, labels, num_classes=6, temperature=4.0, use_sigmoid=sigmoid)
+    assert loss.item() >= 0.0

@@ -2,6 +2,7 @@
 import json
 import os
 import os.path as osp
+import signal
 import subprocess
 import sys
 
@@ -9,11 +10,32 @@ from tests.conftest import REPO
 
 
 def run_python(args, cwd, timeout=600):
-    """Run ``python ARGS`` with the repository importable; fail with the tail of its output."""
-    result = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                            env={**os.environ, 'PYTHONPATH': REPO})
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result.stdout + result.stderr
+    """Run ``python ARGS`` with the repository importable; fail with the tail of its output.
+
+    It runs in a session of its own: after ``timeout`` seconds the whole session is killed
+    (``torchrun`` and its workers alike), and the test fails saying so instead of hanging.
+    """
+    process = subprocess.Popen([sys.executable, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env={**os.environ, 'PYTHONPATH': REPO}, start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_session(process)
+        stdout, stderr = process.communicate()
+        raise AssertionError(f'python {" ".join(args)} did not finish in {timeout} s; killed it\n'
+                             + stdout[-3000:] + stderr[-3000:]) from None
+    except BaseException:  # pytest-timeout or Ctrl-C interrupting the wait: leave nothing running
+        _kill_session(process)
+        raise
+    assert process.returncode == 0, stdout[-3000:] + stderr[-3000:]
+    return stdout + stderr
+
+
+def _kill_session(process) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def logged_scalars(work_dir):
@@ -25,3 +47,25 @@ def logged_scalars(work_dir):
             with open(path) as file:
                 rows += [json.loads(line) for line in file]
     return rows
+
+
+def single_process_pairs(cfg, scope, epochs, cache_dir):
+    """What ``cfg``'s ``IntraClassPairSampler`` pairs in one process (world size 1) with the run's seed
+    (``cfg.randomness.seed``): ``({epoch: [(name_a, name_b), ...]}, {name: set of classes})``, images
+    named like ``PairRecorderHook`` names them (file name without extension)."""
+    import copy
+
+    from mmengine.registry import DATASETS, DefaultScope
+
+    from ipswap_mm.datasets import IntraClassPairSampler
+    with DefaultScope.overwrite_default_scope(scope):
+        dataset = DATASETS.build(copy.deepcopy(cfg.train_dataloader.dataset))
+    options = {key: value for key, value in cfg.train_dataloader.sampler.items() if key not in ('type', '_scope_')}
+    sampler = IntraClassPairSampler(dataset, seed=cfg.randomness.seed, cache_dir=cache_dir, **options)
+    assert (sampler.rank, sampler.world_size) == (0, 1)
+    names = [osp.splitext(osp.basename(dataset.get_data_info(i)['img_path']))[0] for i in range(len(dataset))]
+    pairs = {epoch: [(names[a], names[b]) for a, b in sampler.epoch_pairs(epoch).tolist()] for epoch in epochs}
+    classes = {}
+    for name, class_set in zip(names, sampler.class_sets):
+        classes.setdefault(name, set()).update(class_set)
+    return pairs, classes

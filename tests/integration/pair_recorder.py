@@ -1,4 +1,4 @@
-"""Test-only hook: records which images every rank trained on, batch by batch."""
+"""Test-only hook: records which images every rank trained on, batch by batch, and its losses."""
 import json
 import os.path as osp
 
@@ -9,13 +9,15 @@ from mmengine.registry import HOOKS
 
 @HOOKS.register_module()
 class PairRecorderHook(Hook):
-    """Appends ``[iteration, [image names of the batch in order]]`` to ``pairs_rank{R}.jsonl``, and
+    """Appends ``{"iter", "epoch", "names": [image names of the batch in order], "losses": {name: value}}``
+    to ``pairs_rank{R}.jsonl`` (this rank's own losses, before any averaging across ranks), and
     writes the sum of every parameter to ``checksum_rank{R}.json`` after training."""
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
         names = [osp.splitext(osp.basename(sample.img_path))[0] for sample in data_batch['data_samples']]
+        losses = {key: float(value) for key, value in (outputs or {}).items() if 'loss' in key}
         with open(osp.join(runner.work_dir, f'pairs_rank{get_rank()}.jsonl'), 'a') as file:
-            file.write(json.dumps([runner.iter, names]) + '\n')
+            file.write(json.dumps(dict(iter=runner.iter, epoch=runner.epoch, names=names, losses=losses)) + '\n')
 
     def after_train(self, runner) -> None:
         model = runner.model.module if hasattr(runner.model, 'module') else runner.model

@@ -8,9 +8,10 @@ import torch
 from mmengine.config import Config
 from PIL import Image
 
-from ipswap_mm.synthetic.small_run import shrink_seg_config
+from ipswap_mm.synthetic import write_coco_dataset
+from ipswap_mm.synthetic.small_run import shrink_det_config, shrink_seg_config
 from tests.conftest import REPO
-from tests.integration.helpers import logged_scalars, run_python
+from tests.integration.helpers import logged_scalars, run_python, single_process_pairs
 
 TRAIN = osp.join(REPO, 'tools', 'train.py')
 
@@ -38,32 +39,82 @@ def image_classes(voc_root, name):
     return set(np.unique(labels).tolist()) - {0, 255}
 
 
+RECORDER = dict(custom_imports=dict(imports=['ipswap_mm', 'tests.integration.pair_recorder'],
+                                    allow_failed_imports=False),
+                custom_hooks=[dict(type='IPSDistillHook'), dict(type='PairRecorderHook')],
+                randomness=dict(seed=5))
+
+
+def train_on_two_cpu_processes(config, work_dir, cwd, port, timeout):
+    """``torchrun --nproc_per_node=2 tools/train.py CONFIG --launcher pytorch``; a hang fails the test."""
+    run_python(['-m', 'torch.distributed.run', '--nproc_per_node=2', f'--master_port={port}', TRAIN,
+                config, '--launcher', 'pytorch', '--work-dir', work_dir], cwd=cwd, timeout=timeout)
+
+
+def check_two_rank_run(work_dir, expected_pairs, classes):
+    """Every rank trained whole same-class pairs, the pairs a single process makes for the same seed,
+    dealt out whole (pair j to rank j % 2); every rank's losses are finite and hold the pair loss;
+    both ranks end with the same weights. ``expected_pairs``: ``{epoch: [(a, b), ...]}``."""
+    records = {}
+    for rank in (0, 1):
+        with open(osp.join(work_dir, f'pairs_rank{rank}.jsonl')) as file:
+            records[rank] = [json.loads(line) for line in file]
+    assert [r['iter'] for r in records[0]] == [r['iter'] for r in records[1]] == list(range(len(records[0])))
+    for rows in records.values():
+        for row in rows:
+            assert len(row['names']) == 2  # batch_size 2: one whole pair per rank and step
+            first, second = row['names']
+            assert first == second or classes[first] & classes[second]
+            assert 'loss_ips_kl' in row['losses'] and all(np.isfinite(list(row['losses'].values()))), row
+    assert {r['epoch'] for r in records[0] + records[1]} == set(expected_pairs)
+    for epoch, pairs in expected_pairs.items():
+        shares = {rank: [tuple(r['names']) for r in rows if r['epoch'] == epoch] for rank, rows in records.items()}
+        for rank, share in shares.items():
+            assert share == pairs[rank::2][:len(share)], (epoch, rank)
+        assert not set(shares[0]) & set(shares[1])  # the ranks train different pairs
+        if len(shares[0]) + len(shares[1]) >= len(pairs):  # a whole epoch: all ranks together made its pairs
+            assert set(shares[0]) | set(shares[1]) == set(pairs), epoch
+    logged = [row for row in logged_scalars(work_dir) if 'loss' in row]
+    assert logged and all(np.isfinite(row['loss']) and np.isfinite(row['loss_ips_kl']) for row in logged)
+    checksums = [json.load(open(osp.join(work_dir, f'checksum_rank{rank}.json'))) for rank in (0, 1)]
+    assert checksums[0] == checksums[1]  # gradients were synchronised: both ranks hold the same weights
+
+
 @pytest.mark.timeout(480)
 def test_two_processes_on_cpu_train_whole_pairs(voc_root, tmp_path):
     work_dir = str(tmp_path / 'dist')
-    config = seg_config(voc_root, work_dir, str(tmp_path / 'cfg.py'), iters=3,
-                        custom_imports=dict(imports=['ipswap_mm', 'tests.integration.pair_recorder'],
-                                            allow_failed_imports=False),
-                        custom_hooks=[dict(type='IPSDistillHook'), dict(type='PairRecorderHook')])
-    run_python(['-m', 'torch.distributed.run', '--nproc_per_node=2', '--master_port=29517', TRAIN,
-         config, '--launcher', 'pytorch', '--work-dir', work_dir], cwd=str(tmp_path))
-    batches = {}
-    for rank in (0, 1):
-        with open(osp.join(work_dir, f'pairs_rank{rank}.jsonl')) as file:
-            batches[rank] = [json.loads(line) for line in file]
-    assert [it for it, _ in batches[0]] == [it for it, _ in batches[1]] == [0, 1, 2]
-    seen = {0: set(), 1: set()}
-    for rank, rows in batches.items():
-        for _, names in rows:
-            assert len(names) == 2  # batch_size 2: one whole pair per rank and step
-            assert image_classes(voc_root, names[0]) & image_classes(voc_root, names[1])
-            seen[rank].add(tuple(names))
-    assert not seen[0] & seen[1]  # the ranks train different pairs
-    for row in logged_scalars(work_dir):
-        if 'loss' in row:
-            assert np.isfinite(row['loss']) and np.isfinite(row['loss_ips_kl'])
-    checksums = [json.load(open(osp.join(work_dir, f'checksum_rank{rank}.json'))) for rank in (0, 1)]
-    assert checksums[0] == checksums[1]  # gradients were synchronised: both ranks hold the same weights
+    # the train list only (not train + aug): 16 images, 8 pairs, one epoch is 4 iterations per rank
+    config = seg_config(voc_root, work_dir, str(tmp_path / 'cfg.py'), iters=4, **RECORDER)
+    cfg = Config.fromfile(config)
+    cfg.train_dataloader.dataset = cfg.train_dataloader.dataset.datasets[0]
+    cfg.dump(config)
+    train_on_two_cpu_processes(config, work_dir, str(tmp_path), port=29517, timeout=420)
+    pairs, classes = single_process_pairs(cfg, 'mmseg', [0], str(tmp_path / 'cache'))
+    assert len(pairs[0]) == 8
+    for name, class_set in classes.items():
+        assert class_set == image_classes(voc_root, name)
+    check_two_rank_run(work_dir, pairs, classes)
+
+
+@pytest.mark.timeout(300)
+def test_two_processes_on_cpu_train_whole_pairs_detection(tmp_path):
+    """The same for a detector: RetinaNet (ResNet-18, slim FPN and head) on generated COCO data, 2 epochs."""
+    data_root = write_coco_dataset(str(tmp_path / 'coco'), num_train=8, num_val=2, size=(96, 128))
+    work_dir = str(tmp_path / 'dist')
+    cfg = shrink_det_config(Config.fromfile(osp.join(REPO, 'configs', 'ipswap_retinanet_r50_fpn_1x_coco.py')),
+                            data_root, scale=(128, 96), epochs=2, work_dir=work_dir, batch_size=2)
+    cfg.model.backbone.depth = 18
+    cfg.model.neck.in_channels, cfg.model.neck.out_channels = [64, 128, 256, 512], 64
+    cfg.model.bbox_head.in_channels = cfg.model.bbox_head.feat_channels = 64
+    cfg.model.bbox_head.stacked_convs = 2
+    cfg.train_cfg.val_begin = 3  # no evaluation: this is about training
+    cfg.merge_from_dict(RECORDER)
+    config = str(tmp_path / 'cfg.py')
+    cfg.dump(config)
+    train_on_two_cpu_processes(config, work_dir, str(tmp_path), port=29541, timeout=240)
+    pairs, classes = single_process_pairs(cfg, 'mmdet', [0, 1], str(tmp_path / 'cache'))
+    assert len(pairs[0]) == len(pairs[1]) == 4 and pairs[0] != pairs[1]  # new pairs every epoch
+    check_two_rank_run(work_dir, pairs, classes)
 
 
 @pytest.mark.timeout(480)

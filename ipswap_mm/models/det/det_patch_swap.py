@@ -62,7 +62,7 @@ class DetPatchSwap(PairSwapBatchAug):
     Adds: metainfo ``ips_pair_index``.
 
     Args:
-        patch_size, swap_prob, swap_ratio: see :class:`PairSwapBatchAug`.
+        patch_size, swap_prob, swap_ratio, check_finite: see :class:`PairSwapBatchAug`.
         min_visible_area: Pixels an object that lost pixels or moved must keep.
         min_visible_ratio: Fraction of its full area such an object must keep.
     """
@@ -72,8 +72,9 @@ class DetPatchSwap(PairSwapBatchAug):
                  swap_prob: float = 0.5,
                  swap_ratio: Ratio = 0.5,
                  min_visible_area: float = 16.0,
-                 min_visible_ratio: float = 0.25) -> None:
-        super().__init__(patch_size, swap_prob, swap_ratio, allow_partial_grid=True)
+                 min_visible_ratio: float = 0.25,
+                 check_finite: bool = True) -> None:
+        super().__init__(patch_size, swap_prob, swap_ratio, allow_partial_grid=True, check_finite=check_finite)
         if min_visible_area < 0 or not 0 <= min_visible_ratio <= 1:
             raise ValueError('DetPatchSwap.min_visible_area must be >= 0 and min_visible_ratio in [0, 1], got '
                              f'{min_visible_area!r} and {min_visible_ratio!r}')

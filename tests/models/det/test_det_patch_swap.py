@@ -257,3 +257,14 @@ def test_odd_batch_names_the_batch_size():
 def test_bad_thresholds_name_the_key(kwargs):
     with pytest.raises(ValueError, match='min_visible'):
         DetPatchSwap(**kwargs)
+
+
+def test_nan_image_raises_naming_the_file():
+    samples = [det_sample([[0, 0, 8, 8]], [0], 16, 16) for _ in range(4)]
+    samples[1].set_metainfo(dict(img_path='coco/train2017/000000000042.jpg'))
+    inputs = torch.rand(4, 3, 16, 16)
+    inputs[1, 0, 0, 0] = float('nan')
+    inputs[3, 2, 5, 5] = float('-inf')  # no img_path: named by its batch index
+    swap = DetPatchSwap(patch_size=8, swap_prob=0.0)  # checked even when no pair swaps
+    with pytest.raises(ValueError, match=r'000000000042\.jpg \(batch index 1\), batch index 3\. The dataset'):
+        swap(inputs, samples)

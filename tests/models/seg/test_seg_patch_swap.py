@@ -72,3 +72,15 @@ def test_batch_augments_build_whatever_the_default_scope(default_scope):
         preprocessor = BatchAugSegDataPreProcessor(
             size=(32, 32), batch_augments=[dict(type='SegPatchSwap', patch_size=8)])
     assert isinstance(preprocessor.batch_augments.augments[0], SegPatchSwap)
+
+
+def test_nan_image_raises_naming_the_file():
+    inputs, samples = seg_batch(4, 16, 16)
+    for index, sample in enumerate(samples):
+        sample.set_metainfo(dict(img_path=f'data/JPEGImages/{index:04d}.jpg'))
+    inputs[2, 1, 3, 5] = float('nan')
+    with pytest.raises(ValueError, match=r'0002\.jpg \(batch index 2\).*dataset or data pipeline') as error:
+        SegPatchSwap(patch_size=8)(inputs, samples)
+    assert '0000.jpg' not in str(error.value) and '0003.jpg' not in str(error.value)
+    inputs[2, 1, 3, 5] = float('inf')  # the check can be switched off
+    SegPatchSwap(patch_size=8, check_finite=False)(inputs, samples)

@@ -1,0 +1,56 @@
+"""``tools/benchmark_cost.py`` at toy size: every variant of a detection task trains and is reported."""
+import json
+import math
+
+import pytest
+import torch
+from mmengine.registry import DefaultScope
+
+from tools import benchmark_cost
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread: on a shared 2-core machine two threads only fight over the cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def in_process(task, variant, device, args, crop):
+    return benchmark_cost.worker(task, variant, device, args.iters, args.warmup, crop, args.batch)
+
+
+@pytest.mark.timeout(300)
+def test_one_stage_variants_are_timed_and_reported(tmp_path, monkeypatch, capsys, one_thread):
+    monkeypatch.setattr(benchmark_cost, 'run_worker', in_process)  # the workers' subprocesses, in this one
+    scope = DefaultScope.get_current_instance()
+    benchmark_cost.main(['--tasks', 'one_stage', '--device', 'cpu', '--iters', '1', '--warmup', '0', '--rounds',
+                         '1', '--crop', '64', '--batch', '2', '--out', str(tmp_path)])
+    assert DefaultScope.get_current_instance() is scope  # the workers leave the default scope as it was
+    with open(tmp_path / 'cost.json') as file:
+        report = json.load(file)
+    rows = {row['variant']: row for row in report['rows']}
+    assert sorted(rows) == ['baseline', 'ips', 'mixup', 'teacher_kd']
+    for row in rows.values():
+        assert row['task'] == 'one_stage'
+        for key in ('median_s', 'peak_mb', 'time_ratio', 'memory_ratio', 'loss'):
+            assert math.isfinite(row[key]) and row[key] > 0, (row['variant'], key)
+    assert rows['baseline']['time_ratio'] == rows['baseline']['memory_ratio'] == 1.0
+    assert all(math.isfinite(rows['ips'][key]) and rows['ips'][key] > 0 for key in ('swap_s', 'copy_s'))
+    assert report['meta']['tasks']['one_stage']['mixing'] == 'mixup'
+    assert (tmp_path / 'cost.png').stat().st_size > 0
+    assert 'one_stage  teacher_kd' in capsys.readouterr().out
+
+
+@pytest.mark.timeout(300)
+def test_two_stage_copy_paste_and_swap_carry_masks(one_thread):
+    spec = benchmark_cost.TASKS['two_stage']
+    raw = spec.samples(2, 64)
+    assert all(3 in result['gt_bboxes_labels'] for result in raw)  # the pair shares its class
+    assert all(len(result['gt_masks']) == len(result['gt_bboxes']) for result in raw)
+    for variant in ('copypaste', 'ips'):
+        result = benchmark_cost.worker('two_stage', variant, 'cpu', iters=1, warmup=0, crop=64, batch=2)
+        assert math.isfinite(result['loss']) and 'loss_mask' in result['losses']
+        assert ('loss_ips_kl' in result['losses']) == (variant == 'ips')
