@@ -268,3 +268,19 @@ def test_nan_image_raises_naming_the_file():
     swap = DetPatchSwap(patch_size=8, swap_prob=0.0)  # checked even when no pair swaps
     with pytest.raises(ValueError, match=r'000000000042\.jpg \(batch index 1\), batch index 3\. The dataset'):
         swap(inputs, samples)
+
+
+@pytest.mark.parametrize('kind', KINDS)
+def test_image_without_annotations_receives_the_partner_objects(kind):
+    # Images with no boxes pair among themselves or with anything (see the sampler); the swap must cope.
+    samples = [det_sample([], [], 32, 32, kind), det_sample([[0, 0, 16, 16], [16, 16, 32, 32]], [1, 2], 32, 32, kind)]
+    cells = torch.zeros(1, 2, 2, dtype=torch.bool)
+    cells[0, 0, 0] = True  # the top-left 16x16 cell changes places
+    out, out_samples = fixed_cells(DetPatchSwap(patch_size=16, swap_prob=1.0), cells)(torch.rand(2, 3, 32, 32),
+                                                                                      samples)
+    assert box_list(out_samples[0].gt_instances) == [[0.0, 0.0, 16.0, 16.0]]
+    assert out_samples[0].gt_instances.labels.tolist() == [1]
+    assert box_list(out_samples[1].gt_instances) == [[16.0, 16.0, 32.0, 32.0]]
+    assert out_samples[1].gt_instances.labels.tolist() == [2]
+    if kind != 'boxes':
+        assert len(out_samples[0].gt_instances.masks) == 1 and len(out_samples[1].gt_instances.masks) == 1
