@@ -2,6 +2,7 @@
 # make test  - install into .venv, then run the test suite
 # make lint  - ruff
 # make bench - cost benchmark: iteration time and peak memory of IPS vs. the alternatives
+# make bench-accuracy - efficacy benchmark: baseline vs. IPS on handwritten-digit scenes, 3 seeds (CPU)
 #
 # TORCH picks the PyTorch build: the default is the CPU wheel; on a GPU server use e.g.
 #   make test TORCH='torch==2.1.2 --index-url https://download.pytorch.org/whl/cu121'
@@ -17,7 +18,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.ipswap_mm-installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench bench-accuracy clean
 
 install: $(STAMP)
 
@@ -39,6 +40,9 @@ test: install
 
 bench: install
 	$(PY) tools/benchmark_cost.py $(BENCH_ARGS)
+
+bench-accuracy: install
+	$(PY) tools/benchmark_accuracy.py $(BENCH_ARGS)
 
 lint: install
 	$(PY) -m ruff check ipswap_mm tools tests configs

@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 import os
 import os.path as osp
-from typing import List, Sequence
+from typing import Iterable, List, Mapping, Sequence
 
 import cv2
 import numpy as np
 from PIL import Image
 
-from .scenes import make_scene
+from .scenes import Scene, make_scene
 from .voc import MARKER
 
 # The ids of the 80 COCO 2017 categories, in the order of CocoDataset.METAINFO['classes'].
@@ -91,24 +91,41 @@ def write_coco_dataset(root: str,
         if not 0 <= int(label) < len(categories):
             raise ValueError(f'classes holds {label}, not a CocoDataset label (0..{len(categories) - 1})')
     rng = np.random.default_rng(seed)
+    splits = {split: (make_scene(rng, size[0], size[1], classes, max_objects=max_objects) for _ in range(count))
+              for split, count in (('train2017', num_train), ('val2017', num_val))}
+    return write_coco_scenes(root, splits, categories, [category['id'] for category in categories])
+
+
+def write_coco_scenes(root: str, splits: Mapping[str, Iterable[Scene]], categories: List[dict],
+                      category_ids: Sequence[int]) -> str:
+    """Write scenes at ``root`` in the COCO instance layout and return ``root``.
+
+    ``splits`` maps folder names (``'train2017'``, ``'val2017'``) to iterables of
+    :class:`Scene`, consumed in that order; ``categories`` is the JSON category list and
+    ``category_ids[label]`` the category id of a scene label. One annotation per object:
+    ``bbox`` (tight box of the mask, ``[x, y, w, h]``), polygon ``segmentation`` (outer
+    contours), ``area`` (mask pixels), ``iscrowd=0``; objects whose polygons are all
+    degenerate are left out. Refuses to write into a folder holding data not generated here.
+    """
+    check_writable(root)
     os.makedirs(osp.join(root, 'annotations'), exist_ok=True)
     open(osp.join(root, MARKER), 'w').close()
     annotation_id = 1
-    for split, count in (('train2017', num_train), ('val2017', num_val)):
+    for split, scenes in splits.items():
         os.makedirs(osp.join(root, split), exist_ok=True)
         images, annotations = [], []
-        for index in range(count):
+        for index, scene in enumerate(scenes):
             image_id = index + 1
             file_name = f'{index:012d}.jpg'
-            scene = make_scene(rng, size[0], size[1], classes, max_objects=max_objects)
+            height, width = scene.semantic.shape
             Image.fromarray(scene.image).save(osp.join(root, split, file_name), quality=95)
-            images.append(dict(id=image_id, file_name=file_name, height=int(size[0]), width=int(size[1])))
+            images.append(dict(id=image_id, file_name=file_name, height=int(height), width=int(width)))
             for mask, label in zip(scene.masks, scene.labels):
                 polygons = mask_polygons(mask)
                 if not polygons:
                     continue
                 annotations.append(dict(id=annotation_id, image_id=image_id,
-                                        category_id=categories[int(label)]['id'], bbox=mask_box(mask),
+                                        category_id=int(category_ids[int(label)]), bbox=mask_box(mask),
                                         area=float(mask.sum()), segmentation=polygons, iscrowd=0))
                 annotation_id += 1
         payload = dict(info=dict(description='ipswap_mm generated scenes'), licenses=[], images=images,

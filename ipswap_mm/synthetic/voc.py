@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import os
 import os.path as osp
-from typing import Sequence
+from typing import Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 from PIL import Image
 
-from .scenes import make_scene
+from .scenes import Scene, make_scene
 
 MARKER = '.ipswap_generated'
 
@@ -43,24 +43,37 @@ def write_voc_dataset(root: str,
 
     Refuses to write into a folder that holds data it did not generate.
     """
+    rng = np.random.default_rng(seed)
+    splits = {split: (make_scene(rng, size[0], size[1], classes) for _ in range(count))
+              for split, count in (('train', num_train), ('val', num_val))}
+    return write_voc_scenes(root, splits)
+
+
+def write_voc_scenes(root: str, splits: Mapping[str, Iterable[Scene]], palette: Optional[list] = None) -> str:
+    """Write scenes at ``root`` in the VOC 2012 (+ aug) segmentation layout and return ``root``.
+
+    ``splits`` maps ``'train'`` and ``'val'`` to iterables of :class:`Scene`, consumed in
+    that order; each scene's ``semantic`` map is written as its label PNG (``palette``:
+    the VOC colour map unless given), its image as ``{split}_{index:05d}.jpg``.
+    Refuses to write into a folder that holds data it did not generate.
+    """
     if osp.isdir(root) and os.listdir(root) and not osp.exists(osp.join(root, MARKER)):
         raise FileExistsError(f'{root} holds data that was not generated here; not overwriting it')
-    rng = np.random.default_rng(seed)
     for sub in ('JPEGImages', 'SegmentationClass', 'SegmentationClassAug', 'ImageSets/Segmentation'):
         os.makedirs(osp.join(root, sub), exist_ok=True)
     open(osp.join(root, MARKER), 'w').close()
-    palette = voc_palette()
+    palette = voc_palette() if palette is None else palette
     names = {'train': [], 'val': []}
-    for split, count in (('train', num_train), ('val', num_val)):
-        for index in range(count):
+    for split, scenes in splits.items():
+        for index, scene in enumerate(scenes):
             name = f'{split}_{index:05d}'
-            scene = make_scene(rng, size[0], size[1], classes)
+            height, width = scene.semantic.shape
             Image.fromarray(scene.image).save(osp.join(root, 'JPEGImages', f'{name}.jpg'), quality=95)
-            label = Image.frombytes('P', (size[1], size[0]), np.ascontiguousarray(scene.semantic).tobytes())
+            label = Image.frombytes('P', (width, height), np.ascontiguousarray(scene.semantic).tobytes())
             label.putpalette(palette)
             label.save(osp.join(root, 'SegmentationClass', f'{name}.png'))
             label.save(osp.join(root, 'SegmentationClassAug', f'{name}.png'))
-            names[split].append(name)
+            names.setdefault(split, []).append(name)
     lists = {'train.txt': names['train'], 'aug.txt': names['train'], 'val.txt': names['val']}
     for filename, entries in lists.items():
         with open(osp.join(root, 'ImageSets/Segmentation', filename), 'w') as file:

@@ -1,0 +1,116 @@
+import json
+import math
+import os.path as osp
+
+import pytest
+
+from tools.benchmark_accuracy import (
+    _MISSING,
+    IPS_OVERRIDES,
+    OVERRIDES,
+    build_config,
+    lookup,
+    main,
+    parse_args,
+    parse_sweep,
+)
+
+PATCH = 'model.data_preprocessor.batch_augments.0.patch_size'
+TEMPERATURE = 'custom_hooks.0.loss.temperature'
+TOY = ['--seeds', '0', '--iters', '2', '--val-interval', '2', '--num-train', '4', '--num-val', '2', '--batch', '2']
+
+
+@pytest.fixture(scope='module')
+def toy_run(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp('benchmark_accuracy'))
+    # T=4.0 is the IPS default: the sweep row reuses the ips runs instead of training them again
+    payload = main(['--tasks', 'seg,det', *TOY, '--out', out, '--sweep', f'{TEMPERATURE}=4.0'])
+    return out, payload
+
+
+def test_toy_run_writes_a_row_per_task_and_variant_with_finite_metrics(toy_run):
+    out, payload = toy_run
+    with open(osp.join(out, 'accuracy.json')) as file:
+        stored = json.load(file)
+    rows = {(row['task'], row['variant']): row for row in stored['rows']}
+    assert set(rows) == {(task, variant) for task in ('seg', 'det')
+                         for variant in ('baseline', 'ips', 'ips temperature=4.0')}
+    for row in rows.values():
+        assert row['iters'] == 2 and row['seeds'] == [0] and len(row['values']) == 1
+        assert math.isfinite(row['mean']) and row['std'] is None  # one seed: no spread
+    for run in stored['runs']:
+        assert [entry['iter'] for entry in run['losses']] == [1, 2]
+        assert all(math.isfinite(entry['loss']) for entry in run['losses'])
+        assert [point['iter'] for point in run['val_curve']] == [2]
+        assert ('loss_ips_kl' in run['losses'][0]) == run['variant'].startswith('ips')
+    assert stored['meta']['command'].startswith('python tools/benchmark_accuracy.py --tasks seg,det')
+    assert payload['rows'] == stored['rows']
+    assert osp.getsize(osp.join(out, 'curves.png')) > 0
+
+
+def test_sweep_row_at_the_default_value_reuses_the_ips_runs(toy_run):
+    _, payload = toy_run
+    rows = {(row['task'], row['variant']): row for row in payload['rows']}
+    for task in ('seg', 'det'):
+        swept = rows[(task, 'ips temperature=4.0')]
+        assert swept['reused_from'] == 'ips' and swept['values'] == rows[(task, 'ips')]['values']
+        assert swept['cfg_options'] == {TEMPERATURE: 4.0}
+        assert swept['command'].endswith(f'--cfg-options {TEMPERATURE}=4.0')
+
+
+def test_markdown_lists_every_row_with_its_command(toy_run):
+    out, payload = toy_run
+    with open(osp.join(out, 'accuracy.md')) as file:
+        text = file.read()
+    for row in payload['rows']:
+        assert f"| {row['task']} | {row['variant']}" in text
+        assert f"`{row['command']}`" in text
+    assert 'python tools/benchmark_accuracy.py --tasks seg --variants baseline --seeds 0 --iters 2' in text
+    assert 'IPS minus baseline, paired by seed' in text
+
+
+def test_sweep_values_parse_like_cfg_options():
+    assert parse_sweep([f'{PATCH}=8,16']) == [(PATCH, [8, 16])]
+    assert parse_sweep(['model.data_preprocessor.batch_augments.0.swap_ratio=(0.3,0.7),0.5']) == \
+        [('model.data_preprocessor.batch_augments.0.swap_ratio', [(0.3, 0.7), 0.5])]
+    assert parse_sweep([f'{TEMPERATURE}=2.0', 'custom_hooks.0.loss.loss_weight=0.5,1']) == \
+        [(TEMPERATURE, [2.0]), ('custom_hooks.0.loss.loss_weight', [0.5, 1])]
+
+
+@pytest.mark.parametrize('item, message', [
+    ('patch_size', 'expected KEY=V1,V2'),
+    (f'{PATCH}=', 'expected KEY=V1,V2'),
+    (f'{PATCH}=8,,16', 'empty value'),
+    ('model..patch_size=8', 'not a dotted config key'),
+])
+def test_malformed_sweep_is_rejected_with_a_clear_error(item, message, capsys):
+    with pytest.raises(SystemExit):
+        parse_args(['--sweep', item])
+    assert message in capsys.readouterr().err
+
+
+def test_sweep_key_missing_from_the_ips_config_is_rejected_before_training(tmp_path):
+    with pytest.raises(SystemExit, match=r"has no key 'model.data_preprocessor.batch_augments.0.patchsize'"):
+        main(['--tasks', 'seg', *TOY, '--out', str(tmp_path), '--sweep',
+              'model.data_preprocessor.batch_augments.0.patchsize=8'])
+    assert not osp.exists(osp.join(tmp_path, 'runs'))
+
+
+def test_variants_share_the_overrides_and_a_sweep_value_lands_in_the_config(tmp_path):
+    kwargs = dict(data_root=str(tmp_path), seed=3, iters=10, val_interval=5, batch=4, size=64,
+                  work_dir=str(tmp_path / 'w'))
+    for task in ('seg', 'det'):
+        baseline = build_config(task, 'baseline', **kwargs)
+        ips = build_config(task, 'ips', **kwargs)
+        swept = build_config(task, 'ips', cfg_options={PATCH: 32, TEMPERATURE: 2.0}, **kwargs)
+        for key, value in OVERRIDES[task].items():
+            if isinstance(value, dict) or value is None:
+                continue
+            assert lookup(baseline._cfg_dict, key) == lookup(ips._cfg_dict, key) == value
+        assert baseline.model.backbone == ips.model.backbone
+        assert baseline.optim_wrapper == ips.optim_wrapper and baseline.param_scheduler == ips.param_scheduler
+        assert baseline.train_dataloader.batch_size == ips.train_dataloader.batch_size == 4
+        assert baseline.randomness.seed == ips.randomness.seed == 3
+        assert lookup(baseline._cfg_dict, PATCH) is _MISSING
+        assert lookup(ips._cfg_dict, PATCH) == IPS_OVERRIDES[task].get(PATCH, 32)  # the config's own value
+        assert lookup(swept._cfg_dict, PATCH) == 32 and lookup(swept._cfg_dict, TEMPERATURE) == 2.0
