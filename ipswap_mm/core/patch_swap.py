@@ -98,12 +98,12 @@ class PatchSwap:
         is_swapped = torch.rand(num_pairs, generator=generator, device=device) < self.swap_prob
         num_cells = torch.round(ratio * num_swappable).long() * is_swapped
 
-        # A uniformly random subset of k swappable cells: rank random scores, keep the k
-        # lowest. Unswappable cells get scores above every swappable one.
+        # A uniformly random subset of k swappable cells: the cells of the k lowest random
+        # scores. Unswappable cells get scores above every swappable one.
         scores = torch.rand(swappable.shape, generator=generator, device=device)
-        scores = scores.masked_fill(~swappable, 2.0)
-        ranks = scores.argsort(dim=1).argsort(dim=1)
-        cells = ranks < num_cells[:, None]
+        order = scores.masked_fill(~swappable, 2.0).argsort(dim=1)
+        chosen = torch.arange(order.shape[1], device=device)[None] < num_cells[:, None]
+        cells = torch.zeros_like(chosen).scatter_(1, order, chosen)
         return cells.view(num_pairs, grid_h, grid_w)
 
     def cells_to_pixels(self, cells: Tensor, height: int, width: int) -> Tensor:
@@ -118,15 +118,17 @@ class PatchSwap:
         return pixels
 
 
-def swap_pairs_(tensor: Tensor, pixel_mask: Tensor) -> Tensor:
-    """Exchange the masked pixels between the two items of every pair, in place.
+def swap_pairs(tensor: Tensor, pixel_mask: Tensor) -> Tensor:
+    """The batch with the masked pixels exchanged between the two items of every pair.
 
     Args:
         tensor: ``(2P, ..., H, W)``; items ``2i`` and ``2i + 1`` form pair ``i``.
         pixel_mask: ``(P, H, W)`` bool, True where the pair exchanges pixels.
 
     Returns:
-        ``tensor``, modified in place (one temporary the size of half the batch).
+        A new ``(2P, ..., H, W)`` tensor. Two ``torch.where`` calls write it directly, so
+        the batch is read once and written once, as a copy of it would be (plus the mask);
+        ``tensor`` is left as it was.
     """
     if tensor.shape[0] != 2 * pixel_mask.shape[0]:
         raise ValueError(f'expected {2 * pixel_mask.shape[0]} items for {pixel_mask.shape[0]} pairs, '
@@ -135,12 +137,11 @@ def swap_pairs_(tensor: Tensor, pixel_mask: Tensor) -> Tensor:
         raise ValueError(f'pixel mask {tuple(pixel_mask.shape[-2:])} does not match the '
                          f'tensor size {tuple(tensor.shape[-2:])}')
     pairs = tensor.unflatten(0, (-1, 2))
-    first, second = pairs[:, 0], pairs[:, 1]
+    swapped = torch.empty_like(pairs)
     mask = pixel_mask.view(pixel_mask.shape[0], *([1] * (tensor.dim() - 3)), *pixel_mask.shape[-2:])
-    new_first = torch.where(mask, second, first)
-    second.copy_(torch.where(mask, first, second))
-    first.copy_(new_first)
-    return tensor
+    torch.where(mask, pairs[:, 1], pairs[:, 0], out=swapped[:, 0])
+    torch.where(mask, pairs[:, 0], pairs[:, 1], out=swapped[:, 1])
+    return swapped.flatten(0, 1)
 
 
 def pair_valid_hw(image_hw: Sequence[Tuple[int, int]]) -> Tuple[Tuple[int, int], ...]:

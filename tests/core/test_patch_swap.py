@@ -3,7 +3,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ipswap_mm.core.patch_swap import PatchSwap, pair_valid_hw, swap_pairs_
+from ipswap_mm.core.patch_swap import PatchSwap, pair_valid_hw, swap_pairs
 
 
 def generator(seed: int = 0) -> torch.Generator:
@@ -20,7 +20,9 @@ def test_swapped_pixels_keep_their_labels(pairs, patch, height, width, ratio, pr
     labels = torch.randint(0, 255, (2 * pairs, 1, height, width))
     cells = swap.sample_cells(pairs, height, width, generator(seed))
     mask = swap.cells_to_pixels(cells, height, width)
-    out_images, out_labels = swap_pairs_(images.clone(), mask), swap_pairs_(labels.clone(), mask)
+    before = images.clone()
+    out_images, out_labels = swap_pairs(images, mask), swap_pairs(labels, mask)
+    assert torch.equal(images, before)  # the input batch is left as it was
     partner = torch.arange(2 * pairs) ^ 1
     came_from_partner = mask.repeat_interleave(2, 0)[:, None]
     assert torch.equal(out_images, torch.where(came_from_partner, images[partner], images))
@@ -45,14 +47,14 @@ def test_zero_probability_is_identity():
     images = torch.rand(6, 3, 16, 16)
     mask = swap.cells_to_pixels(swap.sample_cells(3, 16, 16, generator()), 16, 16)
     assert not mask.any()
-    assert torch.equal(swap_pairs_(images.clone(), mask), images)
+    assert torch.equal(swap_pairs(images, mask), images)
 
 
 def test_full_swap_exchanges_the_pair():
     swap = PatchSwap(4, swap_prob=1.0, swap_ratio=1.0)
     images = torch.rand(4, 3, 16, 12)
     mask = swap.cells_to_pixels(swap.sample_cells(2, 16, 12, generator()), 16, 12)
-    assert torch.equal(swap_pairs_(images.clone(), mask), images[[1, 0, 3, 2]])
+    assert torch.equal(swap_pairs(images, mask), images[[1, 0, 3, 2]])
 
 
 @settings(max_examples=40, deadline=None)
@@ -102,4 +104,4 @@ def test_odd_batch_is_rejected():
     with pytest.raises(ValueError, match='even'):
         pair_valid_hw([(4, 4)] * 3)
     with pytest.raises(ValueError, match='items'):
-        swap_pairs_(torch.zeros(3, 1, 4, 4), torch.zeros(1, 4, 4, dtype=torch.bool))
+        swap_pairs(torch.zeros(3, 1, 4, 4), torch.zeros(1, 4, 4, dtype=torch.bool))

@@ -12,7 +12,7 @@ from mmengine.structures import InstanceData
 from torch import Tensor
 
 from ...core.instance_swap import keep_visible_objects, pair_regions, visible_box_parts, visible_mask_parts
-from ...core.patch_swap import Ratio, swap_pairs_
+from ...core.patch_swap import Ratio, swap_pairs
 from ..pair_swap_batch_aug import PairSwapBatchAug
 
 INSTANCE_FIELDS = ('gt_instances', 'ignored_instances')
@@ -44,9 +44,9 @@ class DetPatchSwap(PairSwapBatchAug):
 
     Modifies:
 
-    * ``inputs`` (and ``gt_sem_seg``): pixels exchanged in place, cell by cell; cells
-      reaching into either image's padding, and a border strip narrower than a cell,
-      are never swapped.
+    * ``inputs`` (returned as a new tensor) and ``gt_sem_seg``: pixels exchanged cell by
+      cell; cells reaching into either image's padding, and a border strip narrower than
+      a cell, are never swapped.
     * Objects: each object stays in its image with the part that was not swapped away,
       and reappears in the partner image with the part that was. Boxes are recomputed
       from the instance masks when there are masks, and otherwise shrunk to the visible
@@ -87,14 +87,13 @@ class DetPatchSwap(PairSwapBatchAug):
         swapped = pixel_mask.flatten(1).any(1).tolist()  # one sync: which pairs change at all
         if not any(swapped):
             return inputs, data_samples
-        swap_pairs_(inputs, pixel_mask)
+        inputs = swap_pairs(inputs, pixel_mask)
         if 'gt_sem_seg' in data_samples[0]:
             maps = torch.stack([sample.gt_sem_seg.sem_seg for sample in data_samples])
             if maps.shape[-2:] != inputs.shape[-2:]:
                 raise ValueError(f'gt_sem_seg is {tuple(maps.shape[-2:])} but the images are '
                                  f'{tuple(inputs.shape[-2:])}: set model.data_preprocessor.pad_seg=True')
-            swap_pairs_(maps, pixel_mask)
-            for sample, swapped_map in zip(data_samples, maps):
+            for sample, swapped_map in zip(data_samples, swap_pairs(maps, pixel_mask)):
                 sample.gt_sem_seg.sem_seg = swapped_map
         # the samples of pairs that swap nothing keep their annotations as they are
         pairs = [pair for pair, changed in enumerate(swapped) if changed]

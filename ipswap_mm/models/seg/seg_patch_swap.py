@@ -7,7 +7,7 @@ import torch
 from mmseg.registry import MODELS
 from torch import Tensor
 
-from ...core.patch_swap import swap_pairs_
+from ...core.patch_swap import swap_pairs
 from ..pair_swap_batch_aug import PairSwapBatchAug
 
 PIXEL_MAP_KEYS = ('gt_sem_seg', 'gt_edge_map', 'gt_depth_map')
@@ -23,9 +23,9 @@ class SegPatchSwap(PairSwapBatchAug):
     Reads: ``inputs`` ``(2P, C, H, W)``; every data sample's ``gt_sem_seg`` (and
     ``gt_edge_map``/``gt_depth_map`` when present) ``(1, H, W)`` and metainfo ``img_shape``.
 
-    Modifies: ``inputs`` and those pixel maps, in place: in every swapped cell the two
-    images of a pair exchange pixels and labels together. Cells reaching into either
-    image's padding are never swapped.
+    Modifies: ``inputs`` (returned as a new tensor) and those pixel maps (replaced): in
+    every swapped cell the two images of a pair exchange pixels and labels together.
+    Cells reaching into either image's padding are never swapped.
 
     Adds: metainfo ``ips_pair_index``.
 
@@ -34,7 +34,7 @@ class SegPatchSwap(PairSwapBatchAug):
 
     def forward(self, inputs: Tensor, data_samples: List) -> Tuple[Tensor, List]:
         _, pixel_mask = self.sample_pixel_mask(inputs, data_samples)
-        swap_pairs_(inputs, pixel_mask)
+        inputs = swap_pairs(inputs, pixel_mask)
         for key in PIXEL_MAP_KEYS:
             if key not in data_samples[0]:
                 continue
@@ -42,7 +42,6 @@ class SegPatchSwap(PairSwapBatchAug):
             if maps.shape[-2:] != inputs.shape[-2:]:
                 raise ValueError(f'{key} is {tuple(maps.shape[-2:])} but the images are '
                                  f'{tuple(inputs.shape[-2:])}: pad both to the same size')
-            swap_pairs_(maps, pixel_mask)
-            for sample, swapped in zip(data_samples, maps):
+            for sample, swapped in zip(data_samples, swap_pairs(maps, pixel_mask)):
                 getattr(sample, key).data = swapped
         return inputs, data_samples
