@@ -2,8 +2,17 @@
 
 For one segmentation model, one two-stage and one one-stage detector, the same generated
 batch is trained with four variants, each in its own process (so peak memory is its
-own): median iteration time (after warm-up) and peak memory, reported as ratios to the
+own): iteration time (after warm-up) and peak memory, reported as ratios to the
 baseline at equal batch size. Runs on the CPU, or on a GPU with ``--device cuda``.
+
+Iteration time. Every variant runs ``--rounds`` times, the rounds interleaved across the
+variants, and round r repeats round 1 step by step: the same batch, the same swaps
+(drawn per step from a fixed seed). ``time_s`` is the median over the steps of the
+fastest round of each step: the fastest round filters out what the machine does to a
+process from outside (on a shared 2-core VM the same convolution was seen to take 2.3 to
+3.4 s, round to round), while the median over steps keeps what a variant does
+differently from step to step (a pair that swaps or not). ``median_s``, the median of
+all timed steps, is reported too.
 
 Tasks (``--tasks``, default all three):
   seg         DeepLabV3 R-50-D8 (configs/{baseline,ipswap}_deeplabv3_voc.py)
@@ -36,7 +45,7 @@ For the ips variant it also times the swap alone against a plain copy of the sam
 tensors (images, and label maps or boxes, labels and masks).
 
     python tools/benchmark_cost.py [--device cpu|cuda] [--tasks seg,two_stage,one_stage] [--iters 10]
-                                   [--rounds 2] [--crop SIDE] [--batch 4] [--out DIR]
+                                   [--rounds 3] [--variants baseline,ips] [--crop SIDE] [--batch 4] [--out DIR]
 
 Writes ``cost.json`` (rows and run settings) and ``cost.png`` to ``--out``.
 """
@@ -336,7 +345,10 @@ def main(argv=None) -> None:
     parser.add_argument('--tasks', default='seg,two_stage,one_stage', help=f'comma-separated, of {sorted(TASKS)}')
     parser.add_argument('--iters', type=int, default=10)
     parser.add_argument('--warmup', type=int, default=3)
-    parser.add_argument('--rounds', type=int, default=2, help='repeat every variant this many times, interleaved')
+    parser.add_argument('--rounds', type=int, default=3, help='repeat every variant this many times, interleaved')
+    parser.add_argument('--variants', default=None,
+                        help='comma-separated subset of baseline, ips and the task\'s mixing and teacher_kd variants '
+                             '(default: all; baseline is always run)')
     parser.add_argument('--crop', type=int, default=None,
                         help='image side (the crop for segmentation); default: 512 on cuda, 128 on cpu')
     parser.add_argument('--batch', type=int, default=4, help='images per batch, even (whole pairs)')
@@ -355,22 +367,32 @@ def main(argv=None) -> None:
         print(json.dumps(worker(*args.worker, device, args.iters, args.warmup, crop, args.batch)))
         return
 
+    wanted = None if args.variants is None else {'baseline', *args.variants.split(',')}
     results = {}
     for _ in range(args.rounds):
         for task in tasks:
             for variant in variants(task):
-                add_result(results, run_worker(task, variant, device, args, crop))
+                if wanted is None or variant in wanted:
+                    add_result(results, run_worker(task, variant, device, args, crop))
     report(results, device, crop, args)
 
 
 def add_result(results: dict, result: dict) -> None:
     """Merge one worker's result into ``results[(task, variant)]`` (times pooled, peak memory maxed)."""
-    previous = results.setdefault((result['task'], result['variant']), dict(result, times=[], peak_mb=0.0))
+    previous = results.setdefault((result['task'], result['variant']), dict(result, times=[], rounds=[],
+                                                                                peak_mb=0.0))
     previous['times'] += result['times']
+    previous['rounds'].append(result['times'])
     previous['peak_mb'] = max(previous['peak_mb'], result['peak_mb'])
     for key in ('swap_s', 'copy_s'):
         if key in result:
             previous.setdefault(f'{key}_all', []).append(result[key])
+
+
+def fastest_round_median(rounds: list) -> float:
+    """Median over steps of the fastest round of each step (``rounds``: one list of step times per round)."""
+    steps = min(len(times) for times in rounds)
+    return statistics.median(min(times[step] for times in rounds) for step in range(steps))
 
 
 def report(results: dict, device: str, crop: int, args) -> list:
@@ -379,9 +401,10 @@ def report(results: dict, device: str, crop: int, args) -> list:
     rows = []
     for (task, variant), result in results.items():
         base = results[(task, 'baseline')]
-        median = statistics.median(result['times'])
-        row = dict(task=task, variant=variant, median_s=median, peak_mb=result['peak_mb'],
-                   time_ratio=median / statistics.median(base['times']),
+        time_s = fastest_round_median(result['rounds'])
+        row = dict(task=task, variant=variant, time_s=time_s, median_s=statistics.median(result['times']),
+                   peak_mb=result['peak_mb'], time_ratio=time_s / fastest_round_median(base['rounds']),
+                   median_ratio=statistics.median(result['times']) / statistics.median(base['times']),
                    memory_ratio=result['peak_mb'] / base['peak_mb'], loss=result.get('loss', math.nan))
         if 'swap_s_all' in result:
             row['swap_s'] = statistics.median(result['swap_s_all'])
@@ -400,10 +423,11 @@ def report(results: dict, device: str, crop: int, args) -> list:
         json.dump(dict(meta=meta, rows=rows), file, indent=2)
     print(f"device: {meta['device']}, image side {crop}, batch {args.batch}, "
           f"{args.iters} iterations x {args.rounds} rounds")
-    print(f"{'task':<10} {'variant':<11} {'median s/iter':>13} {'time x':>7} {'peak MB':>9} {'memory x':>9}")
+    print(f"{'task':<10} {'variant':<11} {'s/iter':>8} {'time x':>7} {'median s':>9} {'median x':>9} "
+          f"{'peak MB':>9} {'memory x':>9}")
     for row in rows:
-        print(f"{row['task']:<10} {row['variant']:<11} {row['median_s']:>13.3f} {row['time_ratio']:>7.3f} "
-              f"{row['peak_mb']:>9.0f} {row['memory_ratio']:>9.3f}")
+        print(f"{row['task']:<10} {row['variant']:<11} {row['time_s']:>8.3f} {row['time_ratio']:>7.3f} "
+              f"{row['median_s']:>9.3f} {row['median_ratio']:>9.3f} {row['peak_mb']:>9.0f} {row['memory_ratio']:>9.3f}")
     for row in rows:
         if 'swap_over_copy' in row:
             print(f"{row['task']}: the swap alone takes {row['swap_s'] * 1e3:.2f} ms, "

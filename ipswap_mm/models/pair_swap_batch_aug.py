@@ -25,7 +25,7 @@ class PairSwapBatchAug(nn.Module):
         allow_partial_grid: Accept a fixed input size that ``patch_size`` does not divide;
             the border strip is then never swapped.
         check_finite: Before swapping, check that the input batch holds no NaN or inf
-            (one ``isfinite`` reduction over the batch; on a GPU it waits for the batch);
+            (one sum over the batch; on a GPU it waits for the batch);
             if it does, raise a ``ValueError`` naming the images (``img_path``, or the
             batch index) so that the dataset or pipeline that produced them can be fixed,
             instead of swapping the bad values into the partner image and training on a
@@ -53,10 +53,17 @@ class PairSwapBatchAug(nn.Module):
                              'allow_partial_grid=True to leave the border strip unswapped')
 
     def check_inputs_finite(self, inputs: Tensor, data_samples: Sequence) -> None:
-        """Raise, naming the images, if ``inputs`` holds NaN or inf (one reduction when it does not)."""
-        if bool(torch.isfinite(inputs).all()):
+        """Raise, naming the images, if ``inputs`` holds NaN or inf.
+
+        A NaN or inf anywhere makes the sum of the batch NaN or inf, so a finite sum (one
+        float32 reduction, several times faster than ``isfinite(inputs).all()``) clears the
+        batch; only a non-finite sum (bad values, or an overflow of huge ones) looks closer.
+        """
+        if bool(torch.isfinite(inputs.sum(dtype=torch.float32))):
             return
         bad = (~torch.isfinite(inputs)).flatten(1).any(1).nonzero().flatten().tolist()
+        if not bad:  # the sum overflowed, no value is bad
+            return
         names = []
         for index in bad:
             path = data_samples[index].metainfo.get('img_path') if index < len(data_samples) else None

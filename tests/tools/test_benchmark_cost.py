@@ -41,7 +41,7 @@ def test_one_stage_variants_are_timed_and_reported(tmp_path, monkeypatch, capsys
     assert sorted(rows) == ['baseline', 'ips', 'mixup', 'teacher_kd']
     for row in rows.values():
         assert row['task'] == 'one_stage'
-        for key in ('median_s', 'peak_mb', 'time_ratio', 'memory_ratio', 'loss'):
+        for key in ('time_s', 'median_s', 'peak_mb', 'time_ratio', 'median_ratio', 'memory_ratio', 'loss'):
             assert math.isfinite(row[key]) and row[key] > 0, (row['variant'], key)
     assert rows['baseline']['time_ratio'] == rows['baseline']['memory_ratio'] == 1.0
     assert all(math.isfinite(rows['ips'][key]) and rows['ips'][key] > 0 for key in ('swap_s', 'copy_s'))
@@ -60,3 +60,27 @@ def test_two_stage_copy_paste_and_swap_carry_masks(one_thread):
         result = benchmark_cost.worker('two_stage', variant, 'cpu', iters=1, warmup=0, crop=64, batch=2)
         assert math.isfinite(result['loss']) and 'loss_mask' in result['losses']
         assert ('loss_ips_kl' in result['losses']) == (variant == 'ips')
+
+
+def test_fastest_round_filters_outside_noise_but_keeps_step_to_step_differences():
+    # step 2 is slow in every round (the variant's own cost); round 2 is disturbed at step 0
+    rounds = [[1.0, 1.1, 3.0], [2.5, 1.0, 3.2]]
+    assert benchmark_cost.fastest_round_median(rounds) == 1.0  # median of (1.0, 1.0, 3.0)
+    assert benchmark_cost.fastest_round_median([[1.0, 5.0, 5.0]]) == 5.0
+
+
+@pytest.mark.timeout(300)
+def test_variants_option_runs_the_baseline_and_the_chosen_variants(tmp_path, monkeypatch, one_thread):
+    ran = []
+
+    def record(task, variant, device, args, crop):
+        ran.append(variant)
+        return dict(task=task, variant=variant, times=[1.0 + (variant == 'ips')], peak_mb=10.0, loss=1.0)
+
+    monkeypatch.setattr(benchmark_cost, 'run_worker', record)
+    benchmark_cost.main(['--tasks', 'one_stage', '--device', 'cpu', '--variants', 'ips', '--rounds', '2',
+                         '--out', str(tmp_path)])
+    assert ran == ['baseline', 'ips'] * 2
+    with open(tmp_path / 'cost.json') as file:
+        rows = {row['variant']: row for row in json.load(file)['rows']}
+    assert rows['ips']['time_ratio'] == 2.0 and rows['baseline']['time_ratio'] == 1.0

@@ -83,3 +83,17 @@ def test_nan_image_raises_naming_the_file():
     assert '0000.jpg' not in str(error.value) and '0003.jpg' not in str(error.value)
     inputs[2, 1, 3, 5] = float('inf')  # the check can be switched off
     SegPatchSwap(patch_size=8, check_finite=False)(inputs, samples)
+
+
+def test_huge_finite_values_whose_sum_overflows_are_not_called_bad():
+    inputs, samples = seg_batch(2, 16, 16)
+    inputs[:] = 3e38  # finite, but their float32 sum is inf
+    out, _ = SegPatchSwap(patch_size=8, swap_prob=1.0)(inputs, samples)
+    assert torch.isfinite(out).all()
+
+
+def test_opposite_infinities_are_caught():
+    inputs, samples = seg_batch(2, 16, 16)
+    inputs[0, 0, 0, 0], inputs[1, 0, 0, 0] = float('inf'), float('-inf')  # their sum is NaN, not inf
+    with pytest.raises(ValueError, match=r'2 of 2 images'):
+        SegPatchSwap(patch_size=8)(inputs, samples)
