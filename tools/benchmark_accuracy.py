@@ -162,14 +162,6 @@ def lookup(cfg, key: str):
     return node
 
 
-def _leaf_datasets(dataset_cfg) -> list:
-    if 'datasets' in dataset_cfg:
-        return [leaf for child in dataset_cfg['datasets'] for leaf in _leaf_datasets(child)]
-    if 'dataset' in dataset_cfg:
-        return _leaf_datasets(dataset_cfg['dataset'])
-    return [dataset_cfg]
-
-
 def _adapt_pipeline(pipeline) -> None:
     """No horizontal flip (digits are not mirror-symmetric); scale jitter 0.75-1.5 instead of
     0.5-2 (a digit at half size is 8-12 pixels, below its 8x8 source's legibility)."""
@@ -198,7 +190,7 @@ def build_config(task: str, variant: str, data_root: str, seed: int, iters: int,
     from mmengine.config import Config
 
     from ipswap_mm.synthetic.digits import det_metainfo, seg_metainfo
-    from ipswap_mm.synthetic.small_run import shrink_det_config, shrink_seg_config
+    from ipswap_mm.synthetic.small_run import leaf_datasets, shrink_det_config, shrink_seg_config
     spec = TASKS[task]
     cfg = Config.fromfile(osp.join(ROOT, spec[variant]))
     # The Runner prints / dumps the config four times; formatting it with yapf costs seconds each
@@ -207,7 +199,7 @@ def build_config(task: str, variant: str, data_root: str, seed: int, iters: int,
     if task == 'seg':
         shrink_seg_config(cfg, data_root, size, iters, work_dir, batch_size=batch)
         for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-            for dataset in _leaf_datasets(cfg[loader].dataset):
+            for dataset in leaf_datasets(cfg[loader].dataset):
                 dataset.update(type='BaseSegDataset', metainfo=seg_metainfo(), img_suffix='.jpg',
                                seg_map_suffix='.png')
                 _adapt_pipeline(dataset.pipeline)
@@ -216,7 +208,7 @@ def build_config(task: str, variant: str, data_root: str, seed: int, iters: int,
         shrink_det_config(cfg, data_root, (size, size), 1, work_dir, batch_size=batch)
         cfg.model.backbone.init_cfg = None
         for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-            for dataset in _leaf_datasets(cfg[loader].dataset):
+            for dataset in leaf_datasets(cfg[loader].dataset):
                 dataset.metainfo = det_metainfo()
                 _adapt_pipeline(dataset.pipeline)
                 for step in dataset.pipeline:

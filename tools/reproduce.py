@@ -48,6 +48,7 @@ def check_recipe(recipe: str, cfg_options: dict = None) -> None:
     from mmengine.registry import DATASETS, init_default_scope
 
     import ipswap_mm  # noqa: F401
+    from ipswap_mm.synthetic.small_run import leaf_datasets
     spec = RECIPES[recipe]
     for variant in ('baseline', 'ips'):
         cfg = load_config(spec[variant], cfg_options)
@@ -56,19 +57,11 @@ def check_recipe(recipe: str, cfg_options: dict = None) -> None:
         try:
             dataset = DATASETS.build(dataset_cfg)
         except (AssertionError, OSError) as error:  # MMSegmentation asserts the ann_file exists
-            roots = sorted({d.get('data_root', '') for d in _leaf_datasets(dataset_cfg)})
+            roots = sorted({d.get('data_root', '') for d in leaf_datasets(dataset_cfg)})
             raise SystemExit(f'{recipe}: the {spec["data"]} data was not found ({error}). Put it under '
                              f'{", ".join(roots)} relative to {os.getcwd()} (the layout of the MMSegmentation / '
                              'MMDetection dataset docs), or pass --cfg-options with the data_root keys.') from error
         print(f'{recipe} {variant}: {spec[variant]} builds, {len(dataset)} training images')
-
-
-def _leaf_datasets(dataset_cfg) -> list:
-    if 'datasets' in dataset_cfg:
-        return [leaf for child in dataset_cfg['datasets'] for leaf in _leaf_datasets(child)]
-    if 'dataset' in dataset_cfg:
-        return _leaf_datasets(dataset_cfg['dataset'])
-    return [dataset_cfg]
 
 
 def run_recipe(recipe: str, gpus: int, work_root: str, cfg_options: list) -> str:

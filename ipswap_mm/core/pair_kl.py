@@ -47,16 +47,19 @@ def _to_probs(logits: Tensor, use_sigmoid: bool) -> Tensor:
 def _kl(teacher: Tensor, student: Tensor, use_sigmoid: bool) -> Tensor:
     """KL(teacher || student) along the last dim; Bernoulli terms summed for sigmoids.
 
-    A KL is never negative; float32 rounding of near-equal distributions can make the
-    sum a hair below zero, so it is clamped at 0.
+    Computed in float64 (the inputs are ``(P, K, C)`` class means, a few thousand values):
+    for the near-equal distributions of an untrained model (a dense head's sigmoids all
+    near its prior) the KL is 1e-9 or less, below the rounding error of float32 logs, which
+    made it come out as 0 or negative. A KL is never negative; what rounding leaves below
+    zero is clamped at 0.
     """
-    teacher = teacher.clamp(_EPS, 1.0)
+    teacher, student = teacher.double().clamp(_EPS, 1.0), student.double()
     log_ratio = teacher.log() - student.clamp(_EPS, 1.0).log()
     kl = teacher * log_ratio
     if use_sigmoid:
         teacher_neg = (1 - teacher).clamp(_EPS, 1.0)
         kl = kl + teacher_neg * (teacher_neg.log() - (1 - student).clamp(_EPS, 1.0).log())
-    return kl.sum(-1).clamp_min(0.0)
+    return kl.sum(-1).clamp_min(0.0).float()
 
 
 def pair_kl_divergence(logits: Tensor,

@@ -14,11 +14,6 @@ from mmengine.config import Config
 RESIZE_STEPS = ('RandomResize', 'Resize')
 
 
-def _datasets(loader_cfg) -> list:
-    dataset = loader_cfg.dataset
-    return list(dataset.get('datasets', [dataset]))
-
-
 def shrink_seg_config(cfg: Config, data_root: str, crop: int, iters: int, work_dir: str,
                       batch_size: int = None) -> Config:
     """Turn an MMSegmentation training config into a ``iters``-iteration CPU run at ``crop``."""
@@ -39,7 +34,7 @@ def shrink_seg_config(cfg: Config, data_root: str, crop: int, iters: int, work_d
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[loader].num_workers = 0
         cfg[loader].persistent_workers = False
-        for dataset in _datasets(cfg[loader]):
+        for dataset in leaf_datasets(cfg[loader].dataset):
             dataset.data_root = data_root
             for step in dataset.pipeline:
                 if step['type'] in RESIZE_STEPS and 'scale' in step:
@@ -51,13 +46,16 @@ def shrink_seg_config(cfg: Config, data_root: str, crop: int, iters: int, work_d
     return cfg
 
 
-def _leaf_datasets(dataset_cfg) -> list:
-    """The datasets inside ``RepeatDataset`` / ``ConcatDataset`` wrappers; repeats set to 1."""
-    if dataset_cfg.get('type') == 'RepeatDataset':
-        dataset_cfg.times = 1
-        return _leaf_datasets(dataset_cfg.dataset)
+def leaf_datasets(dataset_cfg, single_repeat: bool = False) -> list:
+    """The dataset configs inside wrapper configs (``ConcatDataset``'s ``datasets``,
+    ``RepeatDataset``'s or ``ClassBalancedDataset``'s ``dataset``); a plain dataset config
+    is its own leaf. ``single_repeat``: set every ``RepeatDataset``'s ``times`` to 1 on the way."""
+    if single_repeat and dataset_cfg.get('type') == 'RepeatDataset':
+        dataset_cfg['times'] = 1
     if 'datasets' in dataset_cfg:
-        return [leaf for inner in dataset_cfg.datasets for leaf in _leaf_datasets(inner)]
+        return [leaf for child in dataset_cfg['datasets'] for leaf in leaf_datasets(child, single_repeat)]
+    if 'dataset' in dataset_cfg:
+        return leaf_datasets(dataset_cfg['dataset'], single_repeat)
     return [dataset_cfg]
 
 
@@ -97,7 +95,7 @@ def shrink_det_config(cfg: Config, data_root: str, scale: Tuple[int, int], epoch
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[loader].num_workers = 0
         cfg[loader].persistent_workers = False
-        for dataset in _leaf_datasets(cfg[loader].dataset):
+        for dataset in leaf_datasets(cfg[loader].dataset, single_repeat=True):
             dataset.data_root = data_root
             for step in dataset.pipeline:
                 if step['type'] in RESIZE_STEPS and 'scale' in step:
@@ -105,7 +103,7 @@ def shrink_det_config(cfg: Config, data_root: str, scale: Tuple[int, int], epoch
     for evaluator_key, loader in (('val_evaluator', 'val_dataloader'), ('test_evaluator', 'test_dataloader')):
         for evaluator in _evaluators(cfg[evaluator_key]):
             if 'ann_file' in evaluator:
-                datasets = _leaf_datasets(cfg[loader].dataset)
+                datasets = leaf_datasets(cfg[loader].dataset)
                 if len(datasets) != 1:
                     raise ValueError(f'{evaluator_key}.ann_file: {loader}.dataset holds {len(datasets)} '
                                      'datasets; shrink_det_config cannot tell which annotations it evaluates')

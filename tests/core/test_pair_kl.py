@@ -142,3 +142,16 @@ def test_never_negative_for_near_equal_views(sigmoid):
     labels[1] = labels[0]
     loss = pair_kl_divergence(logits, labels, num_classes=6, temperature=4.0, use_sigmoid=sigmoid)
     assert loss.item() >= 0.0
+
+
+def test_near_equal_sigmoid_views_of_an_untrained_dense_head_give_a_positive_kl():
+    """At a dense head's prior (every sigmoid near 0.01) the views differ by 1e-5 in logit:
+    the KL (about 1e-11 per class) must come out positive, as the float64 reference says."""
+    prior = -math.log(99.0)
+    logits = torch.full((2, 10, 4), prior)
+    logits[1] += 1e-5 * torch.arange(1, 41, dtype=torch.float32).view(10, 4)
+    labels = torch.tensor([[3, 3, 5, 5], [3, 3, 5, 5]])
+    loss = pair_kl_divergence(logits, labels, 10, temperature=4.0, use_sigmoid=True)
+    expected = reference_loss(logits, labels, 10, 4.0, use_sigmoid=True)
+    assert loss.dtype == torch.float32 and 0 < loss.item()
+    assert loss.item() == pytest.approx(float(expected), rel=1e-2)
