@@ -276,6 +276,9 @@ def train_one(task: str, variant: str, seed: int, args, data_root: str, cfg_opti
     cfg = build_config(task, variant, data_root, seed, args.iters_of[task], args.val_interval_of[task], args.batch,
                        args.size, work_dir, cfg_options, args.verbose)
     cfg.experiment_name = f'{task}_{name}_seed{seed}'.replace('=', '-').replace('/', '_')
+    # The visualizer is a process-wide instance looked up by name: a name of its own per run,
+    # or every later run of this process writes its scalars into the first run's vis_data.
+    cfg.visualizer.name = cfg.experiment_name
     start = time.perf_counter()
     runner = Runner.from_cfg(cfg)
     recorder = make_recorder()

@@ -114,3 +114,16 @@ def test_variants_share_the_overrides_and_a_sweep_value_lands_in_the_config(tmp_
         assert lookup(baseline._cfg_dict, PATCH) is _MISSING
         assert lookup(ips._cfg_dict, PATCH) == IPS_OVERRIDES[task].get(PATCH, 32)  # the config's own value
         assert lookup(swept._cfg_dict, PATCH) == 32 and lookup(swept._cfg_dict, TEMPERATURE) == 2.0
+
+
+def test_every_run_logs_its_scalars_into_its_own_work_dir(toy_run):
+    import glob
+    _, payload = toy_run
+    trained = [run for run in payload['runs'] if not run.get('reused_from')]
+    assert len({run['work_dir'] for run in trained}) == len(trained) == 4
+    for run in trained:
+        files = glob.glob(osp.join(run['work_dir'], '*', 'vis_data', 'scalars.json'))
+        assert len(files) == 1, run['work_dir']
+        with open(files[0]) as file:
+            steps = [json.loads(line).get('iter') for line in file]
+        assert [step for step in steps if step is not None] == [1, 2]  # this run's two iterations, no other's
