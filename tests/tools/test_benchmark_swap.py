@@ -1,0 +1,18 @@
+import pytest
+
+from tools import benchmark_swap
+
+
+def test_swap_and_copy_are_timed_for_every_size(capsys):
+    rows = benchmark_swap.main(['--sizes', '32x2,64x4', '--repeats', '2'])
+    assert [(row['side'], row['batch']) for row in rows] == [(32, 2), (64, 4)]
+    for row in rows:
+        assert row['swap_s'] > 0 and row['copy_s'] > 0
+        assert row['swap_over_copy'] == pytest.approx(row['swap_s'] / row['copy_s'])
+    assert '64x64 x 4: swap' in capsys.readouterr().out
+
+
+def test_odd_batch_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        benchmark_swap.main(['--sizes', '64x3'])
+    assert 'even BATCH' in capsys.readouterr().err
