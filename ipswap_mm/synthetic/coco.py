@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from .scenes import Scene, make_scene
-from .voc import MARKER
+from .voc import MARKER, check_writable
 
 # The ids of the 80 COCO 2017 categories, in the order of CocoDataset.METAINFO['classes'].
 COCO_CATEGORY_IDS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 27, 28,
@@ -26,12 +26,6 @@ COCO_CATEGORY_IDS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 
 
 # person, car, bird, cat, chair (0-based CocoDataset labels)
 DEFAULT_CLASSES = (0, 2, 14, 15, 56)
-
-
-def check_writable(root: str) -> None:
-    """Raise unless ``root`` is missing, empty, or holds data generated here (the marker)."""
-    if osp.isdir(root) and os.listdir(root) and not osp.exists(osp.join(root, MARKER)):
-        raise FileExistsError(f'{root} holds data that was not generated here; not overwriting it')
 
 
 def coco_categories() -> List[dict]:
@@ -85,7 +79,6 @@ def write_coco_dataset(root: str,
         seed: Random seed; the same seed writes the same dataset.
         max_objects: Most objects per image.
     """
-    check_writable(root)
     categories = coco_categories()
     for label in classes:
         if not 0 <= int(label) < len(categories):

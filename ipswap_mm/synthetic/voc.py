@@ -13,6 +13,12 @@ from .scenes import Scene, make_scene
 MARKER = '.ipswap_generated'
 
 
+def check_writable(root: str) -> None:
+    """Raise unless ``root`` is missing, empty, or holds data generated here (the marker)."""
+    if osp.isdir(root) and os.listdir(root) and not osp.exists(osp.join(root, MARKER)):
+        raise FileExistsError(f'{root} holds data that was not generated here; not overwriting it')
+
+
 def voc_palette() -> list:
     """The standard Pascal VOC colour map (256 entries, flattened RGB)."""
     palette = []
@@ -57,8 +63,7 @@ def write_voc_scenes(root: str, splits: Mapping[str, Iterable[Scene]], palette: 
     the VOC colour map unless given), its image as ``{split}_{index:05d}.jpg``.
     Refuses to write into a folder that holds data it did not generate.
     """
-    if osp.isdir(root) and os.listdir(root) and not osp.exists(osp.join(root, MARKER)):
-        raise FileExistsError(f'{root} holds data that was not generated here; not overwriting it')
+    check_writable(root)
     for sub in ('JPEGImages', 'SegmentationClass', 'SegmentationClassAug', 'ImageSets/Segmentation'):
         os.makedirs(osp.join(root, sub), exist_ok=True)
     open(osp.join(root, MARKER), 'w').close()

@@ -9,9 +9,8 @@ from xml.etree import ElementTree
 import numpy as np
 from PIL import Image
 
-from .coco import check_writable
 from .scenes import make_scene
-from .voc import MARKER
+from .voc import MARKER, check_writable
 
 # aeroplane, bus, cat, dog, person (0-based VOCDataset labels)
 DEFAULT_CLASSES = (0, 5, 7, 11, 14)
