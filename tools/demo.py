@@ -99,7 +99,8 @@ def swap_training_pairs(runner: Runner, num_pairs: int = NUM_PAIRS) -> SwappedBa
         plain = preprocessor(batch, training=True)
     finally:
         preprocessor.batch_augments = augments
-    before_inputs, before_samples = plain['inputs'].clone(), copy.deepcopy(plain['data_samples'])
+    # the swap returns a new batch; the detection swap replaces the samples' fields, hence the copy
+    before_inputs, before_samples = plain['inputs'], copy.deepcopy(plain['data_samples'])
     swap_prob, swap.swap.swap_prob = swap.swap.swap_prob, 1.0
     try:
         after_inputs, after_samples = swap(plain['inputs'], plain['data_samples'])
