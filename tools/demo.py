@@ -99,7 +99,7 @@ def swap_training_pairs(runner: Runner, num_pairs: int = NUM_PAIRS) -> SwappedBa
         plain = preprocessor(batch, training=True)
     finally:
         preprocessor.batch_augments = augments
-    # the swap returns a new batch; the detection swap replaces the samples' fields, hence the copy
+    # the swap returns a new batch but replaces the samples' annotations, hence the copy of the samples
     before_inputs, before_samples = plain['inputs'], copy.deepcopy(plain['data_samples'])
     swap_prob, swap.swap.swap_prob = swap.swap.swap_prob, 1.0
     try:
