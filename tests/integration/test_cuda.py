@@ -1,0 +1,86 @@
+"""The CUDA path: the swap on a GPU batch, and fp16 mixed precision (``--amp``) with the stock tools.
+
+These need a CUDA GPU and are skipped where there is none (CI has none); everything they
+exercise also runs on the CPU in the rest of the suite. The README says where they last ran.
+"""
+import os.path as osp
+
+import mmdet
+import mmseg
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.structures import PixelData
+from mmseg.structures import SegDataSample
+
+from ipswap_mm.core.patch_swap import PatchSwap, swap_pairs
+from ipswap_mm.models.seg import SegPatchSwap
+from ipswap_mm.synthetic import write_coco_dataset
+from ipswap_mm.synthetic.small_run import shrink_det_config, shrink_seg_config
+from tests.conftest import REPO
+from tests.integration.helpers import logged_scalars, run_python
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
+
+
+def test_swap_on_the_gpu_equals_the_swap_on_the_cpu():
+    generator = torch.Generator().manual_seed(0)
+    swap = PatchSwap(patch_size=8, swap_prob=1.0, swap_ratio=(0.2, 0.8))
+    cells = swap.sample_cells(3, 40, 48, generator)
+    pixel_mask = swap.cells_to_pixels(cells, 40, 48)
+    batch = torch.randn(6, 3, 40, 48, generator=generator)
+    assert torch.equal(swap_pairs(batch.cuda(), pixel_mask.cuda()).cpu(), swap_pairs(batch, pixel_mask))
+
+
+def test_seg_swap_of_a_gpu_batch_moves_labels_with_their_pixels():
+    batch, side = 8, 64
+    labels = torch.randint(0, 21, (batch, 1, side, side), device='cuda')
+    inputs = labels.float().expand(batch, 3, side, side).contiguous()  # every pixel shows its label
+    samples = []
+    for label in labels:
+        sample = SegDataSample(gt_sem_seg=PixelData(data=label.clone()))
+        sample.set_metainfo(dict(img_shape=(side, side)))
+        samples.append(sample)
+    swapped, samples = SegPatchSwap(patch_size=16, swap_prob=1.0, swap_ratio=0.5)(inputs, samples)
+    swapped_labels = torch.stack([sample.gt_sem_seg.data for sample in samples])
+    assert swapped.is_cuda and swapped_labels.is_cuda
+    assert torch.equal(swapped[:, :1], swapped_labels.float())
+    assert not torch.equal(swapped_labels, labels)  # patches did move
+    # a pair exchanges pixels: per position, the pair's two labels are the two it had before
+    before, after = labels.view(batch // 2, 2, -1), swapped_labels.view(batch // 2, 2, -1)
+    assert torch.equal(after.sort(dim=1).values, before.sort(dim=1).values)
+
+
+def _amp_run(tool: str, config: str, tmp_path) -> tuple:
+    """Train ``config`` with ``tool --amp``: (logged loss rows, work dir)."""
+    work_dir = str(tmp_path / 'work')
+    run_python([tool, config, '--work-dir', work_dir, '--amp'], cwd=str(tmp_path))
+    return [row for row in logged_scalars(work_dir) if 'loss' in row], work_dir
+
+
+def _assert_fp16_ips_run(logged, checkpoint):
+    assert logged and all('loss_ips_kl' in row for row in logged)
+    assert all(torch.isfinite(torch.tensor([row['loss'], row['loss_ips_kl']])).all() for row in logged)
+    assert any(row['loss_ips_kl'] > 0 for row in logged)
+    state = torch.load(checkpoint, map_location='cpu', weights_only=True)
+    assert 'loss_scaler' in state['optimizer']  # the fp16 AmpOptimWrapper trained this run
+
+
+def test_fp16_amp_segmentation_with_the_stock_train_tool(voc_root, tmp_path):
+    cfg = shrink_seg_config(Config.fromfile(osp.join(REPO, 'configs', 'ipswap_deeplabv3_voc.py')), voc_root,
+                            crop=64, iters=4, work_dir=str(tmp_path / 'work'))
+    cfg.dump(str(tmp_path / 'cfg.py'))
+    tool = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools', 'train.py')
+    logged, work_dir = _amp_run(tool, str(tmp_path / 'cfg.py'), tmp_path)
+    _assert_fp16_ips_run(logged, osp.join(work_dir, 'iter_4.pth'))
+
+
+@pytest.mark.parametrize('name', ['ipswap_retinanet_r50_fpn_1x_coco.py', 'ipswap_mask-rcnn_r50_fpn_1x_coco.py'])
+def test_fp16_amp_detection_with_the_stock_train_tool(name, tmp_path):
+    data_root = write_coco_dataset(str(tmp_path / 'coco'), num_train=8, num_val=2, size=(96, 128))
+    cfg = shrink_det_config(Config.fromfile(osp.join(REPO, 'configs', name)), data_root, scale=(128, 96), epochs=1,
+                            work_dir=str(tmp_path / 'work'), batch_size=2)
+    cfg.dump(str(tmp_path / 'cfg.py'))
+    tool = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools', 'train.py')
+    logged, work_dir = _amp_run(tool, str(tmp_path / 'cfg.py'), tmp_path)
+    _assert_fp16_ips_run(logged, osp.join(work_dir, 'epoch_1.pth'))
