@@ -336,7 +336,10 @@ def run_worker(task: str, variant: str, device: str, args, crop: int) -> dict:
     process = subprocess.run(command, capture_output=True, text=True)
     if process.returncode != 0:
         raise SystemExit(f'benchmark worker {task}/{variant} failed:\n{process.stderr[-4000:]}')
-    return json.loads(process.stdout.strip().splitlines()[-1])
+    result = json.loads(process.stdout.strip().splitlines()[-1])
+    print(f"{task}/{variant}: median step {result['median_s']:.4f} s, peak {result['peak_mb']:.0f} MB",
+          file=sys.stderr, flush=True)
+    return result
 
 
 def main(argv=None) -> None:

@@ -15,8 +15,9 @@ def run_python(args, cwd, timeout=600):
     It runs in a session of its own: after ``timeout`` seconds the whole session is killed
     (``torchrun`` and its workers alike), and the test fails saying so instead of hanging.
     """
+    python_path = os.pathsep.join(filter(None, [REPO, os.environ.get('PYTHONPATH')]))
     process = subprocess.Popen([sys.executable, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, env={**os.environ, 'PYTHONPATH': REPO}, start_new_session=True)
+                               text=True, env={**os.environ, 'PYTHONPATH': python_path}, start_new_session=True)
     try:
         stdout, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
