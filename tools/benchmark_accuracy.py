@@ -31,6 +31,7 @@ parses them (a tuple: ``"(0.3,0.7)"``). Keys of the IPS block:
   model.data_preprocessor.batch_augments.0.swap_ratio
   custom_hooks.0.loss.temperature
   custom_hooks.0.loss.loss_weight
+  custom_hooks.0.warmup_iters                             (KL warm-up, iterations)
 
     python tools/benchmark_accuracy.py                                   # seg + det, baseline + ips, seeds 0,1,2
     python tools/benchmark_accuracy.py --tasks seg --sweep model.data_preprocessor.batch_augments.0.patch_size=8,32

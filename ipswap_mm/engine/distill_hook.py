@@ -44,21 +44,39 @@ class IPSDistillHook(Hook):
 
     Args:
         loss: Config of the pair loss, ``PairKLDivLoss`` by default.
+        warmup_iters: Ramp the pair loss in linearly over this many training iterations:
+            at iteration ``i`` (0-based) it is scaled by ``min(1, (i + 1) / warmup_iters)``,
+            and the logged ``loss_ips_kl`` is the scaled value. ``0`` (default) applies the
+            full weight from the first iteration. Our option; the paper does not describe one.
     """
 
     priority = 'NORMAL'
 
-    def __init__(self, loss: Optional[dict] = None) -> None:
+    def __init__(self, loss: Optional[dict] = None, warmup_iters: int = 0) -> None:
+        if isinstance(warmup_iters, bool) or not isinstance(warmup_iters, int) or warmup_iters < 0:
+            raise ValueError('IPSDistillHook warmup_iters (custom_hooks) must be an integer >= 0, '
+                             f'got {warmup_iters!r}')
         self.loss_cfg = dict(type='PairKLDivLoss') if loss is None else dict(loss)
+        self.warmup_iters = warmup_iters
         self.loss: Optional[nn.Module] = None
         self._pair_logits = None
         self._handle = None
+        self._scale = 1.0
 
     def before_train(self, runner) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         check_pair_dataloader(runner.train_dataloader)
         check_swap_configured(model)
         self.attach(model)
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        self._scale = self.warmup_scale(runner.iter)
+
+    def warmup_scale(self, iteration: int) -> float:
+        """Factor of the pair loss at training iteration ``iteration`` (0-based)."""
+        if self.warmup_iters == 0:
+            return 1.0
+        return min(1.0, (iteration + 1) / self.warmup_iters)
 
     def after_train(self, runner) -> None:
         self.detach()
@@ -91,7 +109,8 @@ class IPSDistillHook(Hook):
         check_pair_layout(data_samples)
         logits, labels = self._pair_logits(data_samples)
         source = self._pair_logits
-        output[self.loss.loss_name] = self.loss(logits, labels, source.num_classes, source.use_sigmoid)
+        loss = self.loss(logits, labels, source.num_classes, source.use_sigmoid)
+        output[self.loss.loss_name] = loss if self._scale == 1.0 else loss * self._scale
         return output
 
 

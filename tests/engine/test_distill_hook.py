@@ -107,3 +107,30 @@ def test_bf16_autocast_keeps_the_pair_loss_float32_and_finite(monkeypatch):
     assert loss.dtype == torch.float32 and torch.isfinite(loss)
     loss.backward()
     assert torch.isfinite(model.decode_head.conv_seg.weight.grad).all()
+
+
+def test_warmup_ramps_the_pair_loss_in(monkeypatch):
+    model = tiny_segmentor()
+    hook = IPSDistillHook(warmup_iters=4)
+    hook.before_train(fake_runner(model, pair_loader(monkeypatch=monkeypatch)))
+    images, samples = seg_batch(4, 32, 32)
+    for sample in samples:
+        sample.gt_sem_seg.data[:, :, :16] = 1
+    model.train()
+    data = model.data_preprocessor(dict(inputs=list(images), data_samples=samples), training=True)
+    losses = {}
+    for iteration in (0, 1, 3, 10):
+        hook.before_train_iter(SimpleNamespace(iter=iteration), 0)
+        torch.manual_seed(0)  # the same dropout every time: the same logits, only the scale differs
+        with torch.no_grad():
+            losses[iteration] = model(**data, mode='loss')['loss_ips_kl'].item()
+    full = losses[10]
+    assert full > 0
+    assert losses[0] == pytest.approx(full / 4) and losses[1] == pytest.approx(full / 2)
+    assert losses[3] == pytest.approx(full)
+
+
+@pytest.mark.parametrize('value', [-1, 2.5, True])
+def test_bad_warmup_names_the_key(value):
+    with pytest.raises(ValueError, match='warmup_iters'):
+        IPSDistillHook(warmup_iters=value)
