@@ -555,7 +555,8 @@ def check_sweeps(args) -> None:
             if lookup(cfg._cfg_dict, key) is _MISSING:
                 raise SweepError(f'--sweep {key}: the IPS config of task {task} ({TASKS[task]["ips"]}) has no '
                                  f'key {key!r}; IPS keys: model.data_preprocessor.batch_augments.0.<patch_size|'
-                                 'swap_prob|swap_ratio>, custom_hooks.0.loss.<temperature|loss_weight>')
+                                 'swap_prob|swap_ratio>, custom_hooks.0.loss.<temperature|loss_weight>, '
+                                 'custom_hooks.0.warmup_iters')
 
 
 def plan(args) -> list:
