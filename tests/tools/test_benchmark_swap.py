@@ -9,6 +9,8 @@ def test_swap_and_copy_are_timed_for_every_size(capsys):
     for row in rows:
         assert row['swap_s'] > 0 and row['copy_s'] > 0
         assert row['swap_over_copy'] == pytest.approx(row['swap_s'] / row['copy_s'])
+        assert row['unchecked_s'] > 0
+        assert row['unchecked_over_copy'] == pytest.approx(row['unchecked_s'] / row['copy_s'])
     assert '64x64 x 4: swap' in capsys.readouterr().out
 
 
