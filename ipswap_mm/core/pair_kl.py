@@ -32,12 +32,20 @@ def class_conditional_means(probs: Tensor, labels: Tensor, num_classes: int) -> 
     Returns:
         ``means (N, K, C)`` (zero for absent classes) and ``counts (N, K)``.
     """
-    valid = (labels >= 0) & (labels < num_classes)
-    one_hot = F.one_hot(labels.masked_fill(~valid, 0).long(), num_classes).to(probs.dtype)
-    one_hot = one_hot * valid[..., None].to(probs.dtype)  # (N, M, K)
-    sums = torch.bmm(one_hot.transpose(1, 2), probs.transpose(1, 2))  # (N, K, C)
+    one_hot = _class_one_hot(labels, num_classes, probs.dtype)
     counts = one_hot.sum(1)  # (N, K)
-    return sums / counts.clamp(min=1)[..., None], counts
+    return _means(probs, one_hot, counts), counts
+
+
+def _class_one_hot(labels: Tensor, num_classes: int, dtype: torch.dtype) -> Tensor:
+    """``(N, M, K)`` one-hot of ``labels (N, M)``; all-zero rows for labels outside ``[0, K)``."""
+    valid = (labels >= 0) & (labels < num_classes)
+    return F.one_hot(labels.masked_fill(~valid, 0).long(), num_classes).to(dtype) * valid[..., None]
+
+
+def _means(probs: Tensor, one_hot: Tensor, counts: Tensor) -> Tensor:
+    """``(N, K, C)`` class means of ``probs (N, C, M)`` over the elements of ``one_hot (N, M, K)``."""
+    return torch.bmm(one_hot.transpose(1, 2), probs.transpose(1, 2)) / counts.clamp(min=1)[..., None]
 
 
 def _to_probs(logits: Tensor, use_sigmoid: bool) -> Tensor:
@@ -105,11 +113,13 @@ def pair_kl_divergence(logits: Tensor,
         raise ValueError(f'sigmoid logits need one channel per class ({num_classes}), got {logits.shape[1]}')
 
     logits = logits.double()
-    means, counts = class_conditional_means(_to_probs(logits / temperature, use_sigmoid), labels, num_classes)
+    one_hot = _class_one_hot(labels, num_classes, logits.dtype)  # shared by both class means below
+    counts = one_hot.sum(1)  # (N, K)
+    means = _means(_to_probs(logits / temperature, use_sigmoid), one_hot, counts)
     with torch.no_grad():
-        plain_means, _ = class_conditional_means(_to_probs(logits, use_sigmoid), labels, num_classes)
+        plain_means = means if temperature == 1 else _means(_to_probs(logits, use_sigmoid), one_hot, counts)
         # confidence[n, k]: mean probability of class k over the elements labelled k.
-        confidence = plain_means.diagonal(dim1=1, dim2=2)  # (N, K): mean probability of k on class k
+        confidence = plain_means.diagonal(dim1=1, dim2=2)  # (N, K)
 
     means = means.unflatten(0, (-1, 2))  # (P, 2, K, C)
     counts = counts.unflatten(0, (-1, 2))
@@ -117,13 +127,12 @@ def pair_kl_divergence(logits: Tensor,
     shared = (counts[:, 0] > 0) & (counts[:, 1] > 0)  # (P, K)
 
     first, second = means[:, 0], means[:, 1]
-    kl_second_learns = _kl(first.detach(), second, use_sigmoid)  # first teaches
-    kl_first_learns = _kl(second.detach(), first, use_sigmoid)  # second teaches
     if teacher == 'confidence':
-        first_teaches = confidence[:, 0] >= confidence[:, 1]
-        kl = torch.where(first_teaches, kl_second_learns, kl_first_learns)
+        first_teaches = (confidence[:, 0] >= confidence[:, 1])[..., None]  # (P, K, 1)
+        kl = _kl(torch.where(first_teaches, first, second).detach(), torch.where(first_teaches, second, first),
+                 use_sigmoid)
     else:
-        kl = 0.5 * (kl_second_learns + kl_first_learns)
+        kl = 0.5 * (_kl(first.detach(), second, use_sigmoid) + _kl(second.detach(), first, use_sigmoid))
 
     shared_f = shared.to(kl.dtype)
     total = (kl * shared_f).sum()

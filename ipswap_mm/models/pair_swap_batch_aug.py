@@ -1,6 +1,7 @@
 """Shared part of the registered batch augmentations: pairing checks, randomness, cells."""
 from __future__ import annotations
 
+import math
 from typing import Sequence, Tuple
 
 import torch
@@ -59,7 +60,7 @@ class PairSwapBatchAug(nn.Module):
         float32 reduction, several times faster than ``isfinite(inputs).all()``) clears the
         batch; only a non-finite sum (bad values, or an overflow of huge ones) looks closer.
         """
-        if bool(torch.isfinite(inputs.sum(dtype=torch.float32))):
+        if math.isfinite(inputs.sum(dtype=torch.float32).item()):
             return
         bad = (~torch.isfinite(inputs)).flatten(1).any(1).nonzero().flatten().tolist()
         if not bad:  # the sum overflowed, no value is bad
