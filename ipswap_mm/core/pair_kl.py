@@ -82,7 +82,10 @@ def pair_kl_divergence(logits: Tensor,
         logits: ``(2P, C, M)`` per-element class logits; items ``2i`` and ``2i + 1`` are the
             two views of pair ``i``. Computed in float64 whatever the input dtype
             (see the note below).
-        labels: ``(2P, M)`` class of each element (outside ``[0, K)`` is ignored).
+        labels: ``(2P, M)`` class of each element (outside ``[0, K)`` is ignored), or
+            ``(2P, M, K)`` non-negative class weights of each element, e.g. how many
+            pixels of each class a cell of a low-resolution logit map covers (an
+            element's weight for class k is how much it counts in class k's mean).
         num_classes: K, the number of label classes. Softmax logits have ``C >= K`` (a
             background column may follow); sigmoid logits have ``C == K``.
         temperature: T; the loss is scaled by ``T^2``.
@@ -102,9 +105,12 @@ def pair_kl_divergence(logits: Tensor,
     """
     if teacher not in TEACHER_RULES:
         raise ValueError(f'teacher must be one of {TEACHER_RULES}, got {teacher!r}')
-    if logits.dim() != 3 or labels.shape != (logits.shape[0], logits.shape[2]):
-        raise ValueError(f'expected logits (2P, C, M) and labels (2P, M), got {tuple(logits.shape)} '
-                         f'and {tuple(labels.shape)}')
+    if logits.dim() != 3 or labels.shape not in ((logits.shape[0], logits.shape[2]),
+                                                 (logits.shape[0], logits.shape[2], num_classes)):
+        raise ValueError(f'expected logits (2P, C, M) and labels (2P, M) or class weights (2P, M, K={num_classes}), '
+                         f'got {tuple(logits.shape)} and {tuple(labels.shape)}')
+    if labels.dim() == 3 and not labels.is_floating_point():
+        raise ValueError(f'class weights (2P, M, K) must be floating point, got {labels.dtype}')
     if logits.shape[0] % 2:
         raise ValueError(f'logits hold {logits.shape[0]} items, not whole pairs')
     if logits.shape[1] < num_classes:
@@ -113,7 +119,7 @@ def pair_kl_divergence(logits: Tensor,
         raise ValueError(f'sigmoid logits need one channel per class ({num_classes}), got {logits.shape[1]}')
 
     logits = logits.double()
-    one_hot = _class_one_hot(labels, num_classes, logits.dtype)  # shared by both class means below
+    one_hot = labels.to(logits.dtype) if labels.dim() == 3 else _class_one_hot(labels, num_classes, logits.dtype)
     counts = one_hot.sum(1)  # (N, K)
     means = _means(_to_probs(logits / temperature, use_sigmoid), one_hot, counts)
     with torch.no_grad():

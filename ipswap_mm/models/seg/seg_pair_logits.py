@@ -1,10 +1,9 @@
-"""Per-pixel logits and labels of a segmentor's training forward, for the pair KL."""
+"""Per-cell logits and class pixel counts of a segmentor's training forward, for the pair KL."""
 from __future__ import annotations
 
 from typing import List, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -13,8 +12,9 @@ class SegPairLogits:
 
     A forward hook on the decode head's final classifier (``conv_seg``, which every
     ``BaseDecodeHead`` applies in ``cls_seg``) records its output ``(2P, C, h, w)`` at the
-    head's own resolution. The swapped ``gt_sem_seg`` maps are reduced to ``(h, w)`` by
-    nearest-neighbour sampling, so the KL never touches full-resolution logits.
+    head's own resolution. The swapped ``gt_sem_seg`` maps become per-cell class pixel
+    counts (:func:`cell_class_counts`), so the class means cover every labelled pixel and
+    the KL never touches full-resolution logits.
     With a cascade of decode heads, the last one is used; auxiliary heads are not.
     """
 
@@ -41,13 +41,47 @@ class SegPairLogits:
             self._logits = output
 
     def __call__(self, data_samples: List) -> Tuple[Tensor, Tensor]:
-        """Returns logits ``(2P, C, h*w)`` and labels ``(2P, h*w)`` of the last training forward."""
+        """Logits ``(2P, C, h*w)`` of the last training forward and the class weights
+        ``(2P, h*w, K)`` of their cells (see :func:`cell_class_counts`)."""
         logits, self._logits = self._logits, None
         if logits is None:
             raise RuntimeError('IPSDistillHook: the decode head produced no logits in this training step')
-        labels = torch.stack([sample.gt_sem_seg.data for sample in data_samples])  # (2P, 1, H, W)
-        labels = F.interpolate(labels.float(), size=logits.shape[-2:], mode='nearest').long()
-        return logits.flatten(2), labels.flatten(1)
+        labels = torch.stack([sample.gt_sem_seg.data[0] for sample in data_samples])  # (2P, H, W)
+        weights = cell_class_counts(labels, logits.shape[-2:], self.num_classes)
+        return logits.flatten(2), weights
 
     def remove(self) -> None:
         self._handle.remove()
+
+
+def cell_class_counts(labels: Tensor, size: Tuple[int, int], num_classes: int) -> Tensor:
+    """How many pixels of each class every cell of a ``size`` logit map covers.
+
+    A pixel belongs to the cell that contains it when the ``(h, w)`` logit map is laid over
+    the ``(H, W)`` label map (cell row ``y * h // H``, column ``x * w // W``), as nearest
+    upsampling of the logits would assign it. Pixels outside ``[0, K)`` (ignore index,
+    padding) count for no class. Weighting a class mean by these counts averages the
+    cells' predictions over every pixel of the class, at the logits' resolution, without
+    full-resolution logits. One ``index_add_``: no host sync.
+
+    Args:
+        labels: ``(N, H, W)`` integer label maps.
+        size: ``(h, w)`` of the logit map.
+        num_classes: K.
+
+    Returns:
+        ``(N, h * w, K)`` float32 pixel counts.
+    """
+    num, height, width = labels.shape
+    cell_h, cell_w = size
+    device = labels.device
+    rows = torch.arange(height, device=device) * cell_h // height
+    cols = torch.arange(width, device=device) * cell_w // width
+    cell = rows[:, None] * cell_w + cols[None, :]  # (H, W)
+    bins = num * cell_h * cell_w * num_classes
+    index = ((torch.arange(num, device=device)[:, None, None] * (cell_h * cell_w) + cell) * num_classes
+             + labels.clamp(0, num_classes - 1))
+    index = index.masked_fill((labels < 0) | (labels >= num_classes), bins)  # one extra bin, dropped
+    ones = torch.ones((), dtype=torch.float32, device=device).expand(index.numel())
+    counts = torch.zeros(bins + 1, dtype=torch.float32, device=device).index_add_(0, index.flatten(), ones)
+    return counts[:bins].view(num, cell_h * cell_w, num_classes)
