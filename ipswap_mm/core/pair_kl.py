@@ -20,32 +20,34 @@ TEACHER_RULES = ('confidence', 'symmetric')
 _EPS = 1e-12
 
 
-def class_conditional_means(probs: Tensor, labels: Tensor, num_classes: int) -> Tuple[Tensor, Tensor]:
-    """Mean predicted distribution over the elements of each class.
+def class_weights(labels: Tensor, num_classes: int, dtype: torch.dtype) -> Tensor:
+    """``(N, M, K)`` weight of every element in every class's mean.
 
     Args:
-        probs: ``(N, C, M)`` per-element distributions (softmax over C, or C sigmoids).
-        labels: ``(N, M)`` integer class of each element; values outside
-            ``[0, num_classes)`` (ignore index, padding) are left out.
+        labels: ``(N, M)`` integer class of each element, whose one-hot is returned
+            (values outside ``[0, K)``, the ignore index and padding, weigh nothing in any
+            class); or ``(N, M, K)`` floating-point weights, returned as they are.
         num_classes: K.
-
-    Returns:
-        ``means (N, K, C)`` (zero for absent classes) and ``counts (N, K)``.
+        dtype: Floating-point type of the result.
     """
-    one_hot = _class_one_hot(labels, num_classes, probs.dtype)
-    counts = one_hot.sum(1)  # (N, K)
-    return _means(probs, one_hot, counts), counts
-
-
-def _class_one_hot(labels: Tensor, num_classes: int, dtype: torch.dtype) -> Tensor:
-    """``(N, M, K)`` one-hot of ``labels (N, M)``; all-zero rows for labels outside ``[0, K)``."""
+    if labels.dim() == 3:
+        return labels.to(dtype)
     valid = (labels >= 0) & (labels < num_classes)
     return F.one_hot(labels.masked_fill(~valid, 0).long(), num_classes).to(dtype) * valid[..., None]
 
 
-def _means(probs: Tensor, one_hot: Tensor, counts: Tensor) -> Tensor:
-    """``(N, K, C)`` class means of ``probs (N, C, M)`` over the elements of ``one_hot (N, M, K)``."""
-    return torch.bmm(one_hot.transpose(1, 2), probs.transpose(1, 2)) / counts.clamp(min=1)[..., None]
+def class_means(probs: Tensor, weights: Tensor) -> Tuple[Tensor, Tensor]:
+    """Weighted mean predicted distribution of each class.
+
+    Args:
+        probs: ``(N, C, M)`` per-element distributions (softmax over C, or C sigmoids).
+        weights: ``(N, M, K)`` from :func:`class_weights`.
+
+    Returns:
+        ``means (N, K, C)`` (zero for absent classes) and total weights ``counts (N, K)``.
+    """
+    counts = weights.sum(1)
+    return torch.bmm(weights.transpose(1, 2), probs.transpose(1, 2)) / counts.clamp(min=1)[..., None], counts
 
 
 def _to_probs(logits: Tensor, use_sigmoid: bool) -> Tensor:
@@ -119,11 +121,10 @@ def pair_kl_divergence(logits: Tensor,
         raise ValueError(f'sigmoid logits need one channel per class ({num_classes}), got {logits.shape[1]}')
 
     logits = logits.double()
-    one_hot = labels.to(logits.dtype) if labels.dim() == 3 else _class_one_hot(labels, num_classes, logits.dtype)
-    counts = one_hot.sum(1)  # (N, K)
-    means = _means(_to_probs(logits / temperature, use_sigmoid), one_hot, counts)
+    weights = class_weights(labels, num_classes, logits.dtype)  # shared by both class means below
+    means, counts = class_means(_to_probs(logits / temperature, use_sigmoid), weights)
     with torch.no_grad():
-        plain_means = means if temperature == 1 else _means(_to_probs(logits, use_sigmoid), one_hot, counts)
+        plain_means = means if temperature == 1 else class_means(_to_probs(logits, use_sigmoid), weights)[0]
         # confidence[n, k]: mean probability of class k over the elements labelled k.
         confidence = plain_means.diagonal(dim1=1, dim2=2)  # (N, K)
 

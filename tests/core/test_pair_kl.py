@@ -5,7 +5,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ipswap_mm.core.pair_kl import class_conditional_means, pair_kl_divergence
+from ipswap_mm.core.pair_kl import class_means, class_weights, pair_kl_divergence
 
 
 def reference_loss(logits, labels, num_classes, temperature, use_sigmoid=False):
@@ -105,11 +105,13 @@ def test_float32_and_finite_for_confident_half_precision_logits():
     assert loss.dtype == torch.float32 and torch.isfinite(loss) and loss.item() > 0
 
 
-def test_class_conditional_means_counts():
+def test_class_means_and_counts():
     probs = torch.tensor([[[1.0, 0.0, 0.5], [0.0, 1.0, 0.5]]])
-    means, counts = class_conditional_means(probs, torch.tensor([[0, 1, 1]]), 3)
-    assert counts.tolist() == [[1, 2, 0]]
-    assert means[0, 1].tolist() == [0.25, 0.75] and means[0, 2].tolist() == [0.0, 0.0]
+    means, counts = class_means(probs, class_weights(torch.tensor([[0, 1, 255]]), 3, torch.float32))
+    assert counts.tolist() == [[1, 1, 0]]  # the ignored element counts for no class
+    assert means[0, 1].tolist() == [0.0, 1.0] and means[0, 2].tolist() == [0.0, 0.0]
+    means, counts = class_means(probs, torch.tensor([[[1.0, 0, 0], [0, 1, 0], [0, 3, 0]]]))  # weights
+    assert counts.tolist() == [[1, 4, 0]] and means[0, 1].tolist() == [0.375, 0.625]
 
 
 @pytest.mark.parametrize('kwargs, message', [
