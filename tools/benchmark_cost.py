@@ -47,7 +47,9 @@ tensors (images, and label maps or boxes, labels and masks).
     python tools/benchmark_cost.py [--device cpu|cuda] [--tasks seg,two_stage,one_stage] [--iters 10]
                                    [--rounds 3] [--variants baseline,ips] [--crop SIDE] [--batch 4] [--out DIR]
 
-Writes ``cost.json`` (rows and run settings) and ``cost.png`` to ``--out``.
+Writes ``cost.json`` (rows and run settings) and ``cost.png`` to ``--out``, and
+``workers.json`` (every worker's raw result) after each worker, so that a run cut short
+(a time limit on a lent GPU) keeps what it measured.
 """
 import argparse
 import copy
@@ -371,13 +373,22 @@ def main(argv=None) -> None:
         return
 
     wanted = None if args.variants is None else {'baseline', *args.variants.split(',')}
-    results = {}
+    results, finished = {}, []
+    os.makedirs(args.out, exist_ok=True)
     for _ in range(args.rounds):
         for task in tasks:
             for variant in variants(task):
                 if wanted is None or variant in wanted:
-                    add_result(results, run_worker(task, variant, device, args, crop))
+                    finished.append(run_worker(task, variant, device, args, crop))
+                    add_result(results, finished[-1])
+                    save_workers(finished, args.out)
     report(results, device, crop, args)
+
+
+def save_workers(finished: list, out: str) -> None:
+    """Write every worker's result so far to ``out/workers.json``: a run cut short keeps what it measured."""
+    with open(osp.join(out, 'workers.json'), 'w') as file:
+        json.dump(dict(command=' '.join(sys.argv), workers=finished), file, indent=1)
 
 
 def add_result(results: dict, result: dict) -> None:

@@ -84,3 +84,19 @@ def test_variants_option_runs_the_baseline_and_the_chosen_variants(tmp_path, mon
     with open(tmp_path / 'cost.json') as file:
         rows = {row['variant']: row for row in json.load(file)['rows']}
     assert rows['ips']['time_ratio'] == 2.0 and rows['baseline']['time_ratio'] == 1.0
+
+
+def test_a_run_cut_short_keeps_every_finished_worker(tmp_path, monkeypatch):
+    def record(task, variant, device, args, crop):
+        if variant == 'ips':
+            raise SystemExit('benchmark worker one_stage/ips failed')  # as a killed worker is reported
+        return dict(task=task, variant=variant, times=[1.5], peak_mb=10.0, loss=1.0)
+
+    monkeypatch.setattr(benchmark_cost, 'run_worker', record)
+    with pytest.raises(SystemExit):
+        benchmark_cost.main(['--tasks', 'one_stage', '--device', 'cpu', '--variants', 'ips', '--out', str(tmp_path)])
+    with open(tmp_path / 'workers.json') as file:
+        saved = json.load(file)
+    assert [worker['variant'] for worker in saved['workers']] == ['baseline']
+    assert saved['workers'][0]['times'] == [1.5]
+    assert not (tmp_path / 'cost.json').exists()
