@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-TEACHER_RULES = ('confidence', 'symmetric')
+TEACHER_RULES = ('confidence', 'symmetric', 'confident_correct')
 _EPS = 1e-12
 
 
@@ -94,6 +94,9 @@ def pair_kl_divergence(logits: Tensor,
         teacher: ``'confidence'``: per pair and class, the view with the higher mean
             probability of that class (at T = 1) teaches the other, detached.
             ``'symmetric'``: both directions, each with the other side detached, averaged.
+            ``'confident_correct'``: as ``'confidence'``, but a class counts only where the
+            teacher's class mean predicts that class (its arg-max is ``k``): a teacher
+            that is wrong about the class teaches nothing (ours; the paper does not say).
         use_sigmoid: Treat the C logits as independent sigmoids (dense detectors).
 
     Returns:
@@ -127,6 +130,8 @@ def pair_kl_divergence(logits: Tensor,
         plain_means = means if temperature == 1 else class_means(_to_probs(logits, use_sigmoid), weights)[0]
         # confidence[n, k]: mean probability of class k over the elements labelled k.
         confidence = plain_means.diagonal(dim1=1, dim2=2)  # (N, K)
+        if teacher == 'confident_correct':  # correct[n, k]: the view's class mean for k predicts k
+            correct = plain_means.argmax(-1) == torch.arange(num_classes, device=plain_means.device)
 
     means = means.unflatten(0, (-1, 2))  # (P, 2, K, C)
     counts = counts.unflatten(0, (-1, 2))
@@ -134,12 +139,15 @@ def pair_kl_divergence(logits: Tensor,
     shared = (counts[:, 0] > 0) & (counts[:, 1] > 0)  # (P, K)
 
     first, second = means[:, 0], means[:, 1]
-    if teacher == 'confidence':
+    if teacher == 'symmetric':
+        kl = 0.5 * (_kl(first.detach(), second, use_sigmoid) + _kl(second.detach(), first, use_sigmoid))
+    else:
         first_teaches = (confidence[:, 0] >= confidence[:, 1])[..., None]  # (P, K, 1)
         kl = _kl(torch.where(first_teaches, first, second).detach(), torch.where(first_teaches, second, first),
                  use_sigmoid)
-    else:
-        kl = 0.5 * (_kl(first.detach(), second, use_sigmoid) + _kl(second.detach(), first, use_sigmoid))
+        if teacher == 'confident_correct':
+            correct = correct.unflatten(0, (-1, 2))
+            shared = shared & torch.where(first_teaches[..., 0], correct[:, 0], correct[:, 1])
 
     shared_f = shared.to(kl.dtype)
     total = (kl * shared_f).sum()

@@ -17,7 +17,8 @@ class PairKLDivLoss(nn.Module):
         temperature: Softening temperature T; the KL is scaled by ``T^2``.
         loss_weight: Multiplier of the loss.
         teacher: ``'confidence'`` (per pair and class, the more confident view teaches,
-            detached) or ``'symmetric'`` (both directions, averaged).
+            detached), ``'symmetric'`` (both directions, averaged) or ``'confident_correct'``
+            (as ``'confidence'``, only for classes whose teacher mean predicts the class).
         use_sigmoid: Sigmoid class scores instead of a softmax. ``None`` (default): as the
             model's classifier scores them (sigmoid for most dense detectors).
         loss_name: Key of the loss in the loss dict; must contain ``'loss'`` for MMEngine

@@ -8,8 +8,9 @@ from hypothesis import strategies as st
 from ipswap_mm.core.pair_kl import class_means, class_weights, pair_kl_divergence
 
 
-def reference_loss(logits, labels, num_classes, temperature, use_sigmoid=False):
-    """Plain-Python restatement of the documented loss, pair by pair and class by class."""
+def reference_loss(logits, labels, num_classes, temperature, use_sigmoid=False, teacher='confidence'):
+    """Plain-Python restatement of the documented loss, pair by pair and class by class
+    (teacher rule ``'confidence'`` or ``'confident_correct'``)."""
     terms = []
     for pair in range(logits.shape[0] // 2):
         for k in range(num_classes):
@@ -21,14 +22,17 @@ def reference_loss(logits, labels, num_classes, temperature, use_sigmoid=False):
                 z = logits[view][:, members].double()
                 soft = (z / temperature).sigmoid() if use_sigmoid else (z / temperature).softmax(0)
                 plain = z.sigmoid() if use_sigmoid else z.softmax(0)
-                views.append((soft.mean(1), plain.mean(1)[k]))
+                views.append((soft.mean(1), plain.mean(1)))
             if len(views) < 2:
                 continue
-            (p_a, conf_a), (p_b, conf_b) = views
-            teacher, student = (p_a, p_b) if conf_a >= conf_b else (p_b, p_a)
-            kl = (teacher * (teacher / student).log()).sum()
+            (p_a, plain_a), (p_b, plain_b) = views
+            a_teaches = plain_a[k] >= plain_b[k]
+            if teacher == 'confident_correct' and int((plain_a if a_teaches else plain_b).argmax()) != k:
+                continue  # a teacher whose class mean does not predict k teaches nothing
+            p_t, p_s = (p_a, p_b) if a_teaches else (p_b, p_a)
+            kl = (p_t * (p_t / p_s).log()).sum()
             if use_sigmoid:
-                kl = kl + ((1 - teacher) * ((1 - teacher) / (1 - student)).log()).sum()
+                kl = kl + ((1 - p_t) * ((1 - p_t) / (1 - p_s)).log()).sum()
             terms.append(kl)
     if not terms:
         return 0.0
@@ -37,14 +41,15 @@ def reference_loss(logits, labels, num_classes, temperature, use_sigmoid=False):
 
 @settings(max_examples=40, deadline=None)
 @given(pairs=st.integers(1, 3), classes=st.integers(1, 5), elements=st.integers(1, 30),
-       temperature=st.floats(0.5, 6), sigmoid=st.booleans(), seed=st.integers(0, 2**31))
-def test_matches_reference(pairs, classes, elements, temperature, sigmoid, seed):
+       temperature=st.floats(0.5, 6), sigmoid=st.booleans(), seed=st.integers(0, 2**31),
+       teacher=st.sampled_from(['confidence', 'confident_correct']))
+def test_matches_reference(pairs, classes, elements, temperature, sigmoid, seed, teacher):
     torch.manual_seed(seed)
     channels = classes if sigmoid else classes + 1
     logits = torch.randn(2 * pairs, channels, elements) * 3
     labels = torch.randint(-1, classes + 1, (2 * pairs, elements))
-    loss = pair_kl_divergence(logits, labels, classes, temperature, use_sigmoid=sigmoid)
-    assert math.isclose(loss.item(), reference_loss(logits, labels, classes, temperature, sigmoid),
+    loss = pair_kl_divergence(logits, labels, classes, temperature, teacher, use_sigmoid=sigmoid)
+    assert math.isclose(loss.item(), reference_loss(logits, labels, classes, temperature, sigmoid, teacher),
                         rel_tol=1e-5, abs_tol=1e-9)  # both float64; the loss comes back float32
 
 
@@ -157,3 +162,14 @@ def test_near_equal_sigmoid_views_of_an_untrained_dense_head_give_a_positive_kl(
     expected = reference_loss(logits, labels, 10, 4.0, use_sigmoid=True)
     assert loss.dtype == torch.float32 and 0 < loss.item()
     assert loss.item() == pytest.approx(float(expected), rel=1e-2)
+
+
+def test_a_teacher_wrong_about_the_class_teaches_nothing_under_confident_correct():
+    # class 0 in both views; view 0 is the more confident on it (0.3 > 0.2) but predicts class 1
+    logits = torch.tensor([[0.3, 0.7], [0.2, 0.8]]).log()[..., None]  # (2 views, 2 classes, 1 element)
+    labels = torch.zeros(2, 1, dtype=torch.long)
+    assert pair_kl_divergence(logits, labels, 2, teacher='confidence').item() > 0
+    assert pair_kl_divergence(logits, labels, 2, teacher='confident_correct').item() == 0.0
+    right = torch.tensor([[0.9, 0.1], [0.6, 0.4]]).log()[..., None]  # the teacher predicts class 0
+    assert pair_kl_divergence(right, labels, 2, teacher='confident_correct').item() == pytest.approx(
+        pair_kl_divergence(right, labels, 2, teacher='confidence').item())
