@@ -1,4 +1,4 @@
-"""Running the tools in subprocesses and reading what MMEngine logged."""
+"""Small project configs, running the tools in subprocesses, and reading what MMEngine logged."""
 import json
 import os
 import os.path as osp
@@ -6,7 +6,28 @@ import signal
 import subprocess
 import sys
 
-from tests.conftest import REPO
+from mmengine.config import Config
+
+from ipswap_mm.synthetic.small_run import shrink_det_config, shrink_seg_config
+from tests.conftest import DET_SIZE, REPO
+
+
+def small_seg_config(name: str, voc_root: str, work_dir: str, path: str, iters: int = 4) -> str:
+    """The project's segmentation config ``name`` as an ``iters``-iteration CPU run at crop 64
+    on ``voc_root``, written to ``path``; returns ``path``."""
+    cfg = shrink_seg_config(Config.fromfile(osp.join(REPO, 'configs', name)), voc_root, crop=64, iters=iters,
+                            work_dir=work_dir)
+    cfg.dump(path)
+    return path
+
+
+def small_det_config(name: str, data_root: str, work_dir: str, path: str) -> str:
+    """The project's detection config ``name`` as one epoch at batch 2 on ``data_root`` (images
+    of ``DET_SIZE``, kept at their size), written to ``path``; returns ``path``."""
+    cfg = shrink_det_config(Config.fromfile(osp.join(REPO, 'configs', name)), data_root,
+                            scale=(DET_SIZE[1], DET_SIZE[0]), epochs=1, work_dir=work_dir, batch_size=2)
+    cfg.dump(path)
+    return path
 
 
 def run_python(args, cwd, timeout=600):

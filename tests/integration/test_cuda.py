@@ -9,16 +9,12 @@ import mmdet
 import mmseg
 import pytest
 import torch
-from mmengine.config import Config
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
 from ipswap_mm.core.patch_swap import PatchSwap, swap_pairs
 from ipswap_mm.models.seg import SegPatchSwap
-from ipswap_mm.synthetic import write_coco_dataset
-from ipswap_mm.synthetic.small_run import shrink_det_config, shrink_seg_config
-from tests.conftest import REPO
-from tests.integration.helpers import logged_scalars, run_python
+from tests.integration.helpers import logged_scalars, run_python, small_det_config, small_seg_config
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
 
@@ -67,20 +63,15 @@ def _assert_fp16_ips_run(logged, checkpoint):
 
 
 def test_fp16_amp_segmentation_with_the_stock_train_tool(voc_root, tmp_path):
-    cfg = shrink_seg_config(Config.fromfile(osp.join(REPO, 'configs', 'ipswap_deeplabv3_voc.py')), voc_root,
-                            crop=64, iters=4, work_dir=str(tmp_path / 'work'))
-    cfg.dump(str(tmp_path / 'cfg.py'))
+    config = small_seg_config('ipswap_deeplabv3_voc.py', voc_root, str(tmp_path / 'work'), str(tmp_path / 'cfg.py'))
     tool = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools', 'train.py')
-    logged, work_dir = _amp_run(tool, str(tmp_path / 'cfg.py'), tmp_path)
+    logged, work_dir = _amp_run(tool, config, tmp_path)
     _assert_fp16_ips_run(logged, osp.join(work_dir, 'iter_4.pth'))
 
 
 @pytest.mark.parametrize('name', ['ipswap_retinanet_r50_fpn_1x_coco.py', 'ipswap_mask-rcnn_r50_fpn_1x_coco.py'])
-def test_fp16_amp_detection_with_the_stock_train_tool(name, tmp_path):
-    data_root = write_coco_dataset(str(tmp_path / 'coco'), num_train=8, num_val=2, size=(96, 128))
-    cfg = shrink_det_config(Config.fromfile(osp.join(REPO, 'configs', name)), data_root, scale=(128, 96), epochs=1,
-                            work_dir=str(tmp_path / 'work'), batch_size=2)
-    cfg.dump(str(tmp_path / 'cfg.py'))
+def test_fp16_amp_detection_with_the_stock_train_tool(name, coco_root, tmp_path):
+    config = small_det_config(name, coco_root, str(tmp_path / 'work'), str(tmp_path / 'cfg.py'))
     tool = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools', 'train.py')
-    logged, work_dir = _amp_run(tool, str(tmp_path / 'cfg.py'), tmp_path)
+    logged, work_dir = _amp_run(tool, config, tmp_path)
     _assert_fp16_ips_run(logged, osp.join(work_dir, 'epoch_1.pth'))

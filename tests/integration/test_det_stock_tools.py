@@ -8,15 +8,11 @@ from mmdet.registry import MODELS
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
-from ipswap_mm.synthetic import write_coco_dataset, write_voc_detection_dataset
-from ipswap_mm.synthetic.small_run import shrink_det_config
-from tests.conftest import REPO
-from tests.integration.helpers import logged_scalars, run_python
+from ipswap_mm.synthetic import write_voc_detection_dataset
+from tests.conftest import DET_NUM_TRAIN, DET_SIZE
+from tests.integration.helpers import logged_scalars, run_python, small_det_config
 
 STOCK_TOOLS = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools')
-SIZE = (96, 128)  # (h, w) of the generated images
-SCALE = (128, 96)  # Resize scale (w, h): the images keep their size
-NUM_TRAIN = 8  # one epoch: 4 iterations of one pair
 CONFIGS = {  # name: (ips config, baseline config, generated data)
     'faster_rcnn': ('ipswap_faster-rcnn_r50_fpn_voc0712.py', 'baseline_faster-rcnn_r50_fpn_voc0712.py', 'voc'),
     'retinanet': ('ipswap_retinanet_r50_fpn_1x_coco.py', 'baseline_retinanet_r50_fpn_1x_coco.py', 'coco'),
@@ -25,23 +21,10 @@ CONFIGS = {  # name: (ips config, baseline config, generated data)
 
 
 @pytest.fixture(scope='session')
-def coco_root(tmp_path_factory) -> str:
-    """A small generated dataset in the COCO 2017 layout (boxes and polygons)."""
-    return write_coco_dataset(str(tmp_path_factory.mktemp('coco')), num_train=NUM_TRAIN, num_val=2, size=SIZE)
-
-
-@pytest.fixture(scope='session')
 def voc_det_root(tmp_path_factory) -> str:
     """A small generated dataset in the VOCdevkit 2007 + 2012 detection layout."""
-    return write_voc_detection_dataset(str(tmp_path_factory.mktemp('vocdevkit')), num_train=NUM_TRAIN, num_test=2,
-                                       size=SIZE)
-
-
-def small_config(name, data_root, work_dir, path):
-    cfg = shrink_det_config(Config.fromfile(osp.join(REPO, 'configs', name)), data_root, scale=SCALE, epochs=1,
-                            work_dir=work_dir, batch_size=2)
-    cfg.dump(path)
-    return path
+    return write_voc_detection_dataset(str(tmp_path_factory.mktemp('vocdevkit')), num_train=DET_NUM_TRAIN,
+                                       num_test=2, size=DET_SIZE)
 
 
 @pytest.fixture(scope='module', params=sorted(CONFIGS))
@@ -50,9 +33,9 @@ def trained(request, coco_root, voc_det_root, tmp_path_factory):
     data_root = coco_root if data == 'coco' else voc_det_root
     tmp = tmp_path_factory.mktemp(f'{request.param}_run')
     work_dir = str(tmp / 'ips')
-    config = small_config(ips_config, data_root, work_dir, str(tmp / 'ips_cfg.py'))
+    config = small_det_config(ips_config, data_root, work_dir, str(tmp / 'ips_cfg.py'))
     output = run_python([osp.join(STOCK_TOOLS, 'train.py'), config, '--work-dir', work_dir], cwd=str(tmp))
-    baseline = small_config(baseline_config, data_root, str(tmp / 'base'), str(tmp / 'base_cfg.py'))
+    baseline = small_det_config(baseline_config, data_root, str(tmp / 'base'), str(tmp / 'base_cfg.py'))
     return dict(name=request.param, tmp=tmp, work_dir=work_dir, output=output, baseline=baseline,
                 checkpoint=osp.join(work_dir, 'epoch_1.pth'))
 

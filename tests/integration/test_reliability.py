@@ -8,7 +8,6 @@ import torch
 from mmengine.config import Config
 from PIL import Image
 
-from ipswap_mm.synthetic import write_coco_dataset
 from ipswap_mm.synthetic.small_run import shrink_det_config, shrink_seg_config
 from tests.conftest import REPO
 from tests.integration.helpers import logged_scalars, run_python, single_process_pairs
@@ -97,12 +96,11 @@ def test_two_processes_on_cpu_train_whole_pairs(voc_root, tmp_path):
 
 
 @pytest.mark.timeout(300)
-def test_two_processes_on_cpu_train_whole_pairs_detection(tmp_path):
+def test_two_processes_on_cpu_train_whole_pairs_detection(coco_root, tmp_path):
     """The same for a detector: RetinaNet (ResNet-18, slim FPN and head) on generated COCO data, 2 epochs."""
-    data_root = write_coco_dataset(str(tmp_path / 'coco'), num_train=8, num_val=2, size=(96, 128))
     work_dir = str(tmp_path / 'dist')
     cfg = shrink_det_config(Config.fromfile(osp.join(REPO, 'configs', 'ipswap_retinanet_r50_fpn_1x_coco.py')),
-                            data_root, scale=(128, 96), epochs=2, work_dir=work_dir, batch_size=2)
+                            coco_root, scale=(128, 96), epochs=2, work_dir=work_dir, batch_size=2)
     cfg.model.backbone.depth = 18
     cfg.model.neck.in_channels, cfg.model.neck.out_channels = [64, 128, 256, 512], 64
     cfg.model.bbox_head.in_channels = cfg.model.bbox_head.feat_channels = 64

@@ -9,26 +9,18 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
-from ipswap_mm.synthetic.small_run import shrink_seg_config
 from tests.conftest import REPO
-from tests.integration.helpers import logged_scalars, run_python
+from tests.integration.helpers import logged_scalars, run_python, small_seg_config
 
 STOCK_TOOLS = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools')
 ITERS = 4
-
-
-def small_config(name, voc_root, work_dir, path):
-    cfg = shrink_seg_config(Config.fromfile(osp.join(REPO, 'configs', name)), voc_root, crop=64, iters=ITERS,
-                            work_dir=work_dir)
-    cfg.dump(path)
-    return path
 
 
 @pytest.fixture(scope='module')
 def trained(voc_root, tmp_path_factory):
     tmp = tmp_path_factory.mktemp('seg_run')
     work_dir = str(tmp / 'ips')
-    config = small_config('ipswap_deeplabv3_voc.py', voc_root, work_dir, str(tmp / 'ips_cfg.py'))
+    config = small_seg_config('ipswap_deeplabv3_voc.py', voc_root, work_dir, str(tmp / 'ips_cfg.py'), ITERS)
     run_python([osp.join(STOCK_TOOLS, 'train.py'), config, '--work-dir', work_dir], cwd=str(tmp))
     return tmp, config, work_dir, osp.join(work_dir, f'iter_{ITERS}.pth')
 
@@ -51,7 +43,8 @@ def test_stock_test_evaluates_the_ips_checkpoint(trained):
 
 def test_checkpoint_loads_into_the_baseline_config(trained, voc_root):
     tmp, _, _, checkpoint = trained
-    baseline = small_config('baseline_deeplabv3_voc.py', voc_root, str(tmp / 'base'), str(tmp / 'base_cfg.py'))
+    baseline = small_seg_config('baseline_deeplabv3_voc.py', voc_root, str(tmp / 'base'), str(tmp / 'base_cfg.py'),
+                                ITERS)
     init_default_scope('mmseg')
     model = MODELS.build(Config.fromfile(baseline).model)
     state = torch.load(checkpoint, map_location='cpu', weights_only=True)['state_dict']
