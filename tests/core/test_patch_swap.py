@@ -42,6 +42,25 @@ def test_swapped_cell_count_follows_ratio(pairs, patch, grid_h, grid_w, ratio, s
     assert torch.all(cells.flatten(1).sum(1) == expected)
 
 
+@settings(max_examples=30, deadline=None)
+@given(pairs=st.integers(1, 4), patch=st.integers(1, 6), height=st.integers(1, 24), width=st.integers(1, 24),
+       seed=st.integers(0, 2**31))
+def test_a_sequence_swaps_as_its_stack(pairs, patch, height, width, seed):
+    """Per-sample maps (a sequence, swapped pair by pair on the CPU) come out as their stack would."""
+    swap = PatchSwap(patch, swap_prob=1.0, swap_ratio=0.5)
+    mask = swap.cells_to_pixels(swap.sample_cells(pairs, height, width, generator(seed)), height, width)
+    maps = [torch.randint(0, 255, (1, height, width)) for _ in range(2 * pairs)]
+    before = [label_map.clone() for label_map in maps]
+    assert torch.equal(swap_pairs(maps, mask), swap_pairs(torch.stack(maps), mask))
+    assert all(torch.equal(a, b) for a, b in zip(maps, before))
+
+
+def test_a_sequence_of_mixed_shapes_is_rejected():
+    mask = torch.ones(1, 4, 4, dtype=torch.bool)
+    with pytest.raises(ValueError, match='one shape'):
+        swap_pairs([torch.zeros(1, 4, 4), torch.zeros(4, 4)], mask)  # where() would broadcast it silently
+
+
 def test_zero_probability_is_identity():
     swap = PatchSwap(4, swap_prob=0.0, swap_ratio=1.0)
     images = torch.rand(6, 3, 16, 16)

@@ -26,6 +26,9 @@ def test_swap_on_the_gpu_equals_the_swap_on_the_cpu():
     pixel_mask = swap.cells_to_pixels(cells, 40, 48)
     batch = torch.randn(6, 3, 40, 48, generator=generator)
     assert torch.equal(swap_pairs(batch.cuda(), pixel_mask.cuda()).cpu(), swap_pairs(batch, pixel_mask))
+    # per-sample maps: stacked and swapped on the GPU, pair by pair on the CPU
+    maps = list(batch[:, 0].long())
+    assert torch.equal(swap_pairs([m.cuda() for m in maps], pixel_mask.cuda()).cpu(), swap_pairs(maps, pixel_mask))
 
 
 def test_seg_swap_of_a_gpu_batch_moves_labels_with_their_pixels():

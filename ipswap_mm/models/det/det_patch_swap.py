@@ -89,9 +89,10 @@ class DetPatchSwap(PairSwapBatchAug):
             return inputs, data_samples
         inputs = swap_pairs(inputs, pixel_mask)
         if 'gt_sem_seg' in data_samples[0]:
-            maps = torch.stack([sample.gt_sem_seg.sem_seg for sample in data_samples])
-            if maps.shape[-2:] != inputs.shape[-2:]:
-                raise ValueError(f'gt_sem_seg is {tuple(maps.shape[-2:])} but the images are '
+            maps = [sample.gt_sem_seg.sem_seg for sample in data_samples]
+            sizes = {tuple(sem_seg.shape[-2:]) for sem_seg in maps}
+            if sizes != {tuple(inputs.shape[-2:])}:
+                raise ValueError(f'gt_sem_seg is {sorted(sizes)} but the images are '
                                  f'{tuple(inputs.shape[-2:])}: set model.data_preprocessor.pad_seg=True')
             for sample, swapped_map in zip(data_samples, swap_pairs(maps, pixel_mask)):
                 sample.gt_sem_seg.sem_seg = swapped_map

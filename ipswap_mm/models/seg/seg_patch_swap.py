@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import List, Tuple
 
-import torch
 from mmseg.registry import MODELS
 from torch import Tensor
 
@@ -38,9 +37,10 @@ class SegPatchSwap(PairSwapBatchAug):
         for key in PIXEL_MAP_KEYS:
             if key not in data_samples[0]:
                 continue
-            maps = torch.stack([getattr(sample, key).data for sample in data_samples])
-            if maps.shape[-2:] != inputs.shape[-2:]:
-                raise ValueError(f'{key} is {tuple(maps.shape[-2:])} but the images are '
+            maps = [getattr(sample, key).data for sample in data_samples]
+            sizes = {tuple(label_map.shape[-2:]) for label_map in maps}
+            if sizes != {tuple(inputs.shape[-2:])}:
+                raise ValueError(f'{key} is {sorted(sizes)} but the images are '
                                  f'{tuple(inputs.shape[-2:])}: pad both to the same size')
             for sample, swapped in zip(data_samples, swap_pairs(maps, pixel_mask)):
                 getattr(sample, key).data = swapped

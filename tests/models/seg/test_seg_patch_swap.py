@@ -36,6 +36,13 @@ def test_padding_is_never_swapped():
     assert torch.equal(out[0, :, :16, :24], inputs[1, :, :16, :24])
 
 
+def test_label_map_of_another_size_names_the_key():
+    inputs, samples = seg_batch(2, 16, 16)
+    samples[1].gt_sem_seg = PixelData(data=torch.zeros(1, 16, 8, dtype=torch.long))
+    with pytest.raises(ValueError, match=r'gt_sem_seg is \[\(16, 8\), \(16, 16\)\] but the images are \(16, 16\)'):
+        SegPatchSwap(patch_size=8, swap_prob=1.0)(inputs, samples)
+
+
 def test_odd_batch_names_the_batch_size():
     inputs, samples = seg_batch(3, 16, 16)
     with pytest.raises(ValueError, match='batch_size'):
