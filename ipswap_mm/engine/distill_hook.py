@@ -10,6 +10,7 @@ from torch import nn
 from torch.utils.data import BatchSampler
 
 from ..datasets.pair_sampler import IntraClassPairSampler
+from ..models.loss_forward import loss_call_samples
 from ..models.pair_swap_batch_aug import PairSwapBatchAug
 from .checkpoint_safety import make_weights_only_safe, restore_history_buffers
 
@@ -102,10 +103,9 @@ class IPSDistillHook(Hook):
             self._handle = self._pair_logits = None
 
     def _add_pair_loss(self, model: nn.Module, args: tuple, kwargs: dict, output):
-        mode = kwargs.get('mode', args[2] if len(args) > 2 else 'tensor')
-        if mode != 'loss' or not model.training:
+        data_samples = loss_call_samples(model, args, kwargs)
+        if data_samples is None:
             return None
-        data_samples = kwargs.get('data_samples', args[1] if len(args) > 1 else None)
         check_pair_layout(data_samples)
         logits, labels = self._pair_logits(data_samples)
         source = self._pair_logits

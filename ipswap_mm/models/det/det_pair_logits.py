@@ -5,8 +5,8 @@ view. Both extractors classify exactly those boxes with the detector's own class
 so no assigner, sampler or head internals are involved:
 
 * ``RoIPairLogits`` (two-stage: Faster / Mask / Cascade R-CNN): the RoI head's box
-  branch run on the ground-truth boxes as RoIs, on the features of the same training
-  forward (captured by a forward hook on the neck). Softmax over ``C + 1``.
+  branch classifies the ground-truth boxes as extra RoIs of its own training forward
+  (forward hooks append them to its RoIs and split their scores off). Softmax over ``C + 1``.
 * ``DensePairLogits`` (one-stage heads with a prior generator: RetinaNet, FCOS, ATSS,
   GFL, ...): the head's classification maps, captured by a forward hook, read at each
   box's centre on the pyramid level that matches its size
@@ -15,11 +15,13 @@ so no assigner, sampler or head internals are involved:
 """
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pad_sequence
+
+from ..loss_forward import loss_call_samples
 
 
 def _gt_boxes(data_samples: List) -> Tuple[List[Tensor], List[Tensor]]:
@@ -55,35 +57,96 @@ class _FeatureCapture:
 
 
 class RoIPairLogits:
-    """RoI-head classification of the ground-truth boxes (two-stage detectors)."""
+    """RoI-head classification of the ground-truth boxes (two-stage detectors).
+
+    The ground-truth boxes ride along with the RoIs the head samples itself. In a training
+    forward, a pre-hook on the (last stage's) box RoI extractor appends them to its RoIs
+    and a hook on the box head splits their class scores off its output, so the head's
+    losses see exactly their own rows. The boxes cost no second pass through the extractor
+    and the box head, which would compute the FC weights' gradient twice (50 MB for the
+    stock ``Shared2FCBBoxHead``) and, through the extractor's guard for pyramid levels
+    without RoIs, allocate a gradient the size of a whole feature level.
+
+    A RoI head that reuses its box features for the mask branch (``share_roi_extractor``:
+    the C4 Mask R-CNN) indexes them by its own RoIs; there the ground-truth boxes take a
+    second pass through the box branch instead, on the neck features of the same forward.
+    """
 
     use_sigmoid = False
 
     def __init__(self, detector: nn.Module) -> None:
         self.roi_head = detector.roi_head
-        bbox_head = self.roi_head.bbox_head
+        bbox_head, extractor = self.roi_head.bbox_head, self.roi_head.bbox_roi_extractor
         self.stages = len(bbox_head) if isinstance(bbox_head, nn.ModuleList) else 0
-        last = bbox_head[-1] if self.stages else bbox_head
-        if getattr(last, 'custom_cls_channels', False) or getattr(last.loss_cls, 'use_sigmoid', False):
-            raise TypeError(f'IPSDistillHook: RoI box head {type(last).__name__} does not score classes with a '
-                            'softmax over C + 1; the pair KL supports softmax RoI heads')
-        self.num_classes = int(last.num_classes)
-        self._features = _FeatureCapture(detector.neck if getattr(detector, 'with_neck', False)
-                                         else detector.backbone)
+        if self.stages:
+            bbox_head, extractor = bbox_head[-1], extractor[-1]
+        if getattr(bbox_head, 'custom_cls_channels', False) or getattr(bbox_head.loss_cls, 'use_sigmoid', False):
+            raise TypeError(f'IPSDistillHook: RoI box head {type(bbox_head).__name__} does not score classes '
+                            'with a softmax over C + 1; the pair KL supports softmax RoI heads')
+        self.num_classes = int(bbox_head.num_classes)
+        self._gt_rois: Optional[Tensor] = None  # (g, 5), from the loss forward's start until the box head ran
+        self._rows: Optional[int] = None  # rows the box head returns: its own RoIs + the g boxes
+        self._scores: Optional[Tensor] = None
+        self._features = None
+        self._handles = []
+        if getattr(self.roi_head, 'share_roi_extractor', False):
+            self._features = _FeatureCapture(detector.neck if getattr(detector, 'with_neck', False)
+                                             else detector.backbone)
+        else:
+            self._handles = [detector.register_forward_pre_hook(self._arm, with_kwargs=True),
+                             extractor.register_forward_pre_hook(self._append_gt_rois, with_kwargs=True),
+                             bbox_head.register_forward_hook(self._split_gt_scores)]
+
+    def _arm(self, detector: nn.Module, args: tuple, kwargs: dict) -> None:
+        from mmdet.structures.bbox import bbox2roi
+        data_samples = loss_call_samples(detector, args, kwargs)
+        self._gt_rois = None if data_samples is None else bbox2roi(_gt_boxes(data_samples)[0])
+        self._rows = self._scores = None
+
+    def _append_gt_rois(self, extractor: nn.Module, args: tuple, kwargs: dict):
+        if self._gt_rois is None:
+            return None
+        args, kwargs = list(args), dict(kwargs)
+        rois = args[1] if len(args) > 1 else kwargs['rois']
+        rois = torch.cat([rois, self._gt_rois.to(rois)])
+        if len(args) > 1:
+            args[1] = rois
+        else:
+            kwargs['rois'] = rois
+        self._rows = rois.shape[0]
+        return tuple(args), kwargs
+
+    def _split_gt_scores(self, bbox_head: nn.Module, args, output):
+        if self._gt_rois is None:
+            return None
+        rows, num_gt = self._rows, len(self._gt_rois)
+        self._gt_rois = None
+        if rows is None or output[0].shape[0] != rows:
+            raise RuntimeError(f'IPSDistillHook: {type(bbox_head).__name__} returned {output[0].shape[0]} rows of '
+                               f'class scores for {rows} RoIs (its RoI extractor\'s RoIs and {num_gt} ground-truth '
+                               'boxes); this RoI head is not supported')
+        own = rows - num_gt
+        self._scores = output[0][own:]
+        return tuple(part[:own] if isinstance(part, Tensor) and part.shape[0] == rows else part for part in output)
 
     def __call__(self, data_samples: List) -> Tuple[Tensor, Tensor]:
-        from mmdet.structures.bbox import bbox2roi
-        features = self._features.take()
         boxes, labels = _gt_boxes(data_samples)
-        rois = bbox2roi(boxes)
-        if self.stages:
-            results = self.roi_head._bbox_forward(self.stages - 1, features, rois)
+        if self._features is not None:
+            from mmdet.structures.bbox import bbox2roi
+            stage = (self.stages - 1,) if self.stages else ()
+            scores = self.roi_head._bbox_forward(*stage, self._features.take(), bbox2roi(boxes))['cls_score']
         else:
-            results = self.roi_head._bbox_forward(features, rois)
-        return _per_image(results['cls_score'], torch.cat(labels), [len(b) for b in boxes])
+            scores, self._scores, self._gt_rois = self._scores, None, None
+            if scores is None:
+                raise RuntimeError('IPSDistillHook: the RoI box head classified no ground-truth boxes in this '
+                                   'training step (nothing was captured)')
+        return _per_image(scores, torch.cat(labels), [len(b) for b in boxes])
 
     def remove(self) -> None:
-        self._features.remove()
+        for handle in self._handles:
+            handle.remove()
+        if self._features is not None:
+            self._features.remove()
 
 
 class DensePairLogits:

@@ -18,6 +18,7 @@ STOCK_CONFIGS = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs')
 FASTER_RCNN = 'faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
 RETINANET = 'retinanet/retinanet_r50_fpn_1x_coco.py'
 MASK_RCNN = 'mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
+CASCADE_RCNN = 'cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py'
 NUM_CLASSES = 5
 
 
@@ -38,7 +39,9 @@ def tiny_detector(config: str, swap: bool = True, patch_size: int = 16):
     if 'roi_head' in cfg:
         cfg.rpn_head.update(in_channels=32, feat_channels=32)
         cfg.roi_head.bbox_roi_extractor.out_channels = 32
-        cfg.roi_head.bbox_head.update(in_channels=32, fc_out_channels=64, num_classes=NUM_CLASSES)
+        heads = cfg.roi_head.bbox_head if isinstance(cfg.roi_head.bbox_head, list) else [cfg.roi_head.bbox_head]
+        for head in heads:
+            head.update(in_channels=32, fc_out_channels=64, num_classes=NUM_CLASSES)
         if 'mask_head' in cfg.roi_head:
             cfg.roi_head.mask_roi_extractor.out_channels = 32
             cfg.roi_head.mask_head.update(in_channels=32, conv_out_channels=32, num_classes=NUM_CLASSES)
@@ -152,6 +155,59 @@ def test_sigmoid_roi_classifier_is_rejected_naming_the_head():
 
 def test_extractors_leave_no_hook_behind():
     retinanet, faster_rcnn = tiny_detector(RETINANET, swap=False), tiny_detector(FASTER_RCNN, swap=False)
-    DensePairLogits(retinanet).remove()
-    RoIPairLogits(faster_rcnn).remove()
-    assert not retinanet.bbox_head._forward_hooks and not faster_rcnn.neck._forward_hooks
+    shared = tiny_detector(MASK_RCNN, swap=False)
+    shared.roi_head.share_roi_extractor = True
+    for model, extractor in ((retinanet, DensePairLogits), (faster_rcnn, RoIPairLogits), (shared, RoIPairLogits)):
+        extractor(model).remove()
+        assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+
+
+def roi_losses(model, data, seed=0) -> dict:
+    torch.manual_seed(seed)  # the RPN's and the RoI head's samplers draw from the global generator
+    losses, _ = run_loss(model, data)
+    return {key: value for key, value in losses.items() if 'loss' in key}
+
+
+@pytest.mark.parametrize('config', [FASTER_RCNN, MASK_RCNN, CASCADE_RCNN])
+def test_ground_truth_boxes_ride_along_without_changing_the_heads_losses(config):
+    """The boxes join the head's own RoIs in one pass: its losses stay exactly what they are
+    without the hooks, and the boxes' scores are those of a separate pass over them."""
+    model = tiny_detector(config, swap=False)
+    data = shared_class_batch(with_masks=config == MASK_RCNN)
+    plain = roi_losses(model, data)
+    extractor = RoIPairLogits(model)
+    features = Capture(model.neck)
+    hooked = roi_losses(model, data)
+    logits, labels = extractor(data['data_samples'])
+    assert plain.keys() == hooked.keys()
+    for key in plain:
+        torch.testing.assert_close(hooked[key], plain[key], msg=key)
+    rois = bbox2roi([s.gt_instances.bboxes for s in data['data_samples']])
+    stage = (len(model.roi_head.bbox_head) - 1,) if config == CASCADE_RCNN else ()
+    expected = model.roi_head._bbox_forward(*stage, features.output, rois)['cls_score']
+    torch.testing.assert_close(logits.transpose(1, 2)[labels >= 0], expected)
+    model.eval()  # a prediction afterwards sees no ground-truth RoIs: the same as with no hooks
+    hooked_predictions = predict(model, data)
+    extractor.remove()
+    for hooked_prediction, plain_prediction in zip(hooked_predictions, predict(model, data)):
+        torch.testing.assert_close(hooked_prediction.pred_instances.bboxes, plain_prediction.pred_instances.bboxes)
+        torch.testing.assert_close(hooked_prediction.pred_instances.scores, plain_prediction.pred_instances.scores)
+
+
+def predict(model, data) -> list:
+    with torch.no_grad():
+        return model(**model.data_preprocessor(data, training=False), mode='predict')
+
+
+def test_a_head_sharing_box_features_with_the_mask_branch_classifies_in_a_second_pass():
+    model = tiny_detector(MASK_RCNN, swap=False)
+    model.roi_head.share_roi_extractor = True  # C4 Mask R-CNN: mask features = box features[positives]
+    model.roi_head.train_cfg.mask_size = 14  # the mask head upsamples the 7x7 box features once
+    data = shared_class_batch(with_masks=True)
+    extractor = RoIPairLogits(model)
+    features = Capture(model.neck)
+    roi_losses(model, data)
+    logits, labels = extractor(data['data_samples'])
+    rois = bbox2roi([s.gt_instances.bboxes for s in data['data_samples']])
+    expected = model.roi_head._bbox_forward(features.output, rois)['cls_score']
+    torch.testing.assert_close(logits.transpose(1, 2)[labels >= 0], expected)

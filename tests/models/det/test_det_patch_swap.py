@@ -197,6 +197,8 @@ def test_every_object_is_its_visible_part(case, ratio, min_area, min_ratio):
     seen = set()
     for image, sample in enumerate(out_samples):
         gt = sample.gt_instances
+        if min_ratio > 0.5:  # at most one part of an object can hold more than half of it
+            assert not seen & set(gt.labels.tolist())
         assert len(gt.labels) == len(gt.bboxes) and (kind == 'boxes' or len(gt.masks) == len(gt.labels))
         for i, label in enumerate(gt.labels.tolist()):
             source, box, full = sources[label]
