@@ -69,11 +69,38 @@ TEACHER_DEPTH = 101
 
 
 def peak_memory_mb(device: str) -> float:
+    """GPU: ``torch.cuda.max_memory_allocated``. CPU: the process's max RSS (libraries,
+    allocator caches and all; see :func:`cpu_step_tensor_peak_mb` for the tensors alone)."""
     import torch
     if device.startswith('cuda'):
         return torch.cuda.max_memory_allocated() / 2**20
     import resource
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cpu_step_tensor_peak_mb(step, modules, optimizer) -> float:
+    """Tensor memory at the peak of one CPU training step: what ``max_memory_allocated``
+    counts on a GPU. The parameters and buffers of ``modules`` and the optimizer state,
+    live before the step, plus the highest sum of the tensors the step allocates and has
+    not yet freed, replayed from the profiler's allocation events in time order.
+    Deterministic for a given step, unlike the process's RSS."""
+    import itertools
+
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+    resident = sum(t.numel() * t.element_size()
+                   for module in modules for t in itertools.chain(module.parameters(), module.buffers()))
+    resident += sum(value.numel() * value.element_size() for state in optimizer.state.values()
+                    for value in state.values() if torch.is_tensor(value))
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        step()
+    allocations = sorted((event.start_ns(), event.nbytes()) for event in prof.profiler.kineto_results.events()
+                         if event.name() == '[memory]')
+    live = peak = 0
+    for _, nbytes in allocations:
+        live += nbytes
+        peak = max(peak, live)
+    return (resident + peak) / 2**20
 
 
 def synchronize(device: str) -> None:
@@ -288,22 +315,30 @@ def worker(task: str, variant: str, device: str, iters: int, warmup: int, crop: 
         optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9))
         model.train()
         raw = spec.samples(batch, crop)
-        times = []
-        for step in range(warmup + iters):
-            prepared = spec.prepare(raw, mix)
-            synchronize(device)
-            start = time.perf_counter()
+
+        def train_step(prepared):
             data = spec.collate(prepared, mix)
             if teacher is not None:
                 with torch.no_grad():
                     processed = teacher.data_preprocessor(data, training=False)
                     teacher._forward(processed['inputs'], processed['data_samples'])
-            losses = model.train_step(data, optim)
+            return model.train_step(data, optim)
+
+        times = []
+        for step in range(warmup + iters):
+            prepared = spec.prepare(raw, mix)
+            synchronize(device)
+            start = time.perf_counter()
+            losses = train_step(prepared)
             synchronize(device)
             if step >= warmup:
                 times.append(time.perf_counter() - start)
         result = dict(task=task, variant=variant, median_s=statistics.median(times), times=times,
                       peak_mb=peak_memory_mb(device), loss=losses['loss'].item(), losses=sorted(losses))
+        if device == 'cpu':  # one more step, untimed, profiled
+            prepared = spec.prepare(raw, mix)
+            result['tensor_peak_mb'] = cpu_step_tensor_peak_mb(
+                lambda: train_step(prepared), [m for m in (model, teacher) if m is not None], optim.optimizer)
         if variant == 'ips':
             result.update(swap_vs_copy(spec, model, spec.collate(spec.prepare(raw, None), None), device, iters))
             hook.detach()
@@ -398,6 +433,8 @@ def add_result(results: dict, result: dict) -> None:
     previous['times'] += result['times']
     previous['rounds'].append(result['times'])
     previous['peak_mb'] = max(previous['peak_mb'], result['peak_mb'])
+    if 'tensor_peak_mb' in result:  # the same every round (a deterministic step); kept as the largest
+        previous['tensor_peak_mb'] = max(previous.get('tensor_peak_mb', 0.0), result['tensor_peak_mb'])
     for key in ('swap_s', 'copy_s'):
         if key in result:
             previous.setdefault(f'{key}_all', []).append(result[key])
@@ -420,6 +457,9 @@ def report(results: dict, device: str, crop: int, args) -> list:
                    peak_mb=result['peak_mb'], time_ratio=time_s / fastest_round_median(base['rounds']),
                    median_ratio=statistics.median(result['times']) / statistics.median(base['times']),
                    memory_ratio=result['peak_mb'] / base['peak_mb'], loss=result.get('loss', math.nan))
+        if 'tensor_peak_mb' in result and 'tensor_peak_mb' in base:
+            row['tensor_peak_mb'] = result['tensor_peak_mb']
+            row['tensor_memory_ratio'] = result['tensor_peak_mb'] / base['tensor_peak_mb']
         if 'swap_s_all' in result:
             row['swap_s'] = statistics.median(result['swap_s_all'])
             row['copy_s'] = statistics.median(result['copy_s_all'])
@@ -427,7 +467,8 @@ def report(results: dict, device: str, crop: int, args) -> list:
         rows.append(row)
     meta = dict(device=device if not device.startswith('cuda') else torch_device_name(), crop=crop,
                 batch=args.batch, iters=args.iters, warmup=args.warmup, rounds=args.rounds,
-                memory='torch.cuda.max_memory_allocated' if device.startswith('cuda') else 'process max RSS',
+                memory='torch.cuda.max_memory_allocated' if device.startswith('cuda') else
+                'process max RSS (peak_mb); tensor memory at the peak of a profiled step (tensor_peak_mb)',
                 tasks={task: dict(baseline=TASKS[task].baseline, ips=TASKS[task].ips, mixing=TASKS[task].mix)
                        for task in sorted({row['task'] for row in rows})},
                 note='detection mixing (copypaste, mixup) is a CPU pipeline transform timed inside the step; '
@@ -442,6 +483,10 @@ def report(results: dict, device: str, crop: int, args) -> list:
     for row in rows:
         print(f"{row['task']:<10} {row['variant']:<11} {row['time_s']:>8.3f} {row['time_ratio']:>7.3f} "
               f"{row['median_s']:>9.3f} {row['median_ratio']:>9.3f} {row['peak_mb']:>9.0f} {row['memory_ratio']:>9.3f}")
+    for row in rows:
+        if 'tensor_memory_ratio' in row:
+            print(f"{row['task']}/{row['variant']}: tensor memory at the step's peak {row['tensor_peak_mb']:.0f} MB, "
+                  f"{row['tensor_memory_ratio']:.3f}x the baseline's")
     for row in rows:
         if 'swap_over_copy' in row:
             print(f"{row['task']}: the swap alone takes {row['swap_s'] * 1e3:.2f} ms, "

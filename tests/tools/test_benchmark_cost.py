@@ -44,6 +44,9 @@ def test_one_stage_variants_are_timed_and_reported(tmp_path, monkeypatch, capsys
         for key in ('time_s', 'median_s', 'peak_mb', 'time_ratio', 'median_ratio', 'memory_ratio', 'loss'):
             assert math.isfinite(row[key]) and row[key] > 0, (row['variant'], key)
     assert rows['baseline']['time_ratio'] == rows['baseline']['memory_ratio'] == 1.0
+    assert rows['baseline']['tensor_memory_ratio'] == 1.0
+    # the teacher's ResNet-101 weights are resident tensors: counted
+    assert rows['teacher_kd']['tensor_peak_mb'] > rows['baseline']['tensor_peak_mb'] + 100
     assert all(math.isfinite(rows['ips'][key]) and rows['ips'][key] > 0 for key in ('swap_s', 'copy_s'))
     assert report['meta']['tasks']['one_stage']['mixing'] == 'mixup'
     assert (tmp_path / 'cost.png').stat().st_size > 0
@@ -100,3 +103,21 @@ def test_a_run_cut_short_keeps_every_finished_worker(tmp_path, monkeypatch):
     assert [worker['variant'] for worker in saved['workers']] == ['baseline']
     assert saved['workers'][0]['times'] == [1.5]
     assert not (tmp_path / 'cost.json').exists()
+
+
+def test_cpu_tensor_peak_counts_resident_tensors_and_the_steps_highest_live_sum():
+    model = torch.nn.Linear(1000, 1000)  # 4,004,000 bytes of parameters
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(torch.ones(1, 1000)).sum().backward()
+    optimizer.step()  # momentum buffers: another 4,004,000 bytes
+    optimizer.zero_grad()
+
+    def step():
+        first = torch.ones(1_000_000)  # 4 MB
+        second = torch.ones(2_000_000)  # 8 MB while the first is alive: the peak
+        del first, second
+        third = torch.ones(2_500_000)  # 10 MB, alone: below the peak
+        del third
+
+    peak = benchmark_cost.cpu_step_tensor_peak_mb(step, [model], optimizer)
+    assert abs(peak - (2 * 4_004_000 + 12_000_000) / 2**20) < 0.01
