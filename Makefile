@@ -45,7 +45,7 @@ bench-accuracy: install
 	$(PY) tools/benchmark_accuracy.py $(BENCH_ARGS)
 
 lint: install
-	$(PY) -m ruff check ipswap_mm tools tests configs
+	$(PY) -m ruff check ipswap_mm tools tests configs docs
 
 clean:
 	rm -rf $(VENV) work_dirs build *.egg-info

@@ -401,8 +401,10 @@ def write_report(runs: list, args, meta: dict) -> dict:
              f"Run on {meta['date']}, {meta['machine']}, torch {meta['torch']} with {meta['threads']} threads; "
              f"{len(runs)} runs in {meta['total_s'] / 60:.1f} minutes.", '',
              f"Data: {meta['data']}", '']
+    load_from = (args.cfg_options or {}).get('load_from')
+    start = f'from the weights of `{load_from}`' if load_from else 'from scratch'
     for task in args.task_list:
-        lines.append(f"- {task}: {TASKS[task]['model']}; from scratch, batch {args.batch}, "
+        lines.append(f"- {task}: {TASKS[task]['model']}; {start}, batch {args.batch}, "
                      f"{args.iters_of[task]} iterations, validation every {args.val_interval_of[task]}.")
     lines += ['', 'Mean ± sample standard deviation over seeds, on the val split after the last iteration.', '',
               '| task | variant | metric | mean ± std | per seed | seeds | iterations | s / run | command |',

@@ -127,3 +127,17 @@ def test_every_run_logs_its_scalars_into_its_own_work_dir(toy_run):
         with open(files[0]) as file:
             steps = [json.loads(line).get('iter') for line in file]
         assert [step for step in steps if step is not None] == [1, 2]  # this run's two iterations, no other's
+
+
+def test_a_run_can_start_from_a_checkpoint_of_an_earlier_run(tmp_path):
+    """The README's warm-start recipe: a baseline run saves its weights, a second run starts from them."""
+    first = main(['--tasks', 'seg', '--variants', 'baseline', *TOY, '--out', str(tmp_path / 'init'),
+                  '--cfg-options', 'default_hooks.checkpoint.interval=2'])
+    checkpoint = osp.join(first['runs'][0]['work_dir'], 'iter_2.pth')
+    assert osp.exists(checkpoint)
+    warm = main(['--tasks', 'seg', '--variants', 'baseline', *TOY, '--out', str(tmp_path / 'warm'),
+                 '--cfg-options', f'load_from={checkpoint}'])
+    # same seed, same first batch: only the starting weights differ
+    assert warm['runs'][0]['losses'][0]['loss'] != first['runs'][0]['losses'][0]['loss']
+    with open(tmp_path / 'warm' / 'accuracy.md') as file:
+        assert f'from the weights of `{checkpoint}`' in file.read()
