@@ -76,7 +76,11 @@ class RoIPairLogits:
 
     def __init__(self, detector: nn.Module) -> None:
         self.roi_head = detector.roi_head
-        bbox_head, extractor = self.roi_head.bbox_head, self.roi_head.bbox_roi_extractor
+        bbox_head, extractor = self.roi_head.bbox_head, getattr(self.roi_head, 'bbox_roi_extractor', None)
+        if extractor is None:
+            raise TypeError(f'IPSDistillHook: RoI head {type(self.roi_head).__name__} has no bbox_roi_extractor; '
+                            'the pair KL supports RoI heads built on MMDetection\'s StandardRoIHead or '
+                            'CascadeRoIHead')
         self.stages = len(bbox_head) if isinstance(bbox_head, nn.ModuleList) else 0
         if self.stages:
             bbox_head, extractor = bbox_head[-1], extractor[-1]

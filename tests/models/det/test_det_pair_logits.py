@@ -153,6 +153,13 @@ def test_sigmoid_roi_classifier_is_rejected_naming_the_head():
         RoIPairLogits(model)
 
 
+def test_roi_head_without_a_box_roi_extractor_is_rejected_naming_it():
+    model = tiny_detector(FASTER_RCNN, swap=False)
+    del model.roi_head.bbox_roi_extractor
+    with pytest.raises(TypeError, match='StandardRoIHead has no bbox_roi_extractor'):
+        RoIPairLogits(model)
+
+
 def test_extractors_leave_no_hook_behind():
     retinanet, faster_rcnn = tiny_detector(RETINANET, swap=False), tiny_detector(FASTER_RCNN, swap=False)
     shared = tiny_detector(MASK_RCNN, swap=False)
