@@ -53,6 +53,7 @@ Writes ``cost.json`` (rows and run settings) and ``cost.png`` to ``--out``, and
 """
 import argparse
 import copy
+import functools
 import json
 import math
 import os
@@ -287,8 +288,11 @@ def variants(task: str) -> tuple:
     return ('baseline', 'ips', TASKS[task].mix, 'teacher_kd')
 
 
-def worker(task: str, variant: str, device: str, iters: int, warmup: int, crop: int, batch: int) -> dict:
-    """Train ``variant`` of ``task`` for ``warmup + iters`` steps on one generated batch; time each."""
+def worker(task: str, variant: str, device: str, iters: int, warmup: int, crop: int, batch: int,
+           memory_steps: int = 3) -> dict:
+    """Train ``variant`` of ``task`` for ``warmup + iters`` steps on one generated batch; time each.
+    On the CPU, then ``memory_steps`` more steps, untimed, each profiled for its tensor peak
+    (their swaps differ, and so do the instances a detector sees): the largest is reported."""
     import numpy as np
     import torch
     from mmengine.optim import OptimWrapper
@@ -335,10 +339,12 @@ def worker(task: str, variant: str, device: str, iters: int, warmup: int, crop: 
                 times.append(time.perf_counter() - start)
         result = dict(task=task, variant=variant, median_s=statistics.median(times), times=times,
                       peak_mb=peak_memory_mb(device), loss=losses['loss'].item(), losses=sorted(losses))
-        if device == 'cpu':  # one more step, untimed, profiled
-            prepared = spec.prepare(raw, mix)
-            result['tensor_peak_mb'] = cpu_step_tensor_peak_mb(
-                lambda: train_step(prepared), [m for m in (model, teacher) if m is not None], optim.optimizer)
+        if device == 'cpu' and memory_steps > 0:
+            peaks = []
+            for _ in range(memory_steps):
+                peaks.append(cpu_step_tensor_peak_mb(functools.partial(train_step, spec.prepare(raw, mix)),
+                                                     [m for m in (model, teacher) if m is not None], optim.optimizer))
+            result.update(tensor_peak_mb=max(peaks), tensor_peaks_mb=peaks)
         if variant == 'ips':
             result.update(swap_vs_copy(spec, model, spec.collate(spec.prepare(raw, None), None), device, iters))
             hook.detach()
@@ -369,7 +375,8 @@ def swap_vs_copy(spec, model, data: dict, device: str, iters: int) -> dict:
 
 def run_worker(task: str, variant: str, device: str, args, crop: int) -> dict:
     command = [sys.executable, __file__, '--worker', task, variant, '--device', device, '--iters', str(args.iters),
-               '--warmup', str(args.warmup), '--crop', str(crop), '--batch', str(args.batch)]
+               '--warmup', str(args.warmup), '--crop', str(crop), '--batch', str(args.batch),
+               '--memory-steps', str(args.memory_steps)]
     process = subprocess.run(command, capture_output=True, text=True)
     if process.returncode != 0:
         raise SystemExit(f'benchmark worker {task}/{variant} failed:\n{process.stderr[-4000:]}')
@@ -392,6 +399,8 @@ def main(argv=None) -> None:
     parser.add_argument('--crop', type=int, default=None,
                         help='image side (the crop for segmentation); default: 512 on cuda, 128 on cpu')
     parser.add_argument('--batch', type=int, default=4, help='images per batch, even (whole pairs)')
+    parser.add_argument('--memory-steps', type=int, default=3,
+                        help='CPU: profile this many extra steps per worker for their tensor peak (0: none)')
     parser.add_argument('--out', default='work_dirs/benchmark_cost')
     parser.add_argument('--worker', nargs=2, metavar=('TASK', 'VARIANT'), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -404,7 +413,7 @@ def main(argv=None) -> None:
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     crop = args.crop or (512 if device.startswith('cuda') else 128)
     if args.worker:
-        print(json.dumps(worker(*args.worker, device, args.iters, args.warmup, crop, args.batch)))
+        print(json.dumps(worker(*args.worker, device, args.iters, args.warmup, crop, args.batch, args.memory_steps)))
         return
 
     wanted = None if args.variants is None else {'baseline', *args.variants.split(',')}

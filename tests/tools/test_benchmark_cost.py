@@ -25,7 +25,7 @@ def current_scope() -> tuple | None:
 
 
 def in_process(task, variant, device, args, crop):
-    return benchmark_cost.worker(task, variant, device, args.iters, args.warmup, crop, args.batch)
+    return benchmark_cost.worker(task, variant, device, args.iters, args.warmup, crop, args.batch, args.memory_steps)
 
 
 @pytest.mark.timeout(300)
@@ -33,7 +33,7 @@ def test_one_stage_variants_are_timed_and_reported(tmp_path, monkeypatch, capsys
     monkeypatch.setattr(benchmark_cost, 'run_worker', in_process)  # the workers' subprocesses, in this one
     scope = current_scope()
     benchmark_cost.main(['--tasks', 'one_stage', '--device', 'cpu', '--iters', '1', '--warmup', '0', '--rounds',
-                         '1', '--crop', '64', '--batch', '2', '--out', str(tmp_path)])
+                         '1', '--crop', '64', '--batch', '2', '--memory-steps', '2', '--out', str(tmp_path)])
     assert current_scope() == scope  # the workers leave the default scope as it was
     with open(tmp_path / 'cost.json') as file:
         report = json.load(file)
