@@ -7,11 +7,11 @@ from the same seed), so the rows pair step by step.
 
     python docs/maskrcnn_memory_lever.py [STEPS] [SIDE]
 
-Output on 2026-11-23 (commit after 8b0d7c4, 2-core CPU, torch 2.13.0+cpu), 6 steps at 128:
+Output on 2026-11-23 (commit 751924a, 2-core CPU, torch 2.13.0+cpu), 6 steps at 128:
 
     baseline: [1071, 1067, 1086, 1086, 1093, 1078] MB, max 1093
-    ips: [1172, 1068, 1255, 1095, 1214, 1087] MB, max 1255 (1.148x)
-    ips min_visible_ratio=0.51: [1060, 1068, 1038, 1091, 881, 1083] MB, max 1091 (0.998x)
+    ips: [1173, 1068, 1255, 1094, 1214, 1086] MB, max 1255 (1.148x)
+    ips min_visible_ratio=0.51: [1060, 1068, 1038, 1090, 881, 1083] MB, max 1090 (0.997x)
 """
 import os.path as osp
 import sys
