@@ -104,6 +104,17 @@ def cpu_step_tensor_peak_mb(step, modules, optimizer) -> float:
     return (resident + peak) / 2**20
 
 
+def load_config(config: str, options: list = ()):
+    """``config`` (relative to the repository) with ``KEY=VALUE`` overrides merged in, as
+    ``--cfg-options`` merges them in the stock tools."""
+    from mmengine.config import Config, DictAction
+    cfg = Config.fromfile(osp.join(ROOT, config))
+    for option in options:
+        key, _, value = option.partition('=')
+        cfg.merge_from_dict({key: DictAction._parse_iterable(value)})
+    return cfg
+
+
 def synchronize(device: str) -> None:
     import torch
     if device.startswith('cuda'):
@@ -160,10 +171,9 @@ class SegTask:
     def __init__(self, baseline: str, ips: str, mix: str = 'cutmix') -> None:
         self.baseline, self.ips, self.mix = baseline, ips, mix
 
-    def build(self, config: str, size: int, device: str, depth: int = None):
-        from mmengine.config import Config
+    def build(self, config: str, size: int, device: str, depth: int = None, options: list = ()):
         from mmseg.registry import MODELS
-        cfg = Config.fromfile(osp.join(ROOT, config))
+        cfg = load_config(config, options)
         cfg.model.pretrained = None
         if depth is not None:
             cfg.model.backbone.depth = depth
@@ -211,10 +221,9 @@ class DetTask:
     def __init__(self, baseline: str, ips: str, mix: str, with_masks: bool) -> None:
         self.baseline, self.ips, self.mix, self.with_masks = baseline, ips, mix, with_masks
 
-    def build(self, config: str, size: int, device: str, depth: int = None):
+    def build(self, config: str, size: int, device: str, depth: int = None, options: list = ()):
         from mmdet.registry import MODELS
-        from mmengine.config import Config
-        cfg = Config.fromfile(osp.join(ROOT, config))
+        cfg = load_config(config, options)
         cfg.model.backbone.init_cfg = None
         if depth is not None:
             cfg.model.backbone.depth = depth
@@ -289,7 +298,7 @@ def variants(task: str) -> tuple:
 
 
 def worker(task: str, variant: str, device: str, iters: int, warmup: int, crop: int, batch: int,
-           memory_steps: int = 3) -> dict:
+           memory_steps: int = 3, ips_options: list = ()) -> dict:
     """Train ``variant`` of ``task`` for ``warmup + iters`` steps on one generated batch; time each.
     On the CPU, then ``memory_steps`` more steps, untimed, each profiled for its tensor peak
     (their swaps differ, and so do the instances a detector sees): the largest is reported."""
@@ -306,7 +315,10 @@ def worker(task: str, variant: str, device: str, iters: int, warmup: int, crop: 
     torch.manual_seed(0)
     np.random.seed(0)
     with DefaultScope.overwrite_default_scope(spec.scope):
-        cfg, model = spec.build(spec.ips if variant == 'ips' else spec.baseline, crop, device)
+        if variant == 'ips':
+            cfg, model = spec.build(spec.ips, crop, device, options=ips_options)
+        else:
+            cfg, model = spec.build(spec.baseline, crop, device)
         hook = None
         if variant == 'ips':
             hook = IPSDistillHook(**{k: v for k, v in cfg.custom_hooks[0].items() if k != 'type'})
@@ -376,7 +388,7 @@ def swap_vs_copy(spec, model, data: dict, device: str, iters: int) -> dict:
 def run_worker(task: str, variant: str, device: str, args, crop: int) -> dict:
     command = [sys.executable, __file__, '--worker', task, variant, '--device', device, '--iters', str(args.iters),
                '--warmup', str(args.warmup), '--crop', str(crop), '--batch', str(args.batch),
-               '--memory-steps', str(args.memory_steps)]
+               '--memory-steps', str(args.memory_steps), '--ips-options', *args.ips_options]
     process = subprocess.run(command, capture_output=True, text=True)
     if process.returncode != 0:
         raise SystemExit(f'benchmark worker {task}/{variant} failed:\n{process.stderr[-4000:]}')
@@ -401,6 +413,9 @@ def main(argv=None) -> None:
     parser.add_argument('--batch', type=int, default=4, help='images per batch, even (whole pairs)')
     parser.add_argument('--memory-steps', type=int, default=3,
                         help='CPU: profile this many extra steps per worker for their tensor peak (0: none)')
+    parser.add_argument('--ips-options', nargs='*', default=[], metavar='KEY=VALUE',
+                        help='overrides of the IPS config, as --cfg-options, e.g. '
+                             'model.data_preprocessor.batch_augments.0.min_visible_ratio=0.51')
     parser.add_argument('--out', default='work_dirs/benchmark_cost')
     parser.add_argument('--worker', nargs=2, metavar=('TASK', 'VARIANT'), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -413,7 +428,8 @@ def main(argv=None) -> None:
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     crop = args.crop or (512 if device.startswith('cuda') else 128)
     if args.worker:
-        print(json.dumps(worker(*args.worker, device, args.iters, args.warmup, crop, args.batch, args.memory_steps)))
+        print(json.dumps(worker(*args.worker, device, args.iters, args.warmup, crop, args.batch, args.memory_steps,
+                                args.ips_options)))
         return
 
     wanted = None if args.variants is None else {'baseline', *args.variants.split(',')}

@@ -75,6 +75,12 @@ class PairSwapBatchAug(nn.Module):
                          'model.data_preprocessor.std): fix the data or the pipeline; swapping would spread '
                          'them to the partner image and make the loss NaN')
 
+    def check_map_sizes(self, maps: Sequence[Tensor], key: str, image_size: Sequence[int], fix: str) -> None:
+        """Raise, naming ``key`` and ``fix``, unless every map is ``image_size`` (h, w) like the images."""
+        sizes = {tuple(pixel_map.shape[-2:]) for pixel_map in maps}
+        if sizes != {tuple(image_size)}:
+            raise ValueError(f'{key} is {sorted(sizes)} but the images are {tuple(image_size)}: {fix}')
+
     def sample_pixel_mask(self, inputs: Tensor, data_samples: Sequence) -> Tuple[Tensor, Tensor]:
         """Cells ``(P, Gh, Gw)`` and pixels ``(P, H, W)`` every pair exchanges.
 

@@ -121,3 +121,12 @@ def test_cpu_tensor_peak_counts_resident_tensors_and_the_steps_highest_live_sum(
 
     peak = benchmark_cost.cpu_step_tensor_peak_mb(step, [model], optimizer)
     assert abs(peak - (2 * 4_004_000 + 12_000_000) / 2**20) < 0.01
+
+
+def test_ips_options_override_the_ips_config_like_cfg_options():
+    cfg = benchmark_cost.load_config('configs/ipswap_mask-rcnn_r50_fpn_1x_coco.py',
+                                     ['model.data_preprocessor.batch_augments.0.min_visible_ratio=0.51',
+                                      'custom_hooks.0.loss.teacher=symmetric'])
+    assert cfg.model.data_preprocessor.batch_augments[0].min_visible_ratio == 0.51
+    assert cfg.custom_hooks[0].loss.teacher == 'symmetric'
+    assert cfg.model.data_preprocessor.batch_augments[0].min_visible_area == 16  # the rest as configured

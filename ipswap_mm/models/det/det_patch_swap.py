@@ -90,10 +90,7 @@ class DetPatchSwap(PairSwapBatchAug):
         inputs = swap_pairs(inputs, pixel_mask)
         if 'gt_sem_seg' in data_samples[0]:
             maps = [sample.gt_sem_seg.sem_seg for sample in data_samples]
-            sizes = {tuple(sem_seg.shape[-2:]) for sem_seg in maps}
-            if sizes != {tuple(inputs.shape[-2:])}:
-                raise ValueError(f'gt_sem_seg is {sorted(sizes)} but the images are '
-                                 f'{tuple(inputs.shape[-2:])}: set model.data_preprocessor.pad_seg=True')
+            self.check_map_sizes(maps, 'gt_sem_seg', inputs.shape[-2:], 'set model.data_preprocessor.pad_seg=True')
             for sample, swapped_map in zip(data_samples, swap_pairs(maps, pixel_mask)):
                 sample.gt_sem_seg.sem_seg = swapped_map
         # the samples of pairs that swap nothing keep their annotations as they are

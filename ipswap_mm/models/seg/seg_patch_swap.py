@@ -38,10 +38,7 @@ class SegPatchSwap(PairSwapBatchAug):
             if key not in data_samples[0]:
                 continue
             maps = [getattr(sample, key).data for sample in data_samples]
-            sizes = {tuple(label_map.shape[-2:]) for label_map in maps}
-            if sizes != {tuple(inputs.shape[-2:])}:
-                raise ValueError(f'{key} is {sorted(sizes)} but the images are '
-                                 f'{tuple(inputs.shape[-2:])}: pad both to the same size')
+            self.check_map_sizes(maps, key, inputs.shape[-2:], 'pad both to the same size')
             for sample, swapped in zip(data_samples, swap_pairs(maps, pixel_mask)):
                 getattr(sample, key).data = swapped
         return inputs, data_samples
