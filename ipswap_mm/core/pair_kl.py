@@ -17,7 +17,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 TEACHER_RULES = ('confidence', 'symmetric', 'confident_correct')
-_EPS = 1e-12
+# Floor of the probabilities under a log: far below what a float64 softmax resolves in
+# practice (e^-230), so a student that gives a class 1e-20 still gets its gradient (a
+# floor of 1e-12 cut it off, and under-stated the KL, at low temperatures), and far above
+# 1e-308, so 1 / p stays finite.
+_EPS = 1e-100
 
 
 def class_weights(labels: Tensor, num_classes: int, dtype: torch.dtype) -> Tensor:

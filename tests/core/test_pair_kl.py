@@ -53,6 +53,19 @@ def test_matches_reference(pairs, classes, elements, temperature, sigmoid, seed,
                         rel_tol=1e-5, abs_tol=1e-9)  # both float64; the loss comes back float32
 
 
+@pytest.mark.parametrize('sigmoid', [False, True])
+def test_a_student_that_all_but_rules_out_the_class_still_learns(sigmoid):
+    """Probabilities of 1e-13 and less are far from the log's floor: the KL is exact and reaches the student."""
+    teacher_logits = torch.tensor([[[8.0], [-8.0]]])  # (1, C=2, M=1), confident in class 0
+    student_logits = torch.tensor([[[-30.0], [30.0]]], requires_grad=True)  # class 0 at 1e-13 or less
+    logits = torch.cat([teacher_logits, student_logits])
+    labels = torch.zeros(2, 1, dtype=torch.long)
+    loss = pair_kl_divergence(logits, labels, 2, temperature=1.0, use_sigmoid=sigmoid)
+    assert math.isclose(loss.item(), reference_loss(logits.detach(), labels, 2, 1.0, sigmoid), rel_tol=1e-5)
+    loss.backward()
+    assert student_logits.grad[0, 0, 0] < -0.5  # pushed towards class 0, not cut off at a floor
+
+
 def test_zero_when_views_agree_class_by_class():
     torch.manual_seed(0)
     view = torch.randn(1, 4, 10)
