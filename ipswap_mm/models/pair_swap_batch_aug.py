@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence, Tuple
+from typing import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -81,8 +81,8 @@ class PairSwapBatchAug(nn.Module):
         if sizes != {tuple(image_size)}:
             raise ValueError(f'{key} is {sorted(sizes)} but the images are {tuple(image_size)}: {fix}')
 
-    def sample_pixel_mask(self, inputs: Tensor, data_samples: Sequence) -> Tuple[Tensor, Tensor]:
-        """Cells ``(P, Gh, Gw)`` and pixels ``(P, H, W)`` every pair exchanges.
+    def sample_cells(self, inputs: Tensor, data_samples: Sequence) -> Tensor:
+        """Cells ``(P, Gh, Gw)`` every pair exchanges, on the batch's device.
 
         Checks first that the batch holds whole pairs and, with ``check_finite``, finite values.
         """
@@ -103,7 +103,7 @@ class PairSwapBatchAug(nn.Module):
         cells = self.swap.sample_cells(num_items // 2, height, width, generator, valid_hw)
         for index, sample in enumerate(data_samples):
             sample.set_metainfo(dict(ips_pair_index=index // 2))
-        return cells, self.swap.cells_to_pixels(cells, height, width)
+        return cells
 
     def extra_repr(self) -> str:
         return repr(self.swap)

@@ -55,10 +55,55 @@ def test_a_sequence_swaps_as_its_stack(pairs, patch, height, width, seed):
     assert all(torch.equal(a, b) for a, b in zip(maps, before))
 
 
+DTYPES = [torch.float32, torch.float16, torch.uint8, torch.bool, torch.int64]
+
+
+@settings(max_examples=80, deadline=None)
+@given(pairs=st.integers(1, 3), patch=st.integers(1, 8), height=st.integers(1, 20), width=st.integers(1, 20),
+       dtype=st.sampled_from(DTYPES), offset=st.integers(0, 3), as_sequence=st.booleans(), seed=st.integers(0, 2**31))
+def test_swap_moves_words_bit_for_bit_as_the_pixel_swap(pairs, patch, height, width, dtype, offset, as_sequence,
+                                                        seed):
+    """``PatchSwap.swap`` (pixels grouped into words where it can) equals the plain pixel swap, bit for bit."""
+    swap = PatchSwap(patch, swap_prob=1.0, swap_ratio=0.5)
+    cells = swap.sample_cells(pairs, height, width, generator(seed))
+    # random bits, NaN payloads included; a storage offset and a wider row make some batches unviewable as words
+    bits = torch.randint(0, 256, (2 * pairs * 2 * height * (width + offset) * 8 + offset * 8,),
+                         dtype=torch.uint8, generator=generator(seed))
+    flat = (bits % 2).bool() if dtype == torch.bool else bits.view(dtype)
+    batch = flat[offset:offset + 2 * pairs * 2 * height * (width + offset)].view(2 * pairs, 2, height, width + offset)
+    batch = batch[..., offset:]
+    items = list(batch) if as_sequence else batch
+    expected = swap_pairs(items, swap.cells_to_pixels(cells, height, width))
+    out = swap.swap(items, cells)
+    assert out.dtype == dtype and out.shape == expected.shape
+    assert torch.equal(out.view(torch.uint8), expected.view(torch.uint8))  # bits, so NaN == NaN
+
+
+@settings(max_examples=40, deadline=None)
+@given(pairs=st.integers(1, 3), patch=st.sampled_from([2, 4, 6, 8]), height=st.integers(1, 20),
+       width=st.sampled_from([8, 16, 24]), group=st.sampled_from([1, 2]), seed=st.integers(0, 2**31))
+def test_grouped_pixel_mask_is_every_group_th_column(pairs, patch, height, width, group, seed):
+    swap = PatchSwap(patch, swap_prob=1.0, swap_ratio=0.5)
+    cells = swap.sample_cells(pairs, height, width, generator(seed))
+    full = swap.cells_to_pixels(cells, height, width)
+    grouped = swap.cells_to_pixels(cells, height, width, group)
+    assert torch.equal(grouped, full[..., ::group])
+    assert torch.equal(grouped.repeat_interleave(group, -1), full)  # a group never straddles a cell border
+
+
+def test_grouping_must_divide_patch_and_width():
+    swap = PatchSwap(6, swap_prob=1.0, swap_ratio=0.5)
+    cells = swap.sample_cells(1, 12, 12, generator())
+    with pytest.raises(ValueError, match='group 4'):
+        swap.cells_to_pixels(cells, 12, 12, group=4)
+
+
 def test_a_sequence_of_mixed_shapes_is_rejected():
     mask = torch.ones(1, 4, 4, dtype=torch.bool)
     with pytest.raises(ValueError, match='one shape'):
         swap_pairs([torch.zeros(1, 4, 4), torch.zeros(4, 4)], mask)  # where() would broadcast it silently
+    with pytest.raises(ValueError, match='one shape'):
+        PatchSwap(2).swap([torch.zeros(1, 4, 4), torch.zeros(1, 4, 6)], mask[:, :2, :2])
 
 
 def test_zero_probability_is_identity():

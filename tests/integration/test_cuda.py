@@ -29,6 +29,9 @@ def test_swap_on_the_gpu_equals_the_swap_on_the_cpu():
     # per-sample maps: stacked and swapped on the GPU, pair by pair on the CPU
     maps = list(batch[:, 0].long())
     assert torch.equal(swap_pairs([m.cuda() for m in maps], pixel_mask.cuda()).cpu(), swap_pairs(maps, pixel_mask))
+    # pixels moved in 64-bit words (float32 in twos, uint8 in eights), as the batch augmentations do
+    for items in (batch, (batch * 40).to(torch.uint8)):
+        assert torch.equal(swap.swap(items.cuda(), cells.cuda()).cpu(), swap_pairs(items, pixel_mask))
 
 
 def test_seg_swap_of_a_gpu_batch_moves_labels_with_their_pixels():

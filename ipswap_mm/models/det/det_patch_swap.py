@@ -12,7 +12,7 @@ from mmengine.structures import InstanceData
 from torch import Tensor
 
 from ...core.instance_swap import keep_visible_objects, pair_regions, visible_box_parts, visible_mask_parts
-from ...core.patch_swap import Ratio, swap_pairs
+from ...core.patch_swap import Ratio
 from ..pair_swap_batch_aug import PairSwapBatchAug
 
 INSTANCE_FIELDS = ('gt_instances', 'ignored_instances')
@@ -83,20 +83,20 @@ class DetPatchSwap(PairSwapBatchAug):
 
     def forward(self, inputs: Tensor, data_samples: List) -> Tuple[Tensor, List]:
         """Swap ``inputs`` ``(2P, C, H, W)`` and the annotations of ``data_samples`` (2P of them)."""
-        _, pixel_mask = self.sample_pixel_mask(inputs, data_samples)
-        swapped = pixel_mask.flatten(1).any(1).tolist()  # one sync: which pairs change at all
+        cells = self.sample_cells(inputs, data_samples)
+        swapped = cells.flatten(1).any(1).tolist()  # one sync: which pairs change at all
         if not any(swapped):
             return inputs, data_samples
-        inputs = swap_pairs(inputs, pixel_mask)
+        inputs = self.swap.swap(inputs, cells)
         if 'gt_sem_seg' in data_samples[0]:
             maps = [sample.gt_sem_seg.sem_seg for sample in data_samples]
             self.check_map_sizes(maps, 'gt_sem_seg', inputs.shape[-2:], 'set model.data_preprocessor.pad_seg=True')
-            for sample, swapped_map in zip(data_samples, swap_pairs(maps, pixel_mask)):
+            for sample, swapped_map in zip(data_samples, self.swap.swap(maps, cells)):
                 sample.gt_sem_seg.sem_seg = swapped_map
         # the samples of pairs that swap nothing keep their annotations as they are
         pairs = [pair for pair, changed in enumerate(swapped) if changed]
         samples = [data_samples[2 * pair + side] for pair in pairs for side in (0, 1)]
-        stay, move = pair_regions(pixel_mask[pairs])
+        stay, move = pair_regions(self.swap.cells_to_pixels(cells[pairs], *inputs.shape[-2:]))
         for field in INSTANCE_FIELDS:
             if field in data_samples[0]:
                 self._swap_instances(samples, field, stay, move)

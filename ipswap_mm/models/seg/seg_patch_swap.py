@@ -6,7 +6,6 @@ from typing import List, Tuple
 from mmseg.registry import MODELS
 from torch import Tensor
 
-from ...core.patch_swap import swap_pairs
 from ..pair_swap_batch_aug import PairSwapBatchAug
 
 PIXEL_MAP_KEYS = ('gt_sem_seg', 'gt_edge_map', 'gt_depth_map')
@@ -32,13 +31,13 @@ class SegPatchSwap(PairSwapBatchAug):
     """
 
     def forward(self, inputs: Tensor, data_samples: List) -> Tuple[Tensor, List]:
-        _, pixel_mask = self.sample_pixel_mask(inputs, data_samples)
-        inputs = swap_pairs(inputs, pixel_mask)
+        cells = self.sample_cells(inputs, data_samples)
+        inputs = self.swap.swap(inputs, cells)
         for key in PIXEL_MAP_KEYS:
             if key not in data_samples[0]:
                 continue
             maps = [getattr(sample, key).data for sample in data_samples]
             self.check_map_sizes(maps, key, inputs.shape[-2:], 'pad both to the same size')
-            for sample, swapped in zip(data_samples, swap_pairs(maps, pixel_mask)):
+            for sample, swapped in zip(data_samples, self.swap.swap(maps, cells)):
                 getattr(sample, key).data = swapped
         return inputs, data_samples
