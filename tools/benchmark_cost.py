@@ -71,7 +71,7 @@ TEACHER_DEPTH = 101
 
 def peak_memory_mb(device: str) -> float:
     """GPU: ``torch.cuda.max_memory_allocated``. CPU: the process's max RSS (libraries,
-    allocator caches and all; see :func:`cpu_step_tensor_peak_mb` for the tensors alone)."""
+    allocator caches and all; see :func:`cpu_step_profile` for the tensors alone)."""
     import torch
     if device.startswith('cuda'):
         return torch.cuda.max_memory_allocated() / 2**20
@@ -79,12 +79,20 @@ def peak_memory_mb(device: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def cpu_step_tensor_peak_mb(step, modules, optimizer) -> float:
-    """Tensor memory at the peak of one CPU training step: what ``max_memory_allocated``
-    counts on a GPU. The parameters and buffers of ``modules`` and the optimizer state,
+def cpu_step_profile(step, modules, optimizer) -> dict:
+    """Run one CPU training ``step`` under the profiler; what it costs, independent of the machine's noise.
+
+    ``tensor_peak_mb``: tensor memory at the step's peak, what ``max_memory_allocated``
+    counts on a GPU: the parameters and buffers of ``modules`` and the optimizer state,
     live before the step, plus the highest sum of the tensors the step allocates and has
     not yet freed, replayed from the profiler's allocation events in time order.
-    Deterministic for a given step, unlike the process's RSS."""
+    ``gflops``: the floating-point work the profiler has formulas for (forward
+    convolutions, every matrix product, element-wise arithmetic), in GFLOP.
+    ``op_calls``: operator calls the host dispatches (ATen operators not nested in
+    another): on a GPU, roughly the kernel launches, the cost of a step bound by the host.
+    All three are the same for every repetition of a step, unlike its time or the
+    process's RSS.
+    """
     import itertools
 
     import torch
@@ -93,7 +101,8 @@ def cpu_step_tensor_peak_mb(step, modules, optimizer) -> float:
                    for module in modules for t in itertools.chain(module.parameters(), module.buffers()))
     resident += sum(value.numel() * value.element_size() for state in optimizer.state.values()
                     for value in state.values() if torch.is_tensor(value))
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True,
+                 with_flops=True) as prof:
         step()
     allocations = sorted((event.start_ns(), event.nbytes()) for event in prof.profiler.kineto_results.events()
                          if event.name() == '[memory]')
@@ -101,7 +110,16 @@ def cpu_step_tensor_peak_mb(step, modules, optimizer) -> float:
     for _, nbytes in allocations:
         live += nbytes
         peak = max(peak, live)
-    return (resident + peak) / 2**20
+    flops = op_calls = 0
+    for event in prof.events():
+        if not event.name.startswith('aten::'):
+            continue
+        flops += event.flops or 0
+        parent = event.cpu_parent
+        while parent is not None and not parent.name.startswith('aten::'):
+            parent = parent.cpu_parent
+        op_calls += parent is None
+    return dict(tensor_peak_mb=(resident + peak) / 2**20, gflops=flops / 1e9, op_calls=op_calls)
 
 
 def load_config(config: str, options: list = ()):
@@ -300,8 +318,9 @@ def variants(task: str) -> tuple:
 def worker(task: str, variant: str, device: str, iters: int, warmup: int, crop: int, batch: int,
            memory_steps: int = 3, ips_options: list = ()) -> dict:
     """Train ``variant`` of ``task`` for ``warmup + iters`` steps on one generated batch; time each.
-    On the CPU, then ``memory_steps`` more steps, untimed, each profiled for its tensor peak
-    (their swaps differ, and so do the instances a detector sees): the largest is reported."""
+    On the CPU, then ``memory_steps`` more steps, untimed, each profiled (:func:`cpu_step_profile`;
+    their swaps differ, and so do the instances a detector sees): the largest tensor peak and
+    the mean work (GFLOP, operator calls) are reported."""
     import numpy as np
     import torch
     from mmengine.optim import OptimWrapper
@@ -352,11 +371,15 @@ def worker(task: str, variant: str, device: str, iters: int, warmup: int, crop: 
         result = dict(task=task, variant=variant, median_s=statistics.median(times), times=times,
                       peak_mb=peak_memory_mb(device), loss=losses['loss'].item(), losses=sorted(losses))
         if device == 'cpu' and memory_steps > 0:
-            peaks = []
-            for _ in range(memory_steps):
-                peaks.append(cpu_step_tensor_peak_mb(functools.partial(train_step, spec.prepare(raw, mix)),
-                                                     [m for m in (model, teacher) if m is not None], optim.optimizer))
-            result.update(tensor_peak_mb=max(peaks), tensor_peaks_mb=peaks)
+            profiles = [cpu_step_profile(functools.partial(train_step, spec.prepare(raw, mix)),
+                                         [m for m in (model, teacher) if m is not None], optim.optimizer)
+                        for _ in range(memory_steps)]
+            peaks = [profile['tensor_peak_mb'] for profile in profiles]
+            result.update(tensor_peak_mb=max(peaks), tensor_peaks_mb=peaks,
+                          gflops=statistics.mean(profile['gflops'] for profile in profiles),
+                          op_calls=statistics.mean(profile['op_calls'] for profile in profiles),
+                          gflops_per_step=[profile['gflops'] for profile in profiles],
+                          op_calls_per_step=[profile['op_calls'] for profile in profiles])
         if variant == 'ips':
             result.update(swap_vs_copy(spec, model, spec.collate(spec.prepare(raw, None), None), device, iters))
             hook.detach()
@@ -417,7 +440,8 @@ def main(argv=None) -> None:
                         help='image side (the crop for segmentation); default: 512 on cuda, 128 on cpu')
     parser.add_argument('--batch', type=int, default=4, help='images per batch, even (whole pairs)')
     parser.add_argument('--memory-steps', type=int, default=3,
-                        help='CPU: profile this many extra steps per worker for their tensor peak (0: none)')
+                        help='CPU: profile this many extra steps per worker for their tensor peak, '
+                             'GFLOP and operator calls (0: none)')
     parser.add_argument('--ips-options', nargs='*', default=[], metavar='KEY=VALUE',
                         help='overrides of the IPS config, as --cfg-options, e.g. '
                              'model.data_preprocessor.batch_augments.0.min_visible_ratio=0.51')
@@ -463,8 +487,9 @@ def add_result(results: dict, result: dict) -> None:
     previous['times'] += result['times']
     previous['rounds'].append(result['times'])
     previous['peak_mb'] = max(previous['peak_mb'], result['peak_mb'])
-    if 'tensor_peak_mb' in result:  # the same every round (a deterministic step); kept as the largest
-        previous['tensor_peak_mb'] = max(previous.get('tensor_peak_mb', 0.0), result['tensor_peak_mb'])
+    if 'tensor_peak_mb' in result:  # the same every round (deterministic steps): kept from the first
+        for key in ('tensor_peak_mb', 'gflops', 'op_calls'):
+            previous.setdefault(key, result[key])
     for key in ('swap_s', 'copy_s'):
         if key in result:
             previous.setdefault(f'{key}_all', []).append(result[key])
@@ -488,8 +513,10 @@ def report(results: dict, device: str, crop: int, args) -> list:
                    median_ratio=statistics.median(result['times']) / statistics.median(base['times']),
                    memory_ratio=result['peak_mb'] / base['peak_mb'], loss=result.get('loss', math.nan))
         if 'tensor_peak_mb' in result and 'tensor_peak_mb' in base:
-            row['tensor_peak_mb'] = result['tensor_peak_mb']
-            row['tensor_memory_ratio'] = result['tensor_peak_mb'] / base['tensor_peak_mb']
+            row.update(tensor_peak_mb=result['tensor_peak_mb'], gflops=result['gflops'], op_calls=result['op_calls'],
+                       tensor_memory_ratio=result['tensor_peak_mb'] / base['tensor_peak_mb'],
+                       flops_ratio=result['gflops'] / base['gflops'],
+                       op_calls_ratio=result['op_calls'] / base['op_calls'])
         if 'swap_s_all' in result:
             row['swap_s'] = statistics.median(result['swap_s_all'])
             row['copy_s'] = statistics.median(result['copy_s_all'])
@@ -499,6 +526,7 @@ def report(results: dict, device: str, crop: int, args) -> list:
                 batch=args.batch, iters=args.iters, warmup=args.warmup, rounds=args.rounds,
                 memory='torch.cuda.max_memory_allocated' if device.startswith('cuda') else
                 'process max RSS (peak_mb); tensor memory at the peak of a profiled step (tensor_peak_mb)',
+                work='CPU, profiled steps: mean GFLOP the profiler counts (gflops), operator calls (op_calls)',
                 tasks={task: dict(baseline=TASKS[task].baseline, ips=TASKS[task].ips, mixing=TASKS[task].mix)
                        for task in sorted({row['task'] for row in rows})},
                 note='detection mixing (copypaste, mixup) is a CPU pipeline transform timed inside the step; '
@@ -516,7 +544,9 @@ def report(results: dict, device: str, crop: int, args) -> list:
     for row in rows:
         if 'tensor_memory_ratio' in row:
             print(f"{row['task']}/{row['variant']}: tensor memory at the step's peak {row['tensor_peak_mb']:.0f} MB, "
-                  f"{row['tensor_memory_ratio']:.3f}x the baseline's")
+                  f"{row['tensor_memory_ratio']:.3f}x the baseline's; {row['gflops']:.1f} GFLOP a step, "
+                  f"{row['flops_ratio']:.3f}x; {row['op_calls']:.0f} operator calls a step, "
+                  f"{row['op_calls_ratio']:.3f}x")
     for row in rows:
         if 'swap_over_copy' in row:
             print(f"{row['task']}: the swap alone takes {row['swap_s'] * 1e3:.2f} ms, "

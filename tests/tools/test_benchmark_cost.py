@@ -44,7 +44,10 @@ def test_one_stage_variants_are_timed_and_reported(tmp_path, monkeypatch, capsys
         for key in ('time_s', 'median_s', 'peak_mb', 'time_ratio', 'median_ratio', 'memory_ratio', 'loss'):
             assert math.isfinite(row[key]) and row[key] > 0, (row['variant'], key)
     assert rows['baseline']['time_ratio'] == rows['baseline']['memory_ratio'] == 1.0
-    assert rows['baseline']['tensor_memory_ratio'] == 1.0
+    assert rows['baseline']['tensor_memory_ratio'] == rows['baseline']['flops_ratio'] == 1.0
+    assert rows['baseline']['op_calls_ratio'] == 1.0
+    # a frozen teacher's forward is more work, and more calls, than the step alone
+    assert rows['teacher_kd']['flops_ratio'] > 1.2 and rows['teacher_kd']['op_calls_ratio'] > 1.2
     # the teacher's ResNet-101 weights are resident tensors: counted
     assert rows['teacher_kd']['tensor_peak_mb'] > rows['baseline']['tensor_peak_mb'] + 100
     assert all(math.isfinite(rows['ips'][key]) and rows['ips'][key] > 0 for key in ('swap_s', 'copy_s'))
@@ -119,8 +122,28 @@ def test_cpu_tensor_peak_counts_resident_tensors_and_the_steps_highest_live_sum(
         third = torch.ones(2_500_000)  # 10 MB, alone: below the peak
         del third
 
-    peak = benchmark_cost.cpu_step_tensor_peak_mb(step, [model], optimizer)
-    assert abs(peak - (2 * 4_004_000 + 12_000_000) / 2**20) < 0.01
+    profile = benchmark_cost.cpu_step_profile(step, [model], optimizer)
+    assert abs(profile['tensor_peak_mb'] - (2 * 4_004_000 + 12_000_000) / 2**20) < 0.01
+    assert profile['op_calls'] == 3 and profile['gflops'] == 0  # three torch.ones, no arithmetic
+
+
+def test_cpu_step_profile_counts_the_work_of_a_step():
+    model = torch.nn.Linear(500, 300, bias=False)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    inputs = torch.ones(8, 500)
+
+    def one_product():
+        model(inputs)
+
+    def two_products():
+        model(inputs)
+        model(inputs)
+
+    one = benchmark_cost.cpu_step_profile(one_product, [model], optimizer)
+    two = benchmark_cost.cpu_step_profile(two_products, [model], optimizer)
+    assert one['gflops'] == pytest.approx(2 * 8 * 500 * 300 / 1e9)  # multiply-adds of an (8, 500) x (500, 300)
+    assert two['gflops'] == pytest.approx(2 * one['gflops'])
+    assert two['op_calls'] == 2 * one['op_calls'] >= 2  # a linear layer is one call; its inner matmul is not
 
 
 def test_ips_options_override_the_ips_config_like_cfg_options():
