@@ -44,6 +44,11 @@ so the mixing transforms see pipeline data; segmentation batches come packed.
 For the ips variant it also times the swap alone against a plain copy of the same batch
 tensors (images, and label maps or boxes, labels and masks).
 
+On the CPU every worker also profiles ``--memory-steps`` untimed steps and reports what
+they cost independent of the machine's noise: the tensor memory at the step's peak (what
+``max_memory_allocated`` counts on a GPU), the GFLOP the profiler counts, and the operator
+calls the host dispatches (roughly a GPU's kernel launches); see ``cpu_step_profile``.
+
     python tools/benchmark_cost.py [--device cpu|cuda] [--tasks seg,two_stage,one_stage] [--iters 10]
                                    [--rounds 3] [--variants baseline,ips] [--crop SIDE] [--batch 4] [--out DIR]
 
@@ -86,8 +91,9 @@ def cpu_step_profile(step, modules, optimizer) -> dict:
     counts on a GPU: the parameters and buffers of ``modules`` and the optimizer state,
     live before the step, plus the highest sum of the tensors the step allocates and has
     not yet freed, replayed from the profiler's allocation events in time order.
-    ``gflops``: the floating-point work the profiler has formulas for (forward
-    convolutions, every matrix product, element-wise arithmetic), in GFLOP.
+    ``gflops``: the floating-point work the profiler has formulas for (convolutions,
+    matrix products, element-wise arithmetic), plus the transposed and backward
+    convolutions, which it has none for (:func:`uncounted_convolution_flops`), in GFLOP.
     ``op_calls``: operator calls the host dispatches (ATen operators not nested in
     another): on a GPU, roughly the kernel launches, the cost of a step bound by the host.
     All three are the same for every repetition of a step, unlike its time or the
@@ -114,12 +120,28 @@ def cpu_step_profile(step, modules, optimizer) -> dict:
     for event in prof.events():
         if not event.name.startswith('aten::'):
             continue
-        flops += event.flops or 0
+        flops += event.flops or uncounted_convolution_flops(event)
         parent = event.cpu_parent
         while parent is not None and not parent.name.startswith('aten::'):
             parent = parent.cpu_parent
         op_calls += parent is None
     return dict(tensor_peak_mb=(resident + peak) / 2**20, gflops=flops / 1e9, op_calls=op_calls)
+
+
+def uncounted_convolution_flops(event) -> int:
+    """FLOPs of the convolutions the profiler has no formula for: transposed ones
+    (``aten::convolution`` with ``transposed``) and every ``aten::convolution_backward``, where
+    each gradient computed (input, weight: ``output_mask``) costs what the forward did.
+    0 for any other event (the profiler counts ``aten::conv2d`` itself)."""
+    if event.name == 'aten::convolution' and len(event.concrete_inputs) >= 9 and event.concrete_inputs[6]:
+        inputs, weight = event.input_shapes[:2]
+        return 2 * math.prod(inputs) * math.prod(weight[1:])
+    if event.name != 'aten::convolution_backward' or len(event.concrete_inputs) < 11:
+        return 0
+    grad_output, inputs, weight = event.input_shapes[:3]
+    transposed, output_mask = event.concrete_inputs[7], event.concrete_inputs[10]
+    forward = 2 * math.prod(inputs if transposed else grad_output) * math.prod(weight[1:])
+    return forward * (int(output_mask[0]) + int(output_mask[1]))
 
 
 def load_config(config: str, options: list = ()):

@@ -146,6 +146,28 @@ def test_cpu_step_profile_counts_the_work_of_a_step():
     assert two['op_calls'] == 2 * one['op_calls'] >= 2  # a linear layer is one call; its inner matmul is not
 
 
+@pytest.mark.parametrize('transposed', [False, True])
+def test_backward_convolutions_count_one_forward_per_gradient(transposed):
+    conv = (torch.nn.ConvTranspose2d if transposed else torch.nn.Conv2d)(4, 6, 3, groups=2, bias=False)
+    optimizer = torch.optim.SGD(conv.parameters(), lr=0.1)
+    frozen_input = torch.ones(2, 4, 10, 10)
+    learned_input = torch.ones(2, 4, 10, 10, requires_grad=True)
+
+    def forward():
+        conv(frozen_input)
+
+    def backward(inputs):
+        return lambda: conv(inputs).sum().backward()
+
+    forward_gflops = benchmark_cost.cpu_step_profile(forward, [conv], optimizer)['gflops']
+    assert forward_gflops > 0
+    # the weight's gradient only; then the input's too; plus the sum's few additions
+    weight_only = benchmark_cost.cpu_step_profile(backward(frozen_input), [conv], optimizer)['gflops']
+    both = benchmark_cost.cpu_step_profile(backward(learned_input), [conv], optimizer)['gflops']
+    assert weight_only == pytest.approx(2 * forward_gflops, rel=0.01)
+    assert both == pytest.approx(3 * forward_gflops, rel=0.01)
+
+
 def test_ips_options_override_the_ips_config_like_cfg_options():
     cfg = benchmark_cost.load_config('configs/ipswap_mask-rcnn_r50_fpn_1x_coco.py',
                                      ['model.data_preprocessor.batch_augments.0.min_visible_ratio=0.51',
