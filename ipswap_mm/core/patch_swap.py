@@ -133,6 +133,14 @@ class PatchSwap:
         reinterprets, it does not convert). That halves the elements ``torch.where`` visits
         (on the CPU a 512x512 x 4 image batch takes 2.6 instead of 3.8 ms) and leaves every
         value, NaN payloads included, bit for bit as it was.
+
+        Args:
+            items: ``(2P, ..., H, W)`` batch tensor, or a sequence of ``2P`` tensors
+                ``(..., H, W)`` of one shape; items ``2i`` and ``2i + 1`` form pair ``i``.
+            cells: ``(P, Gh, Gw)`` bool, from :meth:`sample_cells`.
+
+        Returns:
+            A new ``(2P, ..., H, W)`` tensor of the items' dtype; the inputs are left as they were.
         """
         single = isinstance(items, Tensor)
         tensors = [items] if single else _same_shape(items)
