@@ -3,8 +3,10 @@
 ``SegPatchSwap`` (NaN/inf check, cell sampling, images and label maps exchanged) on a
 random normalised batch with random label maps, against ``clone()`` of the images and of
 every label map; and the swap without its NaN/inf check (``check_finite=False``), which
-is one more read of the images. Each is repeated ``--repeats`` times; the fastest repetition is reported
-(on a shared machine the fastest is the one least disturbed from outside).
+is one more read of the images; and the exchange of the images alone (cells given, mask
+built), pixel by pixel (``swap_pairs``) and as 64-bit words (``PatchSwap.swap``). Each is
+repeated ``--repeats`` times; the fastest repetition is reported (on a shared machine the
+fastest is the one least disturbed from outside).
 
     python tools/benchmark_swap.py [--sizes 128x4,512x4,512x16] [--repeats 40] [--device cpu]
 
@@ -39,6 +41,7 @@ def measure(side: int, batch: int, repeats: int, device: str, patch_size: int = 
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
 
+    from ipswap_mm.core.patch_swap import swap_pairs
     from ipswap_mm.models.seg import SegPatchSwap
     inputs = torch.randn(batch, 3, side, side, device=device)
     samples = []
@@ -55,11 +58,16 @@ def measure(side: int, batch: int, repeats: int, device: str, patch_size: int = 
         for sample in samples:
             sample.gt_sem_seg.data.clone()
 
+    # the images alone, pixel by pixel and as 64-bit words (PatchSwap.swap), each building its mask
+    cells = swap.swap.sample_cells(batch // 2, side, side, torch.Generator(device).manual_seed(0))
+    pixelwise_s = fastest(lambda: swap_pairs(inputs, swap.swap.cells_to_pixels(cells, side, side)), repeats, device)
+    words_s = fastest(lambda: swap.swap.swap(inputs, cells), repeats, device)
     swap_s = fastest(lambda: swap(inputs, samples), repeats, device)
     unchecked_s = fastest(lambda: unchecked(inputs, samples), repeats, device)
     copy_s = fastest(copy, repeats, device)
     return dict(side=side, batch=batch, swap_s=swap_s, copy_s=copy_s, swap_over_copy=swap_s / copy_s,
-                unchecked_s=unchecked_s, unchecked_over_copy=unchecked_s / copy_s)
+                unchecked_s=unchecked_s, unchecked_over_copy=unchecked_s / copy_s,
+                images_pixelwise_s=pixelwise_s, images_words_s=words_s)
 
 
 def main(argv=None) -> list:
@@ -80,7 +88,9 @@ def main(argv=None) -> list:
     for row in rows:
         print(f"{row['side']}x{row['side']} x {row['batch']}: swap {row['swap_s'] * 1e3:.2f} ms, copy "
               f"{row['copy_s'] * 1e3:.2f} ms, swap / copy {row['swap_over_copy']:.2f}; without the NaN/inf check "
-              f"{row['unchecked_s'] * 1e3:.2f} ms, {row['unchecked_over_copy']:.2f} copies")
+              f"{row['unchecked_s'] * 1e3:.2f} ms, {row['unchecked_over_copy']:.2f} copies; the images alone "
+              f"{row['images_pixelwise_s'] * 1e3:.2f} ms pixel by pixel, {row['images_words_s'] * 1e3:.2f} ms "
+              "as 64-bit words")
     return rows
 
 

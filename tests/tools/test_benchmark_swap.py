@@ -11,6 +11,7 @@ def test_swap_and_copy_are_timed_for_every_size(capsys):
         assert row['swap_over_copy'] == pytest.approx(row['swap_s'] / row['copy_s'])
         assert row['unchecked_s'] > 0
         assert row['unchecked_over_copy'] == pytest.approx(row['unchecked_s'] / row['copy_s'])
+        assert row['images_pixelwise_s'] > 0 and row['images_words_s'] > 0
     assert '64x64 x 4: swap' in capsys.readouterr().out
 
 
