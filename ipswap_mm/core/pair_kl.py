@@ -36,8 +36,8 @@ def class_weights(labels: Tensor, num_classes: int, dtype: torch.dtype) -> Tenso
     """
     if labels.dim() == 3:
         return labels.to(dtype)
-    valid = (labels >= 0) & (labels < num_classes)
-    return F.one_hot(labels.masked_fill(~valid, 0).long(), num_classes).to(dtype) * valid[..., None]
+    # one-hot over K + 2 slots: below 0, the K classes, K and above; the outer two are dropped
+    return F.one_hot(labels.long().clamp(-1, num_classes) + 1, num_classes + 2)[..., 1:-1].to(dtype)
 
 
 def class_means(probs: Tensor, weights: Tensor) -> Tuple[Tensor, Tensor]:
@@ -50,29 +50,38 @@ def class_means(probs: Tensor, weights: Tensor) -> Tuple[Tensor, Tensor]:
     Returns:
         ``means (N, K, C)`` (zero for absent classes) and total weights ``counts (N, K)``.
     """
-    counts = weights.sum(1)
-    return torch.bmm(weights.transpose(1, 2), probs.transpose(1, 2)) / counts.clamp(min=1)[..., None], counts
+    shares, counts = _class_shares(weights)
+    return torch.bmm(shares, probs.transpose(1, 2)), counts
+
+
+def _class_shares(weights: Tensor) -> Tuple[Tensor, Tensor]:
+    """``(N, K, M)`` share of every element in its classes' means (rows sum to 1, or are 0
+    for an absent class), and the total weights ``(N, K)``."""
+    counts = weights.sum(1, keepdim=True)  # (N, 1, K)
+    return (weights / counts.clamp(min=1)).transpose(1, 2), counts[:, 0]
 
 
 def _to_probs(logits: Tensor, use_sigmoid: bool) -> Tensor:
     return logits.sigmoid() if use_sigmoid else logits.softmax(dim=1)
 
 
-def _kl(teacher: Tensor, student: Tensor, use_sigmoid: bool) -> Tensor:
-    """KL(teacher || student) along the last dim; Bernoulli terms summed for sigmoids.
+def _kl_from_partner(means: Tensor, use_sigmoid: bool) -> Tensor:
+    """``(P, 2, K)``: KL(partner || view) of every view's class means ``(P, 2, K, C)``, the
+    partner (the other view of the pair) detached; Bernoulli terms summed for sigmoids.
 
-    In float64, as all of the pair KL (the inputs are ``(P, K, C)`` class means):
-    for the near-equal distributions of an untrained model (a dense head's sigmoids all
-    near its prior) the KL is 1e-9 or less, below the rounding error of float32 logs, which
-    made it come out as 0 or negative. A KL is never negative; what rounding leaves below
-    zero is clamped at 0.
+    In float64, as all of the pair KL: for the near-equal distributions of an untrained
+    model (a dense head's sigmoids all near its prior) the KL is 1e-9 or less, below the
+    rounding error of float32 logs, which made it come out as 0 or negative. A KL is never
+    negative; what rounding leaves below zero is clamped at 0.
     """
-    teacher = teacher.clamp(_EPS, 1.0)
-    log_ratio = teacher.log() - student.clamp(_EPS, 1.0).log()
-    kl = teacher * log_ratio
+    probs = means.clamp(_EPS, 1.0)
+    log_probs = probs.log()
+    partner, partner_log = probs.detach().flip(1), log_probs.detach().flip(1)
+    kl = partner * (partner_log - log_probs)
     if use_sigmoid:
-        teacher_neg = (1 - teacher).clamp(_EPS, 1.0)
-        kl = kl + teacher_neg * (teacher_neg.log() - (1 - student).clamp(_EPS, 1.0).log())
+        rest = (1 - means).clamp(_EPS, 1.0)
+        log_rest = rest.log()
+        kl = kl + rest.detach().flip(1) * (log_rest.detach().flip(1) - log_rest)
     return kl.sum(-1).clamp_min(0.0)
 
 
@@ -128,31 +137,23 @@ def pair_kl_divergence(logits: Tensor,
         raise ValueError(f'sigmoid logits need one channel per class ({num_classes}), got {logits.shape[1]}')
 
     logits = logits.double()
-    weights = class_weights(labels, num_classes, logits.dtype)  # shared by both class means below
-    means, counts = class_means(_to_probs(logits / temperature, use_sigmoid), weights)
+    shares, counts = _class_shares(class_weights(labels, num_classes, logits.dtype))  # (N, K, M), (N, K)
+    means = torch.bmm(shares, _to_probs(logits / temperature, use_sigmoid).transpose(1, 2))  # (N, K, C)
     with torch.no_grad():
-        plain_means = means if temperature == 1 else class_means(_to_probs(logits, use_sigmoid), weights)[0]
+        plain_means = means if temperature == 1 else torch.bmm(shares, _to_probs(logits, use_sigmoid).transpose(1, 2))
         # confidence[n, k]: mean probability of class k over the elements labelled k.
-        confidence = plain_means.diagonal(dim1=1, dim2=2)  # (N, K)
-        if teacher == 'confident_correct':  # correct[n, k]: the view's class mean for k predicts k
-            correct = plain_means.argmax(-1) == torch.arange(num_classes, device=plain_means.device)
-
-    means = means.unflatten(0, (-1, 2))  # (P, 2, K, C)
-    counts = counts.unflatten(0, (-1, 2))
-    confidence = confidence.unflatten(0, (-1, 2))
-    shared = (counts[:, 0] > 0) & (counts[:, 1] > 0)  # (P, K)
-
-    first, second = means[:, 0], means[:, 1]
-    if teacher == 'symmetric':
-        kl = 0.5 * (_kl(first.detach(), second, use_sigmoid) + _kl(second.detach(), first, use_sigmoid))
-    else:
-        first_teaches = (confidence[:, 0] >= confidence[:, 1])[..., None]  # (P, K, 1)
-        kl = _kl(torch.where(first_teaches, first, second).detach(), torch.where(first_teaches, second, first),
-                 use_sigmoid)
-        if teacher == 'confident_correct':
-            correct = correct.unflatten(0, (-1, 2))
-            shared = shared & torch.where(first_teaches[..., 0], correct[:, 0], correct[:, 1])
-
-    shared_f = shared.to(kl.dtype)
-    total = (kl * shared_f).sum()
-    return (temperature**2 * total / shared_f.sum().clamp(min=1.0)).float()
+        confidence = plain_means.diagonal(dim1=1, dim2=2).unflatten(0, (-1, 2))  # (P, 2, K)
+        shared = (counts > 0).unflatten(0, (-1, 2)).all(1, keepdim=True)  # (P, 1, K)
+        # which view of a pair is the student of each class: weight[p, v, k]
+        if teacher == 'symmetric':  # both views, each half
+            weight = shared.expand(-1, 2, -1).to(means.dtype) / 2
+        else:
+            first_teaches = confidence[:, :1] >= confidence[:, 1:]  # (P, 1, K); a tie: the first view
+            weight = torch.cat([~first_teaches, first_teaches], 1) & shared
+            if teacher == 'confident_correct':  # the teacher's class mean for k predicts k
+                correct = plain_means.argmax(-1) == torch.arange(num_classes, device=plain_means.device)
+                weight &= correct.unflatten(0, (-1, 2)).flip(1)
+            weight = weight.to(means.dtype)
+    # every view is compared with its partner; ``weight`` keeps the student's comparisons
+    kl = _kl_from_partner(means.unflatten(0, (-1, 2)), use_sigmoid)  # (P, 2, K)
+    return (temperature**2 * (kl * weight).sum() / weight.sum().clamp(min=1.0)).float()

@@ -82,28 +82,28 @@ class PatchSwap:
         grid_h, grid_w = self.grid_shape(height, width)
         if num_pairs == 0 or grid_h == 0 or grid_w == 0:
             return torch.zeros(num_pairs, grid_h, grid_w, dtype=torch.bool, device=device)
-        rows = torch.arange(grid_h, device=device)
-        cols = torch.arange(grid_w, device=device)
+        low, high = self.swap_ratio
+        is_swapped = torch.rand(num_pairs, generator=generator, device=device) < self.swap_prob
+        # A uniformly random subset of k swappable cells: the cells whose random scores rank
+        # below k. Unswappable cells get scores above every swappable one.
+        scores = torch.rand(num_pairs, grid_h * grid_w, generator=generator, device=device)
         if valid_hw is None:
-            swappable = torch.ones(num_pairs, grid_h, grid_w, dtype=torch.bool, device=device)
+            num_swappable = grid_h * grid_w
         else:
             valid_cells = valid_hw.to(device=device, dtype=torch.long) // self.patch_size
+            rows = torch.arange(grid_h, device=device)
+            cols = torch.arange(grid_w, device=device)
             swappable = ((rows[None, :, None] < valid_cells[:, 0, None, None])
-                         & (cols[None, None, :] < valid_cells[:, 1, None, None]))
-        swappable = swappable.flatten(1)  # (P, G)
-        num_swappable = swappable.sum(1)
-
-        low, high = self.swap_ratio
-        ratio = low + (high - low) * torch.rand(num_pairs, generator=generator, device=device)
-        is_swapped = torch.rand(num_pairs, generator=generator, device=device) < self.swap_prob
-        num_cells = torch.round(ratio * num_swappable).long() * is_swapped
-
-        # A uniformly random subset of k swappable cells: the cells of the k lowest random
-        # scores. Unswappable cells get scores above every swappable one.
-        scores = torch.rand(swappable.shape, generator=generator, device=device)
-        order = scores.masked_fill(~swappable, 2.0).argsort(dim=1)
-        chosen = torch.arange(order.shape[1], device=device)[None] < num_cells[:, None]
-        cells = torch.zeros_like(chosen).scatter_(1, order, chosen)
+                         & (cols[None, None, :] < valid_cells[:, 1, None, None])).flatten(1)  # (P, G)
+            num_swappable = swappable.sum(1)
+            scores.masked_fill_(~swappable, 2.0)
+        if low == high:
+            ratio = low
+        else:
+            ratio = low + (high - low) * torch.rand(num_pairs, generator=generator, device=device)
+        share = ratio * num_swappable  # a number while neither the ratio nor the valid area varies
+        num_cells = is_swapped * (share.round() if torch.is_tensor(share) else round(share))  # (P,)
+        cells = scores.argsort(dim=1).argsort(dim=1) < num_cells[:, None]  # rank below k
         return cells.view(num_pairs, grid_h, grid_w)
 
     def cells_to_pixels(self, cells: Tensor, height: int, width: int, group: int = 1) -> Tensor:
@@ -206,17 +206,19 @@ def swap_pairs(items: Union[Tensor, Sequence[Tensor]], pixel_mask: Tensor) -> Te
         raise ValueError(f'pixel mask {tuple(pixel_mask.shape[-2:])} does not match the '
                          f'item size {item_shape[-2:]}')
     if isinstance(items, Tensor):
-        pairs = items.unflatten(0, (-1, 2))
-        swapped = torch.empty_like(pairs)
+        first, second = items.unflatten(0, (-1, 2)).unbind(1)
+        swapped = torch.empty_like(items)
+        out_first, out_second = swapped.unflatten(0, (-1, 2)).unbind(1)
         mask = pixel_mask.view(pixel_mask.shape[0], *([1] * (items.dim() - 3)), *pixel_mask.shape[-2:])
-        torch.where(mask, pairs[:, 1], pairs[:, 0], out=swapped[:, 0])
-        torch.where(mask, pairs[:, 0], pairs[:, 1], out=swapped[:, 1])
-        return swapped.flatten(0, 1)
+        torch.where(mask, second, first, out=out_first)
+        torch.where(mask, first, second, out=out_second)
+        return swapped
     swapped = items[0].new_empty((num_items, *item_shape))
-    for pair, mask in enumerate(pixel_mask):
+    outputs = swapped.unbind(0)
+    for pair, mask in enumerate(pixel_mask.unbind(0)):
         first, second = items[2 * pair], items[2 * pair + 1]
-        torch.where(mask, second, first, out=swapped[2 * pair])
-        torch.where(mask, first, second, out=swapped[2 * pair + 1])
+        torch.where(mask, second, first, out=outputs[2 * pair])
+        torch.where(mask, first, second, out=outputs[2 * pair + 1])
     return swapped
 
 

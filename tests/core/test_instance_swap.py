@@ -7,7 +7,6 @@ from ipswap_mm.core.instance_swap import (
     box_pixel_ranges,
     keep_visible_objects,
     pair_regions,
-    partner_of,
     visible_box_parts,
     visible_mask_parts,
 )
@@ -99,6 +98,30 @@ def test_recomputed_mask_box_is_the_tight_box_of_the_visible_mask(case):
             assert np.array_equal(box_pixels(new_boxes[i].tolist(), *seen.shape) & seen, seen)
 
 
+@settings(max_examples=60, deadline=None)
+@given(box_case=boxes_and_regions(), mask_case=masks_and_regions(), seed=st.integers(0, 2**31))
+def test_several_destinations_at_once_equal_one_call_each(box_case, mask_case, seed):
+    generator = torch.Generator().manual_seed(seed)
+    for (objects, index, regions), parts in ((box_case, visible_box_parts), (mask_case, visible_mask_parts)):
+        other = torch.randint(0, len(regions), index.shape, generator=generator)
+        together = parts(objects, torch.stack([index, other]), regions)
+        for row, destination in enumerate((index, other)):
+            alone = parts(objects, destination, regions)
+            for joint, single in zip(together[:-1], alone[:-1]):  # new boxes (masks), visible areas
+                assert torch.equal(joint[row], single)
+            assert torch.equal(together[-1], alone[-1])  # full areas
+
+
+def test_keep_rule_per_destination():
+    visible, full = torch.tensor([[50.0, 10.0], [50.0, 10.0]]), torch.tensor([50.0, 100.0])
+    moved = torch.tensor([[False], [True]])
+    keep = keep_visible_objects(visible, full, 16.0, 0.25, moved=moved)
+    # untouched: kept only where it stays; too small a part: dropped in both
+    assert keep.tolist() == [[True, False], [True, False]]
+    keep = keep_visible_objects(torch.tensor([[50.0], [50.0]]), torch.tensor([50.0]), 64.0, 0.0, moved=moved)
+    assert keep.tolist() == [[True], [False]]
+
+
 @settings(max_examples=200, deadline=None)
 @given(visible=st.integers(0, 400), lost=st.integers(0, 400), min_area=st.floats(0, 64),
        min_ratio=st.floats(0, 1))
@@ -146,8 +169,8 @@ def test_untouched_box_reaching_outside_keeps_its_coordinates():
 def test_pair_regions_split_each_pair_mask():
     pixel_mask = torch.zeros(2, 4, 4, dtype=torch.bool)
     pixel_mask[0, :2] = True
-    stay, move = pair_regions(pixel_mask)
-    assert stay.shape == move.shape == (4, 4, 4)
+    regions = pair_regions(pixel_mask)
+    assert regions.shape == (2, 4, 4, 4)
+    stay, move = regions
     assert torch.equal(move[0], pixel_mask[0]) and torch.equal(move[1], pixel_mask[0])
     assert torch.equal(stay[2], ~pixel_mask[1]) and torch.equal(stay[0] ^ move[0], torch.ones(4, 4, dtype=torch.bool))
-    assert partner_of(torch.arange(4)).tolist() == [1, 0, 3, 2]

@@ -173,26 +173,28 @@ class DensePairLogits:
 
     def __call__(self, data_samples: List) -> Tuple[Tensor, Tensor]:
         cls_scores = self._scores.take()[0]
-        boxes, labels = _gt_boxes(data_samples)
-        counts = [len(b) for b in boxes]
-        device = cls_scores[0].device
-        flat = torch.cat(boxes).to(device).float()
-        image = torch.repeat_interleave(torch.arange(len(boxes), device=device), torch.tensor(counts, device=device))
-        size = ((flat[:, 2] - flat[:, 0]).clamp(min=1) * (flat[:, 3] - flat[:, 1]).clamp(min=1)).sqrt()
-        level = torch.floor(torch.log2(size / (4 * self.strides[0]))).clamp(0, len(cls_scores) - 1).long()
-        centre_x = (flat[:, 0] + flat[:, 2]) / 2
-        centre_y = (flat[:, 1] + flat[:, 3]) / 2
-        elements = flat.new_zeros(len(flat), self.priors, self.channels)
-        for index, (scores, stride) in enumerate(zip(cls_scores, self.strides)):
+        for index, scores in enumerate(cls_scores):
             if scores.shape[1] != self.priors * self.channels:
                 raise TypeError(f'IPSDistillHook: {self.head_name} level {index} has {scores.shape[1]} channels, '
                                 f'expected {self.priors} priors x {self.channels} classes')
-            y = (centre_y / stride).long().clamp(0, scores.shape[2] - 1)
-            x = (centre_x / stride).long().clamp(0, scores.shape[3] - 1)
-            picked = scores[image, :, y, x].view(-1, self.priors, self.channels).float()
-            elements = torch.where((level == index)[:, None, None], picked, elements)
+        boxes, labels = _gt_boxes(data_samples)
+        counts = [len(b) for b in boxes]
+        device = cls_scores[0].device
+        flat = torch.cat(boxes).to(device).float()  # (n, 4)
+        image = torch.repeat_interleave(torch.arange(len(boxes), device=device),
+                                        torch.tensor(counts, device=device), output_size=len(flat))
+        size = ((flat[:, 2] - flat[:, 0]).clamp(min=1) * (flat[:, 3] - flat[:, 1]).clamp(min=1)).sqrt()
+        level = torch.floor(torch.log2(size / (4 * self.strides[0]))).clamp(0, len(cls_scores) - 1).long()
+        # every box's centre cell (y, x) on every level, inside the level's map: (L, 2, n)
+        levels = torch.tensor([[stride, scores.shape[2] - 1, scores.shape[3] - 1]
+                               for stride, scores in zip(self.strides, cls_scores)]).to(device, non_blocking=True)
+        centres = (flat[:, :2] + flat[:, 2:]).T.flip(0) / 2  # (2, n): y, x
+        cells = (centres / levels[:, :1, None]).long().clamp(min=0)
+        cells = torch.minimum(cells, levels[:, 1:, None].long())
+        picked = torch.stack([scores[image, :, y, x] for scores, (y, x) in zip(cls_scores, cells.unbind(0))])
+        elements = picked[level, torch.arange(len(flat), device=device)]  # (n, priors * C), each box's level
+        elements = elements.view(-1, self.channels).float()  # every prior of a box is one element
         labels = torch.cat(labels).to(device)
-        elements = elements.flatten(0, 1)  # every prior of a box is one element
         return _per_image(elements, labels.repeat_interleave(self.priors), [c * self.priors for c in counts])
 
     def remove(self) -> None:

@@ -1,7 +1,7 @@
 """``DetPatchSwap``: intra-class patch swap as an MMDetection batch augmentation."""
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import List, Tuple
 
 import numpy as np
 import torch
@@ -96,75 +96,81 @@ class DetPatchSwap(PairSwapBatchAug):
         # the samples of pairs that swap nothing keep their annotations as they are
         pairs = [pair for pair, changed in enumerate(swapped) if changed]
         samples = [data_samples[2 * pair + side] for pair in pairs for side in (0, 1)]
-        stay, move = pair_regions(self.swap.cells_to_pixels(cells[pairs], *inputs.shape[-2:]))
+        regions = pair_regions(self.swap.cells_to_pixels(cells[pairs], *inputs.shape[-2:]))
         for field in INSTANCE_FIELDS:
             if field in data_samples[0]:
-                self._swap_instances(samples, field, stay, move)
+                self._swap_instances(samples, field, regions)
         return inputs, data_samples
 
-    def _swap_instances(self, data_samples: List, field: str, stay: Tensor, move: Tensor) -> None:
+    def _swap_instances(self, data_samples: List, field: str, regions: Tensor) -> None:
         """Replace ``field`` of every sample by the objects it shows after the swap.
 
         Args:
             data_samples: The 2Q samples of the Q pairs that swap, pair by pair.
             field: ``'gt_instances'`` or ``'ignored_instances'``.
-            stay, move: ``(2Q, H, W)`` bool regions (see ``pair_regions``).
+            regions: ``(2, 2Q, H, W)`` bool (see ``pair_regions``): where each sample's own
+                objects stay visible, and where they show in the partner image.
         """
-        device = stay.device
-        height, width = stay.shape[-2:]
+        device = regions.device
+        num_images, height, width = regions.shape[1:]
         instances = [getattr(sample, field) for sample in data_samples]
         counts = [len(inst) for inst in instances]
+        num = sum(counts)
+        if num == 0:
+            return
         box_type = type(instances[0].bboxes)
+        plain_boxes = issubclass(box_type, Tensor)
         boxes = torch.cat([_box_tensor(inst.bboxes) for inst in instances]).to(device).float()
-        image_index = torch.repeat_interleave(torch.arange(len(instances), device=device),
-                                              torch.tensor(counts, device=device))
+        owner = torch.from_numpy(np.repeat(np.arange(num_images), counts)).to(device)
+        # every object seen through two regions: its own image's stay region, the partner's move region
+        seen_through = torch.stack([owner, owner + num_images])  # (2, n)
         with_masks = 'masks' in instances[0]
         if with_masks:
             masks = torch.cat([_masks_to_tensor(inst.masks, height, width, device) for inst in instances])
-            stay_masks, stay_boxes, stay_area, full_area = visible_mask_parts(masks, image_index, stay)
-            move_masks, move_boxes, move_area, _ = visible_mask_parts(masks, image_index, move)
+            new_masks, new_boxes, visible, full_area = visible_mask_parts(masks, seen_through, regions.flatten(0, 1))
             # an object that stays untouched, or is carried over whole, keeps its box
-            stay_boxes = torch.where((stay_area >= full_area)[:, None], boxes, stay_boxes)
-            move_boxes = torch.where((move_area >= full_area)[:, None], boxes, move_boxes)
+            new_boxes = torch.where((visible >= full_area)[..., None], boxes, new_boxes)
         else:
-            stay_masks = move_masks = None
-            stay_boxes, stay_area, full_area = visible_box_parts(boxes, image_index, stay)
-            move_boxes, move_area, _ = visible_box_parts(boxes, image_index, move)
-        keep_stay = keep_visible_objects(stay_area, full_area, self.min_visible_area, self.min_visible_ratio,
-                                         moved=False)
-        keep_move = keep_visible_objects(move_area, full_area, self.min_visible_area, self.min_visible_ratio,
-                                         moved=True)
-        keep_stay, keep_move = torch.stack([keep_stay, keep_move]).cpu()  # one sync: instance counts change
+            new_boxes, visible, full_area = visible_box_parts(boxes, seen_through, regions.flatten(0, 1))
+        moved = torch.tensor([[False], [True]], device=device)
+        keep = keep_visible_objects(visible, full_area, self.min_visible_area, self.min_visible_ratio, moved)
+        keep = keep.cpu().numpy()  # one sync: instance counts change
+        # each sample's new objects: its own that stay, then its partner's that came over;
+        # ``picks`` index the 2n candidates (stay: 0 .. n-1, moved: n .. 2n-1)
         starts = np.cumsum([0] + counts)
-        for index, (sample, inst) in enumerate(zip(data_samples, instances)):
+        picks, new_counts = [], []
+        for index in range(num_images):
+            own = starts[index] + np.flatnonzero(keep[0, starts[index]:starts[index + 1]])
             partner = index ^ 1
-            own = torch.arange(starts[index], starts[index + 1])[keep_stay[starts[index]:starts[index + 1]]]
-            came = torch.arange(starts[partner], starts[partner + 1])[keep_move[starts[partner]:starts[partner + 1]]]
-            setattr(sample, field, _gather_instances(
-                [instances[i] for i in (index, partner)], [own - starts[index], came - starts[partner]],
-                torch.cat([stay_boxes[own.to(device)], move_boxes[came.to(device)]]), box_type,
-                None if not with_masks else torch.cat([stay_masks[own.to(device)], move_masks[came.to(device)]]),
-                inst.masks if with_masks else None))
+            came = num + starts[partner] + np.flatnonzero(keep[1, starts[partner]:starts[partner + 1]])
+            picks += [own, came]
+            new_counts.append(len(own) + len(came))
+        picks = torch.from_numpy(np.concatenate(picks)).to(device)
+        sources = picks % num  # the original object of each new one
+        fields = {key: torch.cat([getattr(inst, key) for inst in instances])[sources].split(new_counts)
+                  for key in _carried_fields(instances[0])}
+        boxes = new_boxes.view(2 * num, 4)[picks].split(new_counts)
+        masks = None
+        if with_masks:
+            masks = np.split(new_masks.view(2 * num, height, width)[picks].cpu().numpy(), np.cumsum(new_counts)[:-1])
+        for index, (sample, inst) in enumerate(zip(data_samples, instances)):
+            result = InstanceData(**{key: values[index] for key, values in fields.items()})
+            result.bboxes = boxes[index] if plain_boxes else box_type(boxes[index])
+            if with_masks:
+                mask_h, mask_w = inst.masks.height, inst.masks.width
+                result.masks = BitmapMasks(masks[index][:, :mask_h, :mask_w].astype(np.uint8), mask_h, mask_w)
+            setattr(sample, field, result)
+
+
+def _carried_fields(instances: InstanceData) -> List[str]:
+    """The instance fields, besides boxes and masks, that travel with their objects (tensors only)."""
+    keys = [key for key in instances.keys() if key not in ('bboxes', 'masks')]
+    for key in keys:
+        if not isinstance(instances[key], Tensor):
+            raise TypeError(f'DetPatchSwap cannot carry the instance field {key!r} '
+                            f'({type(instances[key]).__name__}) across a swap')
+    return keys
 
 
 def _box_tensor(boxes) -> Tensor:
     return boxes.tensor if hasattr(boxes, 'tensor') else boxes
-
-
-def _gather_instances(sources: List[InstanceData], picks: List[Tensor], boxes: Tensor, box_type,
-                      masks: Optional[Tensor], like_masks) -> InstanceData:
-    """New instances: ``sources[0][picks[0]]`` then ``sources[1][picks[1]]``, with new boxes/masks."""
-    result = InstanceData()
-    for key in sources[0].keys():
-        if key in ('bboxes', 'masks'):
-            continue
-        values = [getattr(src, key) for src in sources]
-        if not isinstance(values[0], Tensor):
-            raise TypeError(f'DetPatchSwap cannot carry the instance field {key!r} '
-                            f'({type(values[0]).__name__}) across a swap')
-        result[key] = torch.cat([v[p.to(v.device)] for v, p in zip(values, picks)])
-    result.bboxes = boxes if box_type is Tensor or issubclass(box_type, Tensor) else box_type(boxes)
-    if masks is not None:
-        height, width = like_masks.height, like_masks.width
-        result.masks = BitmapMasks(masks[:, :height, :width].cpu().numpy().astype(np.uint8), height, width)
-    return result

@@ -1,6 +1,7 @@
 """Per-cell logits and class pixel counts of a segmentor's training forward, for the pair KL."""
 from __future__ import annotations
 
+import functools
 from typing import List, Tuple
 
 import torch
@@ -46,7 +47,7 @@ class SegPairLogits:
         logits, self._logits = self._logits, None
         if logits is None:
             raise RuntimeError('IPSDistillHook: the decode head produced no logits in this training step')
-        labels = torch.stack([sample.gt_sem_seg.data[0] for sample in data_samples])  # (2P, H, W)
+        labels = torch.cat([sample.gt_sem_seg.data for sample in data_samples])  # (2P, H, W)
         weights = cell_class_counts(labels, logits.shape[-2:], self.num_classes)
         return logits.flatten(2), weights
 
@@ -62,7 +63,8 @@ def cell_class_counts(labels: Tensor, size: Tuple[int, int], num_classes: int) -
     upsampling of the logits would assign it. Pixels outside ``[0, K)`` (ignore index,
     padding) count for no class. Weighting a class mean by these counts averages the
     cells' predictions over every pixel of the class, at the logits' resolution, without
-    full-resolution logits. One ``index_add_``: no host sync.
+    full-resolution logits. One ``index_add_`` into bins laid out per cell; the bins'
+    layout is computed once per batch geometry (:func:`_cell_bins`). No host sync.
 
     Args:
         labels: ``(N, H, W)`` integer label maps.
@@ -73,15 +75,25 @@ def cell_class_counts(labels: Tensor, size: Tuple[int, int], num_classes: int) -
         ``(N, h * w, K)`` float32 pixel counts.
     """
     num, height, width = labels.shape
+    first_bin, ones = _cell_bins(num, height, width, tuple(size), num_classes, labels.device)
+    if labels.dtype != torch.long:
+        labels = labels.long()
+    # every cell has K + 2 bins: below 0, classes 0 .. K-1, K and above; the outer two are dropped
+    index = first_bin + labels.clamp(-1, num_classes)
+    counts = torch.zeros(num * size[0] * size[1] * (num_classes + 2), dtype=torch.float32, device=labels.device)
+    counts.index_add_(0, index.view(-1), ones)
+    return counts.view(num, size[0] * size[1], num_classes + 2)[..., 1:-1]
+
+
+@functools.lru_cache(maxsize=4)
+def _cell_bins(num: int, height: int, width: int, size: Tuple[int, int], num_classes: int,
+               device: torch.device) -> Tuple[Tensor, Tensor]:
+    """``(N, H, W)`` index of class 0's bin for every pixel's cell (see :func:`cell_class_counts`),
+    and ``N * H * W`` ones to count with."""
     cell_h, cell_w = size
-    device = labels.device
     rows = torch.arange(height, device=device) * cell_h // height
     cols = torch.arange(width, device=device) * cell_w // width
     cell = rows[:, None] * cell_w + cols[None, :]  # (H, W)
-    bins = num * cell_h * cell_w * num_classes
-    index = ((torch.arange(num, device=device)[:, None, None] * (cell_h * cell_w) + cell) * num_classes
-             + labels.clamp(0, num_classes - 1))
-    index = index.masked_fill((labels < 0) | (labels >= num_classes), bins)  # one extra bin, dropped
-    ones = torch.ones((), dtype=torch.float32, device=device).expand(index.numel())
-    counts = torch.zeros(bins + 1, dtype=torch.float32, device=device).index_add_(0, index.flatten(), ones)
-    return counts[:bins].view(num, cell_h * cell_w, num_classes)
+    images = torch.arange(num, device=device)[:, None, None] * (cell_h * cell_w)
+    first_bin = (images + cell) * (num_classes + 2) + 1
+    return first_bin, torch.ones((), dtype=torch.float32, device=device).expand(first_bin.numel())

@@ -117,17 +117,21 @@ def test_dense_logits_read_each_box_centre_on_its_level():
     model = tiny_detector(RETINANET, swap=False)
     extractor = DensePairLogits(model)
     scores = Capture(model.bbox_head)
-    # sqrt(area) 32 -> level 0 (stride 8); 78 -> level 1 (stride 16); 8 -> level 0 (clamped)
-    boxes = [[[8, 8, 40, 40], [0, 0, 64, 96]], [[40, 40, 48, 48]]]
-    _, samples = run_loss(model, det_batch(boxes, [[1, 2], [4]], height=96, width=96))
+    # sqrt(area) 32 -> level 0 (stride 8); 78 -> level 1 (stride 16); 8 -> level 0 (clamped);
+    # a box reaching beyond the 96 x 96 image: centre x 104, y 100 -> row 12, column 13 of the 12 x 12
+    # level-0 map, clamped to its last cell (11, 11)
+    boxes = [[[8, 8, 40, 40], [0, 0, 64, 96]], [[40, 40, 48, 48], [88, 84, 120, 116]]]
+    _, samples = run_loss(model, det_batch(boxes, [[1, 2], [4, 3]], height=96, width=96))
     logits, labels = extractor(samples)
     priors, channels = extractor.priors, NUM_CLASSES
     assert extractor.use_sigmoid is True and priors == 9
     assert logits.shape == (2, channels, 2 * priors)
-    assert labels.tolist() == [[1] * priors + [2] * priors, [4] * priors + [-1] * priors]
+    assert labels.tolist() == [[1] * priors + [2] * priors, [4] * priors + [3] * priors]
     level_maps = scores.output[0]
-    expected = [level_maps[0][0, :, 3, 3], level_maps[1][0, :, 3, 2], level_maps[0][1, :, 5, 5]]
-    got = [logits[0, :, :priors], logits[0, :, priors:], logits[1, :, :priors]]
+    assert level_maps[0].shape[-2:] == (12, 12)
+    expected = [level_maps[0][0, :, 3, 3], level_maps[1][0, :, 3, 2], level_maps[0][1, :, 5, 5],
+                level_maps[0][1, :, 11, 11]]
+    got = [logits[0, :, :priors], logits[0, :, priors:], logits[1, :, :priors], logits[1, :, priors:]]
     for want, have in zip(expected, got):
         torch.testing.assert_close(have.T.reshape(-1), want)
 
