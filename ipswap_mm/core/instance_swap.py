@@ -19,10 +19,18 @@ The keep-or-drop rule, shared by every detector, is :func:`keep_visible_objects`
 """
 from __future__ import annotations
 
-from typing import Tuple, Union
+from typing import Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
+
+
+def owner_index(counts: Sequence[int], device: Union[str, torch.device]) -> Tensor:
+    """``(sum(counts),)`` long: the image of every object, for objects listed image by image
+    (``counts[i]`` of image ``i``). Built on the host and copied once, so no device work and
+    no sync (a device ``repeat_interleave`` by counts needs the output size)."""
+    return torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts, dtype=torch.long)).to(
+        device, non_blocking=True)
 
 
 def box_pixel_ranges(boxes: Tensor, height: int, width: int) -> Tensor:

@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 from ipswap_mm.core.instance_swap import (
     box_pixel_ranges,
     keep_visible_objects,
+    owner_index,
     pair_regions,
     visible_box_parts,
     visible_mask_parts,
@@ -174,3 +175,8 @@ def test_pair_regions_split_each_pair_mask():
     stay, move = regions
     assert torch.equal(move[0], pixel_mask[0]) and torch.equal(move[1], pixel_mask[0])
     assert torch.equal(stay[2], ~pixel_mask[1]) and torch.equal(stay[0] ^ move[0], torch.ones(4, 4, dtype=torch.bool))
+
+
+def test_owner_index_lists_the_image_of_every_object():
+    assert owner_index([2, 0, 3, 1], 'cpu').tolist() == [0, 0, 2, 2, 2, 3]
+    assert owner_index([0, 0], 'cpu').tolist() == []

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pad_sequence
 
+from ...core.instance_swap import owner_index
 from ..loss_forward import loss_call_samples
 
 
@@ -181,8 +182,7 @@ class DensePairLogits:
         counts = [len(b) for b in boxes]
         device = cls_scores[0].device
         flat = torch.cat(boxes).to(device).float()  # (n, 4)
-        image = torch.repeat_interleave(torch.arange(len(boxes), device=device),
-                                        torch.tensor(counts, device=device), output_size=len(flat))
+        image = owner_index(counts, device)
         size = ((flat[:, 2] - flat[:, 0]).clamp(min=1) * (flat[:, 3] - flat[:, 1]).clamp(min=1)).sqrt()
         level = torch.floor(torch.log2(size / (4 * self.strides[0]))).clamp(0, len(cls_scores) - 1).long()
         # every box's centre cell (y, x) on every level, inside the level's map: (L, 2, n)

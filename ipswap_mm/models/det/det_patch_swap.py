@@ -11,7 +11,7 @@ from mmdet.structures.mask import BitmapMasks, PolygonMasks
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from ...core.instance_swap import keep_visible_objects, pair_regions, visible_box_parts, visible_mask_parts
+from ...core.instance_swap import keep_visible_objects, owner_index, pair_regions, visible_box_parts, visible_mask_parts
 from ...core.patch_swap import Ratio
 from ..pair_swap_batch_aug import PairSwapBatchAug
 
@@ -121,7 +121,7 @@ class DetPatchSwap(PairSwapBatchAug):
         box_type = type(instances[0].bboxes)
         plain_boxes = issubclass(box_type, Tensor)
         boxes = torch.cat([_box_tensor(inst.bboxes) for inst in instances]).to(device).float()
-        owner = torch.from_numpy(np.repeat(np.arange(num_images), counts)).to(device)
+        owner = owner_index(counts, device)
         # every object seen through two regions: its own image's stay region, the partner's move region
         seen_through = torch.stack([owner, owner + num_images])  # (2, n)
         with_masks = 'masks' in instances[0]
@@ -132,7 +132,7 @@ class DetPatchSwap(PairSwapBatchAug):
             new_boxes = torch.where((visible >= full_area)[..., None], boxes, new_boxes)
         else:
             new_boxes, visible, full_area = visible_box_parts(boxes, seen_through, regions.flatten(0, 1))
-        moved = torch.tensor([[False], [True]], device=device)
+        moved = torch.arange(2, device=device)[:, None] == 1  # row 0 stays, row 1 moves
         keep = keep_visible_objects(visible, full_area, self.min_visible_area, self.min_visible_ratio, moved)
         keep = keep.cpu().numpy()  # one sync: instance counts change
         # each sample's new objects: its own that stay, then its partner's that came over;
