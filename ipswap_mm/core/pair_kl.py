@@ -10,7 +10,7 @@ it with ``T^2 * KL(teacher || student)`` at temperature ``T``.
 """
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -58,31 +58,99 @@ def _class_shares(weights: Tensor) -> Tuple[Tensor, Tensor]:
     """``(N, K, M)`` share of every element in its classes' means (rows sum to 1, or are 0
     for an absent class), and the total weights ``(N, K)``."""
     counts = weights.sum(1, keepdim=True)  # (N, 1, K)
-    return (weights / counts.clamp(min=1)).transpose(1, 2), counts[:, 0]
+    # the floor only keeps an absent class's 0 / 0 at 0: a class whose weights total less
+    # than 1 (fractional weights) is still a distribution
+    return (weights / counts.clamp(min=torch.finfo(weights.dtype).tiny)).transpose(1, 2), counts[:, 0]
 
 
 def _to_probs(logits: Tensor, use_sigmoid: bool) -> Tensor:
     return logits.sigmoid() if use_sigmoid else logits.softmax(dim=1)
 
 
-def _kl_from_partner(means: Tensor, use_sigmoid: bool) -> Tensor:
-    """``(P, 2, K)``: KL(partner || view) of every view's class means ``(P, 2, K, C)``, the
-    partner (the other view of the pair) detached; Bernoulli terms summed for sigmoids.
+def _kl_from_partner(means: Tensor, use_sigmoid: bool) -> Tuple[Tensor, Tensor]:
+    """KL(partner || view) of every view's class means ``(P, 2, K, C)``, the partner (the
+    other view of the pair) taken as fixed; Bernoulli terms summed for sigmoids.
 
-    In float64, as all of the pair KL: for the near-equal distributions of an untrained
-    model (a dense head's sigmoids all near its prior) the KL is 1e-9 or less, below the
-    rounding error of float32 logs, which made it come out as 0 or negative. A KL is never
-    negative; what rounding leaves below zero is clamped at 0.
+    Returns:
+        ``kl (P, 2, K)``, which rounding can leave a hair below 0 (the caller clamps it),
+        and ``pull (P, 2, K, C)``, minus its derivative with respect to the view's means:
+        ``q / m`` (and ``- (1 - q) / (1 - m)`` for sigmoids), zero where ``m`` (``1 - m``)
+        is below the floor of the logs, as a clamp's gradient is.
     """
     probs = means.clamp(_EPS, 1.0)
     log_probs = probs.log()
-    partner, partner_log = probs.detach().flip(1), log_probs.detach().flip(1)
-    kl = partner * (partner_log - log_probs)
+    partner = probs.flip(1)
+    kl = partner * (log_probs.flip(1) - log_probs)
+    pull = partner / probs * (means >= _EPS)
     if use_sigmoid:
-        rest = (1 - means).clamp(_EPS, 1.0)
+        rest = 1 - means
+        above_floor = rest >= _EPS
+        rest = rest.clamp(_EPS, 1.0)
         log_rest = rest.log()
-        kl = kl + rest.detach().flip(1) * (log_rest.detach().flip(1) - log_rest)
-    return kl.sum(-1).clamp_min(0.0)
+        partner_rest = rest.flip(1)
+        kl = kl + partner_rest * (log_rest.flip(1) - log_rest)
+        pull = pull - partner_rest / rest * above_floor
+    return kl.sum(-1), pull
+
+
+def _student_weight(plain_means: Tensor, counts: Tensor, teacher: str) -> Tensor:
+    """``(P, 2, K)``: which view of a pair is the student of each class (1, or 1/2 each
+    under ``'symmetric'``), from the class means at T = 1 ``(2P, K, C)`` and the class
+    weights ``(2P, K)`` of both views; 0 where a class is not shared by the pair."""
+    # confidence[p, v, k]: mean probability of class k over the elements labelled k
+    confidence = plain_means.diagonal(dim1=1, dim2=2).unflatten(0, (-1, 2))
+    shared = (counts > 0).unflatten(0, (-1, 2)).all(1, keepdim=True)  # (P, 1, K)
+    if teacher == 'symmetric':  # both views, each half
+        return shared.expand(-1, 2, -1).to(plain_means.dtype) / 2
+    first_teaches = confidence[:, :1] >= confidence[:, 1:]  # (P, 1, K); a tie: the first view
+    weight = torch.cat([~first_teaches, first_teaches], 1) & shared
+    if teacher == 'confident_correct':  # the teacher's class mean for k predicts k
+        num_classes = plain_means.shape[1]
+        correct = plain_means.argmax(-1) == torch.arange(num_classes, device=plain_means.device)
+        weight &= correct.unflatten(0, (-1, 2)).flip(1)
+    return weight.to(plain_means.dtype)
+
+
+class _PairKL(torch.autograd.Function):
+    """The pair KL, with its gradient computed in the forward pass, as a fused
+    cross-entropy does. Written out, the chain rule through the KL, the class means and
+    the softmax (or sigmoids) is about ten operations; autograd dispatched about thirty
+    for it (every view, transpose and cast of the forward has its backward node). The
+    backward pass is one scaling. The gradient is that of the KL before its clamp at 0,
+    which only rounds away values a hair below zero.
+    """
+
+    @staticmethod
+    def forward(ctx, logits: Tensor, labels: Tensor, num_classes: int, temperature: float, teacher: str,
+                use_sigmoid: bool) -> Tensor:
+        values = logits.double()
+        shares, counts = _class_shares(class_weights(labels, num_classes, values.dtype))  # (N, K, M), (N, K)
+        probs = _to_probs(values / temperature, use_sigmoid)  # (N, C, M)
+        means = torch.bmm(shares, probs.transpose(1, 2))  # (N, K, C)
+        plain_means = means if temperature == 1 else torch.bmm(shares, _to_probs(values, use_sigmoid).transpose(1, 2))
+        weight = _student_weight(plain_means, counts, teacher)  # (P, 2, K)
+        # every view is compared with its partner; ``weight`` keeps the student's comparisons
+        kl, pull = _kl_from_partner(means.unflatten(0, (-1, 2)), use_sigmoid)
+        total_weight = weight.sum().clamp(min=1.0)
+        loss = (kl.clamp_min(0.0) * weight).sum() / total_weight * temperature**2
+        if ctx.needs_input_grad[0]:
+            # d loss / d values = T / total_weight * d_values, by the chain rule:
+            # loss = T^2 / total_weight * sum(weight * KL), d KL / d means = -pull,
+            # means = shares @ probs^T, probs = softmax(values / T) over C (or sigmoid)
+            d_probs = torch.bmm((weight[..., None] * pull).flatten(0, 1).transpose(1, 2), shares)  # (N, C, M)
+            if use_sigmoid:  # p (1 - p) times -d_probs
+                d_values = d_probs * probs * (probs - 1)
+            else:  # p (g - sum_c p g) with g = -d_probs
+                d_values = ((probs * d_probs).sum(1, keepdim=True) - d_probs) * probs
+            ctx.save_for_backward(d_values.to(logits.dtype), total_weight)
+            ctx.temperature = temperature
+        return loss.float()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: Tensor) -> Tuple[Optional[Tensor], None, None, None, None, None]:
+        d_values, total_weight = ctx.saved_tensors
+        return d_values * (grad * ctx.temperature / total_weight), None, None, None, None, None
 
 
 def pair_kl_divergence(logits: Tensor,
@@ -136,24 +204,4 @@ def pair_kl_divergence(logits: Tensor,
     if use_sigmoid and logits.shape[1] != num_classes:
         raise ValueError(f'sigmoid logits need one channel per class ({num_classes}), got {logits.shape[1]}')
 
-    logits = logits.double()
-    shares, counts = _class_shares(class_weights(labels, num_classes, logits.dtype))  # (N, K, M), (N, K)
-    means = torch.bmm(shares, _to_probs(logits / temperature, use_sigmoid).transpose(1, 2))  # (N, K, C)
-    with torch.no_grad():
-        plain_means = means if temperature == 1 else torch.bmm(shares, _to_probs(logits, use_sigmoid).transpose(1, 2))
-        # confidence[n, k]: mean probability of class k over the elements labelled k.
-        confidence = plain_means.diagonal(dim1=1, dim2=2).unflatten(0, (-1, 2))  # (P, 2, K)
-        shared = (counts > 0).unflatten(0, (-1, 2)).all(1, keepdim=True)  # (P, 1, K)
-        # which view of a pair is the student of each class: weight[p, v, k]
-        if teacher == 'symmetric':  # both views, each half
-            weight = shared.expand(-1, 2, -1).to(means.dtype) / 2
-        else:
-            first_teaches = confidence[:, :1] >= confidence[:, 1:]  # (P, 1, K); a tie: the first view
-            weight = torch.cat([~first_teaches, first_teaches], 1) & shared
-            if teacher == 'confident_correct':  # the teacher's class mean for k predicts k
-                correct = plain_means.argmax(-1) == torch.arange(num_classes, device=plain_means.device)
-                weight &= correct.unflatten(0, (-1, 2)).flip(1)
-            weight = weight.to(means.dtype)
-    # every view is compared with its partner; ``weight`` keeps the student's comparisons
-    kl = _kl_from_partner(means.unflatten(0, (-1, 2)), use_sigmoid)  # (P, 2, K)
-    return (temperature**2 * (kl * weight).sum() / weight.sum().clamp(min=1.0)).float()
+    return _PairKL.apply(logits, labels, num_classes, temperature, teacher, use_sigmoid)

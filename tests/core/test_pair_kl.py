@@ -29,14 +29,14 @@ def reference_loss(logits, labels, num_classes, temperature, use_sigmoid=False, 
             a_teaches = plain_a[k] >= plain_b[k]
             if teacher == 'confident_correct' and int((plain_a if a_teaches else plain_b).argmax()) != k:
                 continue  # a teacher whose class mean does not predict k teaches nothing
-            p_t, p_s = (p_a, p_b) if a_teaches else (p_b, p_a)
+            p_t, p_s = (p_a.detach(), p_b) if a_teaches else (p_b.detach(), p_a)  # the teacher is detached
             kl = (p_t * (p_t / p_s).log()).sum()
             if use_sigmoid:
                 kl = kl + ((1 - p_t) * ((1 - p_t) / (1 - p_s)).log()).sum()
             terms.append(kl)
     if not terms:
         return 0.0
-    return temperature**2 * float(sum(terms)) / len(terms)
+    return temperature**2 * torch.stack(terms).sum() / len(terms)  # differentiable: autograd's gradient
 
 
 @settings(max_examples=40, deadline=None)
@@ -51,6 +51,35 @@ def test_matches_reference(pairs, classes, elements, temperature, sigmoid, seed,
     loss = pair_kl_divergence(logits, labels, classes, temperature, teacher, use_sigmoid=sigmoid)
     assert math.isclose(loss.item(), reference_loss(logits, labels, classes, temperature, sigmoid, teacher),
                         rel_tol=1e-5, abs_tol=1e-9)  # both float64; the loss comes back float32
+
+
+@settings(max_examples=40, deadline=None)
+@given(pairs=st.integers(1, 3), classes=st.integers(1, 5), elements=st.integers(1, 30),
+       temperature=st.floats(0.5, 6), sigmoid=st.booleans(), seed=st.integers(0, 2**31),
+       teacher=st.sampled_from(['confidence', 'confident_correct']))
+def test_hand_written_gradient_matches_autograd_through_the_reference(pairs, classes, elements, temperature,
+                                                                      sigmoid, seed, teacher):
+    torch.manual_seed(seed)
+    channels = classes if sigmoid else classes + 1
+    logits = torch.randn(2 * pairs, channels, elements, dtype=torch.float64) * 3
+    labels = torch.randint(-1, classes + 1, (2 * pairs, elements))
+    ours, theirs = logits.clone().requires_grad_(), logits.clone().requires_grad_()
+    pair_kl_divergence(ours, labels, classes, temperature, teacher, use_sigmoid=sigmoid).backward()
+    expected = reference_loss(theirs, labels, classes, temperature, sigmoid, teacher)
+    if isinstance(expected, float):  # no shared class: no gradient anywhere
+        assert torch.all(ours.grad == 0)
+        return
+    expected.backward()
+    assert torch.allclose(ours.grad, theirs.grad, rtol=1e-7, atol=1e-12)
+    assert ours.grad.dtype == logits.dtype
+
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16])
+def test_gradient_comes_back_in_the_logits_dtype(dtype):
+    logits = torch.randn(2, 3, 5).to(dtype).requires_grad_()
+    loss = pair_kl_divergence(logits, torch.zeros(2, 5, dtype=torch.long), 3)
+    (2 * loss).backward()
+    assert logits.grad.dtype == dtype and torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
 
 
 @pytest.mark.parametrize('sigmoid', [False, True])
@@ -130,6 +159,10 @@ def test_class_means_and_counts():
     assert means[0, 1].tolist() == [0.0, 1.0] and means[0, 2].tolist() == [0.0, 0.0]
     means, counts = class_means(probs, torch.tensor([[[1.0, 0, 0], [0, 1, 0], [0, 3, 0]]]))  # weights
     assert counts.tolist() == [[1, 4, 0]] and means[0, 1].tolist() == [0.375, 0.625]
+    # weights that total less than 1 still average: a class mean of distributions is one
+    means, counts = class_means(probs, torch.tensor([[[0.25, 0, 0], [0, 0.125, 0], [0, 0.375, 0]]]))
+    assert means[0, 0].tolist() == [1.0, 0.0] and means[0, 1].tolist() == [0.375, 0.625]
+    assert counts.tolist() == [[0.25, 0.5, 0]] and means[0, 2].tolist() == [0.0, 0.0]
 
 
 @pytest.mark.parametrize('kwargs, message', [
