@@ -19,7 +19,7 @@ The keep-or-drop rule, shared by every detector, is :func:`keep_visible_objects`
 """
 from __future__ import annotations
 
-from typing import Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -52,14 +52,26 @@ def _first_last(profile: Tensor) -> Tuple[Tensor, Tensor]:
     return present.argmax(dim=-1), length - 1 - present.flip(-1).argmax(dim=-1)
 
 
-def visible_box_parts(boxes: Tensor, image_index: Tensor, regions: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+def visible_box_parts(boxes: Tensor,
+                      image_index: Tensor,
+                      regions: Tensor,
+                      row_edges: Optional[Sequence[int]] = None,
+                      col_edges: Optional[Sequence[int]] = None) -> Tuple[Tensor, Tensor, Tensor]:
     """Visible part of every box inside the region of its image.
+
+    The regions may be given per pixel, or on a grid of cells (a patch swap's cells), which
+    is exact and costs a cell, not a pixel, per entry: a box's visible area in a region is
+    ``sum over cells of rows(box, cell) * cols(box, cell) * region(cell)``, and its visible
+    rows and columns are those of the cells it sees.
 
     Args:
         boxes: ``(n, 4)`` float boxes ``x1, y1, x2, y2``.
         image_index: ``(n,)`` long: which region each box is seen through; or ``(D, n)``:
             the region of each of D destinations (e.g. staying, and carried to the partner).
-        regions: ``(R, H, W)`` bool visibility regions.
+        regions: ``(R, A, B)`` bool visibility regions: cell ``(a, b)`` covers pixel rows
+            ``row_edges[a]`` to ``row_edges[a + 1] - 1`` and the columns alike.
+        row_edges, col_edges: ``A + 1`` and ``B + 1`` increasing pixel edges (ints), from 0
+            to the image height (width). ``None``: one cell per pixel (``A x B`` = ``H x W``).
 
     Returns:
         ``new_boxes (..., n, 4)`` (bounding box of the visible pixels, intersected with the
@@ -68,30 +80,39 @@ def visible_box_parts(boxes: Tensor, image_index: Tensor, regions: Tensor) -> Tu
         image), ``visible_area (..., n)`` and ``box_area (n,)``, both in pixels of the
         clipped box; ``...`` is ``image_index``'s leading dim, if any.
     """
-    num, (height, width) = boxes.shape[0], regions.shape[-2:]
-    if num == 0:
+    if boxes.shape[0] == 0:
         return boxes.expand(*image_index.shape, 4).clone(), boxes.new_zeros(image_index.shape), boxes.new_zeros(0)
+    height = regions.shape[-2] if row_edges is None else row_edges[-1]
+    width = regions.shape[-1] if col_edges is None else col_edges[-1]
+    row_edges = _edges(row_edges, height, boxes.device)
+    col_edges = _edges(col_edges, width, boxes.device)
     c1, r1, c2, r2 = box_pixel_ranges(boxes, height, width).unbind(1)
-    region = regions.to(torch.int32)
-    along_x = torch.nn.functional.pad(region.cumsum(2), (1, 0))  # (R, H, W + 1)
-    along_y = torch.nn.functional.pad(region.cumsum(1), (0, 0, 1, 0))  # (R, H + 1, W)
-    rows = torch.arange(height, device=boxes.device)
-    cols = torch.arange(width, device=boxes.device)
-    # visible pixels of each box, row by row and column by column
-    row_profile = (along_x[image_index, :, c2] - along_x[image_index, :, c1])  # (..., n, H)
-    row_profile = row_profile * ((rows >= r1[:, None]) & (rows < r2[:, None]))
-    col_profile = (along_y[image_index, r2, :] - along_y[image_index, r1, :])  # (..., n, W)
-    col_profile = col_profile * ((cols >= c1[:, None]) & (cols < c2[:, None]))
-    visible = row_profile.sum(-1).float()
-    first_row, last_row = _first_last(row_profile)
-    first_col, last_col = _first_last(col_profile)
-    tight = torch.stack([first_col, first_row, last_col + 1, last_row + 1], dim=-1).to(boxes.dtype)
+    # pixels of each box in each cell row (column): (n, A) and (n, B); float64 counts are exact
+    rows_in = (torch.minimum(r2[:, None], row_edges[1:]) - torch.maximum(r1[:, None], row_edges[:-1])).clamp(min=0)
+    cols_in = (torch.minimum(c2[:, None], col_edges[1:]) - torch.maximum(c1[:, None], col_edges[:-1])).clamp(min=0)
+    seen = regions[image_index].double()  # (..., n, A, B)
+    per_row = (seen @ cols_in.double()[:, :, None])[..., 0] * (rows_in > 0)  # visible pixels on a row of cell row a
+    per_col = (rows_in.double()[:, None, :] @ seen)[..., 0, :] * (cols_in > 0)  # (..., n, B)
+    visible = (per_row * rows_in).sum(-1)
+    first_row, last_row = _first_last(per_row)
+    first_col, last_col = _first_last(per_col)
+    # the visible pixels' extent: the box's own rows (columns) inside the first and last cells it sees
+    tight = torch.stack([col_edges[first_col], row_edges[first_row], col_edges[last_col + 1], row_edges[last_row + 1]],
+                        dim=-1).to(boxes.dtype)
     new_boxes = torch.cat([torch.maximum(boxes[:, :2], tight[..., :2]), torch.minimum(boxes[:, 2:], tight[..., 2:])],
                           -1)
-    box_area = ((c2 - c1) * (r2 - r1)).float()
+    box_area = ((c2 - c1) * (r2 - r1)).to(visible.dtype)
     partly_visible = (visible > 0) & (visible < box_area)
     new_boxes = torch.where(partly_visible[..., None], new_boxes, boxes)
-    return new_boxes, visible, box_area
+    return new_boxes, visible.float(), box_area.float()
+
+
+def _edges(edges: Optional[Sequence[int]], size: int, device: Union[str, torch.device]) -> Tensor:
+    """Cell edges as a long tensor on ``device``: one cell per pixel by default; given edges
+    are copied from the host without a sync, as :func:`owner_index` is."""
+    if edges is None:
+        return torch.arange(size + 1, device=device)
+    return torch.tensor(edges, dtype=torch.long).to(device, non_blocking=True)
 
 
 def visible_mask_parts(masks: Tensor, image_index: Tensor, regions: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -108,12 +129,22 @@ def visible_mask_parts(masks: Tensor, image_index: Tensor, regions: Tensor) -> T
         masks; zero where empty), ``visible_area (..., n)`` and ``mask_area (n,)``.
     """
     new_masks = masks & regions[image_index]
-    first_row, last_row = _first_last(new_masks.any(-1))
-    first_col, last_col = _first_last(new_masks.any(-2))
-    visible = new_masks.flatten(-2).sum(-1).float()
+    per_row = _row_counts(new_masks)  # (..., n, H)
+    first_row, last_row = _first_last(per_row)
+    first_col, last_col = _first_last(new_masks.view(torch.uint8).amax(-2))  # any pixel in each column
+    visible = per_row.sum(-1).float()
     boxes = torch.stack([first_col, first_row, last_col + 1, last_row + 1], dim=-1).float()
     boxes = boxes * (visible > 0)[..., None]
-    return new_masks, boxes, visible, masks.flatten(1).sum(1).float()
+    return new_masks, boxes, visible, _row_counts(masks).sum(-1).float()
+
+
+def _row_counts(masks: Tensor) -> Tensor:
+    """``(..., H, W)`` bool -> ``(..., H)`` integer: the True pixels of every row, summed as
+    bytes into int16 (int32 for rows too wide for it). A bool tensor's ``sum`` or ``any``
+    first converts it to int64 or walks it element by element: 26 and 20 ms against 3.6
+    for nine 512x512 masks in two regions on one CPU core."""
+    dtype = torch.int16 if masks.shape[-1] <= torch.iinfo(torch.int16).max else torch.int32
+    return masks.view(torch.uint8).sum(-1, dtype=dtype)
 
 
 def keep_visible_objects(visible_area: Tensor, full_area: Tensor, min_visible_area: float,

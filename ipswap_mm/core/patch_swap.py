@@ -6,7 +6,7 @@ randomness comes from the ``torch.Generator`` the caller passes in.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -112,18 +112,33 @@ class PatchSwap:
         With ``group > 1`` (it must divide ``patch_size`` and ``width``) every entry stands for
         ``group`` adjacent pixels of a row, which lie in one cell or all outside the grid.
         """
-        num_pairs, grid_h, grid_w = cells.shape
+        grid_h, grid_w = cells.shape[1:]
         size = self.patch_size
         if size % group or width % group:
             raise ValueError(f'group {group} must divide patch_size {size} and width {width}')
         # one pixel row per row of cells first, then that row repeated down the cell (row copies)
-        rows = cells[..., None].expand(num_pairs, grid_h, grid_w, size // group)
-        rows = rows.reshape(num_pairs, grid_h, 1, grid_w * size // group)
-        pixels = rows.expand(-1, -1, size, -1).reshape(num_pairs, grid_h * size, grid_w * size // group)
+        pixels = cells.repeat_interleave(size // group, dim=2).repeat_interleave(size, dim=1)
         pad_h, pad_w = height - grid_h * size, (width - grid_w * size) // group
         if pad_h or pad_w:
             pixels = torch.nn.functional.pad(pixels, (0, pad_w, 0, pad_h), value=False)
         return pixels
+
+    def cell_grid(self, cells: Tensor, height: int, width: int) -> Tuple[Tensor, List[int], List[int]]:
+        """The cells ``(P, Gh, Gw)`` as a grid over the whole ``height x width`` image.
+
+        Returns:
+            ``(P, A, B)`` bool cells, where a border strip narrower than a cell (never
+            swapped) is one more row (column) of False cells, and the ``A + 1`` row and
+            ``B + 1`` column pixel edges of the grid (from 0 to ``height``, ``width``).
+        """
+        size = self.patch_size
+        grid_h, grid_w = cells.shape[1:]
+        row_edges = [size * row for row in range(grid_h + 1)]
+        col_edges = [size * col for col in range(grid_w + 1)]
+        pad_h, pad_w = int(height > row_edges[-1]), int(width > col_edges[-1])
+        if pad_h or pad_w:
+            cells = torch.nn.functional.pad(cells, (0, pad_w, 0, pad_h), value=False)
+        return cells, row_edges + [height] * pad_h, col_edges + [width] * pad_w
 
     def swap(self, items: Union[Tensor, Sequence[Tensor]], cells: Tensor) -> Tensor:
         """Exchange ``cells`` ``(P, Gh, Gw)`` between the two items of every pair (see ``swap_pairs``).

@@ -99,6 +99,29 @@ def test_recomputed_mask_box_is_the_tight_box_of_the_visible_mask(case):
             assert np.array_equal(box_pixels(new_boxes[i].tolist(), *seen.shape) & seen, seen)
 
 
+@st.composite
+def cell_edges(draw, size):
+    """Increasing pixel edges from 0 to ``size``: cells of random sizes."""
+    cuts = draw(st.sets(st.integers(1, size - 1), max_size=size - 1)) if size > 1 else set()
+    return [0, *sorted(cuts), size]
+
+
+@settings(max_examples=150, deadline=None)
+@given(case=boxes_and_regions(), data=st.data())
+def test_regions_on_cells_give_what_the_same_regions_in_pixels_give(case, data):
+    boxes, index, pixel_regions = case
+    height, width = pixel_regions.shape[-2:]
+    row_edges, col_edges = data.draw(cell_edges(height)), data.draw(cell_edges(width))
+    rows, cols = torch.tensor(row_edges).diff(), torch.tensor(col_edges).diff()
+    # random regions on the cells, and the same regions pixel by pixel
+    grid = pixel_regions[:, torch.tensor(row_edges[:-1])][:, :, torch.tensor(col_edges[:-1])]
+    pixels = grid.repeat_interleave(rows, dim=1).repeat_interleave(cols, dim=2)
+    destinations = torch.stack([index, index.flip(0)])
+    on_cells = visible_box_parts(boxes, destinations, grid, row_edges, col_edges)
+    for cell_result, pixel_result in zip(on_cells, visible_box_parts(boxes, destinations, pixels)):
+        assert torch.equal(cell_result, pixel_result)
+
+
 @settings(max_examples=60, deadline=None)
 @given(box_case=boxes_and_regions(), mask_case=masks_and_regions(), seed=st.integers(0, 2**31))
 def test_several_destinations_at_once_equal_one_call_each(box_case, mask_case, seed):

@@ -90,6 +90,21 @@ def test_grouped_pixel_mask_is_every_group_th_column(pairs, patch, height, width
     assert torch.equal(grouped.repeat_interleave(group, -1), full)  # a group never straddles a cell border
 
 
+@settings(max_examples=40, deadline=None)
+@given(pairs=st.integers(1, 3), patch=st.integers(1, 8), height=st.integers(1, 30), width=st.integers(1, 30),
+       seed=st.integers(0, 2**31))
+def test_cell_grid_covers_the_image_as_the_pixel_mask_does(pairs, patch, height, width, seed):
+    swap = PatchSwap(patch, 1.0, (0.0, 1.0))
+    cells = swap.sample_cells(pairs, height, width, torch.Generator().manual_seed(seed))
+    grid, row_edges, col_edges = swap.cell_grid(cells, height, width)
+    assert row_edges[0] == col_edges[0] == 0 and row_edges[-1] == height and col_edges[-1] == width
+    assert grid.shape == (pairs, len(row_edges) - 1, len(col_edges) - 1)
+    rows, cols = torch.tensor(row_edges).diff(), torch.tensor(col_edges).diff()
+    assert torch.all(rows > 0) and torch.all(cols > 0)
+    pixels = grid.repeat_interleave(rows, dim=1).repeat_interleave(cols, dim=2)
+    assert torch.equal(pixels, swap.cells_to_pixels(cells, height, width))
+
+
 def test_grouping_must_divide_patch_and_width():
     swap = PatchSwap(6, swap_prob=1.0, swap_ratio=0.5)
     cells = swap.sample_cells(1, 12, 12, generator())

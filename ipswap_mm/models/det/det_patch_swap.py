@@ -96,23 +96,22 @@ class DetPatchSwap(PairSwapBatchAug):
         # the samples of pairs that swap nothing keep their annotations as they are
         pairs = [pair for pair, changed in enumerate(swapped) if changed]
         samples = [data_samples[2 * pair + side] for pair in pairs for side in (0, 1)]
-        regions = pair_regions(self.swap.cells_to_pixels(cells[pairs], *inputs.shape[-2:]))
         for field in INSTANCE_FIELDS:
             if field in data_samples[0]:
-                self._swap_instances(samples, field, regions)
+                self._swap_instances(samples, field, cells[pairs], *inputs.shape[-2:])
         return inputs, data_samples
 
-    def _swap_instances(self, data_samples: List, field: str, regions: Tensor) -> None:
+    def _swap_instances(self, data_samples: List, field: str, cells: Tensor, height: int, width: int) -> None:
         """Replace ``field`` of every sample by the objects it shows after the swap.
 
         Args:
             data_samples: The 2Q samples of the Q pairs that swap, pair by pair.
             field: ``'gt_instances'`` or ``'ignored_instances'``.
-            regions: ``(2, 2Q, H, W)`` bool (see ``pair_regions``): where each sample's own
-                objects stay visible, and where they show in the partner image.
+            cells: ``(Q, Gh, Gw)`` bool, the cells each of these pairs exchanges.
+            height, width: Size of the batch tensor.
         """
-        device = regions.device
-        num_images, height, width = regions.shape[1:]
+        device = cells.device
+        num_images = 2 * cells.shape[0]
         instances = [getattr(sample, field) for sample in data_samples]
         counts = [len(inst) for inst in instances]
         num = sum(counts)
@@ -125,13 +124,17 @@ class DetPatchSwap(PairSwapBatchAug):
         # every object seen through two regions: its own image's stay region, the partner's move region
         seen_through = torch.stack([owner, owner + num_images])  # (2, n)
         with_masks = 'masks' in instances[0]
+        # where each sample's own objects stay visible, and where they show in the partner image
         if with_masks:
+            regions = pair_regions(self.swap.cells_to_pixels(cells, height, width)).flatten(0, 1)  # (4Q, H, W)
             masks = torch.cat([_masks_to_tensor(inst.masks, height, width, device) for inst in instances])
-            new_masks, new_boxes, visible, full_area = visible_mask_parts(masks, seen_through, regions.flatten(0, 1))
+            new_masks, new_boxes, visible, full_area = visible_mask_parts(masks, seen_through, regions)
             # an object that stays untouched, or is carried over whole, keeps its box
             new_boxes = torch.where((visible >= full_area)[..., None], boxes, new_boxes)
-        else:
-            new_boxes, visible, full_area = visible_box_parts(boxes, seen_through, regions.flatten(0, 1))
+        else:  # boxes only: measured on the cells, not the pixels
+            grid, row_edges, col_edges = self.swap.cell_grid(cells, height, width)
+            new_boxes, visible, full_area = visible_box_parts(boxes, seen_through, pair_regions(grid).flatten(0, 1),
+                                                              row_edges, col_edges)
         moved = torch.arange(2, device=device)[:, None] == 1  # row 0 stays, row 1 moves
         keep = keep_visible_objects(visible, full_area, self.min_visible_area, self.min_visible_ratio, moved)
         keep = keep.cpu().numpy()  # one sync: instance counts change
