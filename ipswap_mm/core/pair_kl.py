@@ -116,8 +116,9 @@ class _PairKL(torch.autograd.Function):
     cross-entropy does. Written out, the chain rule through the KL, the class means and
     the softmax (or sigmoids) is about ten operations; autograd dispatched about thirty
     for it (every view, transpose and cast of the forward has its backward node). The
-    backward pass is one scaling. The gradient is that of the KL before its clamp at 0,
-    which only rounds away values a hair below zero.
+    backward pass scales it by the incoming gradient and casts it to the logits' dtype.
+    The gradient is that of the KL before its clamp at 0, which only rounds away values a
+    hair below zero.
     """
 
     @staticmethod
@@ -142,15 +143,18 @@ class _PairKL(torch.autograd.Function):
                 d_values = d_probs * probs * (probs - 1)
             else:  # p (g - sum_c p g) with g = -d_probs
                 d_values = ((probs * d_probs).sum(1, keepdim=True) - d_probs) * probs
-            ctx.save_for_backward(d_values.to(logits.dtype), total_weight)
-            ctx.temperature = temperature
+            # kept in float64 until the incoming gradient (with an fp16 loss scale) is applied:
+            # cast first, the small gradients of near-equal views would flush to zero in fp16
+            ctx.save_for_backward(d_values, total_weight)
+            ctx.temperature, ctx.dtype = temperature, logits.dtype
         return loss.float()
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: Tensor) -> Tuple[Optional[Tensor], None, None, None, None, None]:
         d_values, total_weight = ctx.saved_tensors
-        return d_values * (grad * ctx.temperature / total_weight), None, None, None, None, None
+        d_logits = (d_values * (grad * ctx.temperature / total_weight)).to(ctx.dtype)
+        return d_logits, None, None, None, None, None
 
 
 def pair_kl_divergence(logits: Tensor,

@@ -82,6 +82,22 @@ def test_gradient_comes_back_in_the_logits_dtype(dtype):
     assert logits.grad.dtype == dtype and torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
 
 
+def test_a_loss_scaled_fp16_gradient_keeps_the_small_values_the_scale_protects():
+    """AMP scales the loss so that small gradients survive fp16: the gradient is scaled before
+    it is cast, as autograd through the float64 computation does."""
+    torch.manual_seed(0)
+    base = torch.randn(1, 3, 1024)
+    logits = torch.cat([base, base + 1e-2 * torch.randn(1, 3, 1024)]).half()  # near-equal views
+    labels = torch.zeros(2, 1024, dtype=torch.long)
+    reference = logits.float().requires_grad_()
+    pair_kl_divergence(reference, labels, 3).backward()
+    assert 0 < reference.grad.abs().max() < 1e-6  # fp16 subnormals: a step of 6e-8
+    scaled = logits.clone().requires_grad_()
+    (pair_kl_divergence(scaled, labels, 3) * 2.0**16).backward()
+    assert scaled.grad.dtype == torch.float16
+    assert torch.allclose(scaled.grad.float(), reference.grad * 2.0**16, rtol=1e-2, atol=1e-3)
+
+
 @pytest.mark.parametrize('sigmoid', [False, True])
 def test_a_student_that_all_but_rules_out_the_class_still_learns(sigmoid):
     """Probabilities of 1e-13 and less are far from the log's floor: the KL is exact and reaches the student."""
