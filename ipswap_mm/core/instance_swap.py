@@ -91,12 +91,13 @@ def visible_box_parts(boxes: Tensor,
     rows_in = (torch.minimum(r2[:, None], row_edges[1:]) - torch.maximum(r1[:, None], row_edges[:-1])).clamp(min=0)
     cols_in = (torch.minimum(c2[:, None], col_edges[1:]) - torch.maximum(c1[:, None], col_edges[:-1])).clamp(min=0)
     seen = regions[image_index].double()  # (..., n, A, B)
-    per_row = (seen @ cols_in.double()[:, :, None])[..., 0] * (rows_in > 0)  # visible pixels on a row of cell row a
+    # visible pixels on each pixel row of the box in cell row a (each column in cell column b)
+    per_row = (seen @ cols_in.double()[:, :, None])[..., 0] * (rows_in > 0)  # (..., n, A)
     per_col = (rows_in.double()[:, None, :] @ seen)[..., 0, :] * (cols_in > 0)  # (..., n, B)
     visible = (per_row * rows_in).sum(-1)
     first_row, last_row = _first_last(per_row)
     first_col, last_col = _first_last(per_col)
-    # the visible pixels' extent: the box's own rows (columns) inside the first and last cells it sees
+    # the first and last cells with visible pixels bound them (and the box itself, below)
     tight = torch.stack([col_edges[first_col], row_edges[first_row], col_edges[last_col + 1], row_edges[last_row + 1]],
                         dim=-1).to(boxes.dtype)
     new_boxes = torch.cat([torch.maximum(boxes[:, :2], tight[..., :2]), torch.minimum(boxes[:, 2:], tight[..., 2:])],
