@@ -4,9 +4,10 @@ After a swap, the boxes of a class are the instances of that class visible in ea
 view. Both extractors classify exactly those boxes with the detector's own classifier,
 so no assigner, sampler or head internals are involved:
 
-* ``RoIPairLogits`` (two-stage: Faster / Mask / Cascade R-CNN): the RoI head's box
-  branch classifies the ground-truth boxes as extra RoIs of its own training forward
-  (forward hooks append them to its RoIs and split their scores off). Softmax over ``C + 1``.
+* ``RoIPairLogits`` (two-stage: Faster / Mask / Cascade R-CNN, HTC, ...): the RoI head's
+  box branch classifies the ground-truth boxes as extra RoIs of its own training forward
+  (its ``_bbox_forward`` runs on its RoIs and the boxes, whose rows are split off the
+  results). Softmax over ``C + 1``.
 * ``DensePairLogits`` (one-stage heads with a prior generator: RetinaNet, FCOS, ATSS,
   GFL, ...): the head's classification maps, captured by a forward hook, read at each
   box's centre on the pyramid level that matches its size
@@ -15,6 +16,7 @@ so no assigner, sampler or head internals are involved:
 """
 from __future__ import annotations
 
+import inspect
 from typing import List, Optional, Tuple
 
 import torch
@@ -60,98 +62,92 @@ class _FeatureCapture:
 class RoIPairLogits:
     """RoI-head classification of the ground-truth boxes (two-stage detectors).
 
-    The ground-truth boxes ride along with the RoIs the head samples itself. In a training
-    forward, a pre-hook on the (last stage's) box RoI extractor appends them to its RoIs
-    and a hook on the box head splits their class scores off its output, so the head's
-    losses see exactly their own rows. The boxes cost no second pass through the extractor
-    and the box head, which would compute the FC weights' gradient twice (50 MB for the
-    stock ``Shared2FCBBoxHead``) and, through the extractor's guard for pyramid levels
-    without RoIs, allocate a gradient the size of a whole feature level.
-
-    A RoI head that reuses its box features for the mask branch (``share_roi_extractor``:
-    the C4 Mask R-CNN) indexes them by its own RoIs; there the ground-truth boxes take a
-    second pass through the box branch instead, on the neck features of the same forward.
+    The ground-truth boxes ride along with the RoIs the head samples itself. For the length
+    of a training forward, the RoI head's ``_bbox_forward`` (the last stage's, in a cascade)
+    is wrapped: it runs on the head's RoIs with the boxes appended, and every output row of
+    the boxes (class scores, box deltas, box features) is split off before the head's losses
+    see the result. So everything ``_bbox_forward`` does with its RoIs sees the boxes too:
+    the box RoI extractor, a semantic branch fused into the box features (HTC, SCNet), the
+    box features a mask branch reuses (``share_roi_extractor``, the C4 Mask R-CNN), box heads
+    with nested outputs (SABL). The boxes cost no second pass through the extractor and the
+    box head, which would compute the FC weights' gradient twice (50 MB for the stock
+    ``Shared2FCBBoxHead``) and, through the extractor's guard for pyramid levels without
+    RoIs, allocate a gradient the size of a whole feature level. The wrapper is an instance
+    attribute that :meth:`remove` deletes; the head's class and ``state_dict`` are untouched.
     """
 
     use_sigmoid = False
 
     def __init__(self, detector: nn.Module) -> None:
-        self.roi_head = detector.roi_head
-        bbox_head, extractor = self.roi_head.bbox_head, getattr(self.roi_head, 'bbox_roi_extractor', None)
-        if extractor is None:
-            raise TypeError(f'IPSDistillHook: RoI head {type(self.roi_head).__name__} has no bbox_roi_extractor; '
-                            'the pair KL supports RoI heads built on MMDetection\'s StandardRoIHead or '
-                            'CascadeRoIHead')
+        self.roi_head = roi_head = detector.roi_head
+        bbox_head = roi_head.bbox_head
         self.stages = len(bbox_head) if isinstance(bbox_head, nn.ModuleList) else 0
         if self.stages:
-            bbox_head, extractor = bbox_head[-1], extractor[-1]
+            bbox_head = bbox_head[-1]
+        forward = getattr(roi_head, '_bbox_forward', None)
+        if forward is None or 'rois' not in inspect.signature(forward).parameters:
+            raise TypeError(f'IPSDistillHook: RoI head {type(roi_head).__name__} has no _bbox_forward(..., rois); '
+                            'the pair KL supports RoI heads built on MMDetection\'s StandardRoIHead or '
+                            'CascadeRoIHead')
         if getattr(bbox_head, 'custom_cls_channels', False) or getattr(bbox_head.loss_cls, 'use_sigmoid', False):
             raise TypeError(f'IPSDistillHook: RoI box head {type(bbox_head).__name__} does not score classes '
                             'with a softmax over C + 1; the pair KL supports softmax RoI heads')
         self.num_classes = int(bbox_head.num_classes)
+        self._bbox_forward_of_head = forward
+        self._signature = inspect.signature(forward)
         self._gt_rois: Optional[Tensor] = None  # (g, 5), from the loss forward's start until the box head ran
-        self._rows: Optional[int] = None  # rows the box head returns: its own RoIs + the g boxes
         self._scores: Optional[Tensor] = None
-        self._features = None
-        self._handles = []
-        if getattr(self.roi_head, 'share_roi_extractor', False):
-            self._features = _FeatureCapture(detector.neck if getattr(detector, 'with_neck', False)
-                                             else detector.backbone)
-        else:
-            self._handles = [detector.register_forward_pre_hook(self._arm, with_kwargs=True),
-                             extractor.register_forward_pre_hook(self._append_gt_rois, with_kwargs=True),
-                             bbox_head.register_forward_hook(self._split_gt_scores)]
+        roi_head._bbox_forward = self._bbox_forward
+        self._handle = detector.register_forward_pre_hook(self._arm, with_kwargs=True)
 
     def _arm(self, detector: nn.Module, args: tuple, kwargs: dict) -> None:
         from mmdet.structures.bbox import bbox2roi
         data_samples = loss_call_samples(detector, args, kwargs)
         self._gt_rois = None if data_samples is None else bbox2roi(_gt_boxes(data_samples)[0])
-        self._rows = self._scores = None
+        self._scores = None
 
-    def _append_gt_rois(self, extractor: nn.Module, args: tuple, kwargs: dict):
+    def _bbox_forward(self, *args, **kwargs) -> dict:
+        """The head's ``_bbox_forward``; in the armed training forward's last stage, on its
+        RoIs followed by the ground-truth boxes, whose rows are split off the results."""
+        forward = self._bbox_forward_of_head
         if self._gt_rois is None:
-            return None
-        args, kwargs = list(args), dict(kwargs)
-        rois = args[1] if len(args) > 1 else kwargs['rois']
-        rois = torch.cat([rois, self._gt_rois.to(rois)])
-        if len(args) > 1:
-            args[1] = rois
-        else:
-            kwargs['rois'] = rois
-        self._rows = rois.shape[0]
-        return tuple(args), kwargs
-
-    def _split_gt_scores(self, bbox_head: nn.Module, args, output):
-        if self._gt_rois is None:
-            return None
-        rows, num_gt = self._rows, len(self._gt_rois)
-        self._gt_rois = None
-        if rows is None or output[0].shape[0] != rows:
-            raise RuntimeError(f'IPSDistillHook: {type(bbox_head).__name__} returned {output[0].shape[0]} rows of '
-                               f'class scores for {rows} RoIs (its RoI extractor\'s RoIs and {num_gt} ground-truth '
-                               'boxes); this RoI head is not supported')
-        own = rows - num_gt
-        self._scores = output[0][own:]
-        return tuple(part[:own] if isinstance(part, Tensor) and part.shape[0] == rows else part for part in output)
+            return forward(*args, **kwargs)
+        call = self._signature.bind(*args, **kwargs)
+        if self.stages and call.arguments['stage'] != self.stages - 1:
+            return forward(*args, **kwargs)
+        rois, gt_rois, self._gt_rois = call.arguments['rois'], self._gt_rois, None
+        own, rows = rois.shape[0], rois.shape[0] + gt_rois.shape[0]
+        call.arguments['rois'] = torch.cat([rois, gt_rois.to(rois)])
+        results = forward(*call.args, **call.kwargs)
+        scores = results['cls_score']
+        if scores.shape[0] != rows:
+            raise RuntimeError(f'IPSDistillHook: {type(self.roi_head).__name__}._bbox_forward returned '
+                               f'{scores.shape[0]} rows of class scores for {rows} RoIs (its own {own} and '
+                               f'{rows - own} ground-truth boxes); this RoI head is not supported')
+        self._scores = scores[own:]
+        return {key: _leading_rows(value, rows, own) for key, value in results.items()}
 
     def __call__(self, data_samples: List) -> Tuple[Tensor, Tensor]:
         boxes, labels = _gt_boxes(data_samples)
-        if self._features is not None:
-            from mmdet.structures.bbox import bbox2roi
-            stage = (self.stages - 1,) if self.stages else ()
-            scores = self.roi_head._bbox_forward(*stage, self._features.take(), bbox2roi(boxes))['cls_score']
-        else:
-            scores, self._scores, self._gt_rois = self._scores, None, None
-            if scores is None:
-                raise RuntimeError('IPSDistillHook: the RoI box head classified no ground-truth boxes in this '
-                                   'training step (nothing was captured)')
+        scores, self._scores, self._gt_rois = self._scores, None, None
+        if scores is None:
+            raise RuntimeError('IPSDistillHook: the RoI box head classified no ground-truth boxes in this '
+                               'training step (nothing was captured)')
         return _per_image(scores, torch.cat(labels), [len(b) for b in boxes])
 
     def remove(self) -> None:
-        for handle in self._handles:
-            handle.remove()
-        if self._features is not None:
-            self._features.remove()
+        self._handle.remove()
+        if self.roi_head.__dict__.get('_bbox_forward') == self._bbox_forward:
+            del self.roi_head._bbox_forward
+
+
+def _leading_rows(value, rows: int, own: int):
+    """``value`` with every tensor of ``rows`` rows cut to its first ``own`` (through tuples and lists)."""
+    if isinstance(value, Tensor):
+        return value[:own] if value.dim() and value.shape[0] == rows else value
+    if isinstance(value, (tuple, list)):
+        return type(value)(_leading_rows(part, rows, own) for part in value)
+    return value
 
 
 class DensePairLogits:

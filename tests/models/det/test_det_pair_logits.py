@@ -13,6 +13,7 @@ from mmengine.registry import DefaultScope
 from mmengine.structures import InstanceData
 
 from ipswap_mm.models.det import DensePairLogits, RoIPairLogits
+from ipswap_mm.models.det.det_pair_logits import _leading_rows
 
 STOCK_CONFIGS = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs')
 FASTER_RCNN = 'faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
@@ -157,10 +158,10 @@ def test_sigmoid_roi_classifier_is_rejected_naming_the_head():
         RoIPairLogits(model)
 
 
-def test_roi_head_without_a_box_roi_extractor_is_rejected_naming_it():
+def test_roi_head_without_a_box_forward_on_rois_is_rejected_naming_it():
     model = tiny_detector(FASTER_RCNN, swap=False)
-    del model.roi_head.bbox_roi_extractor
-    with pytest.raises(TypeError, match='StandardRoIHead has no bbox_roi_extractor'):
+    model.roi_head._bbox_forward = lambda features, proposals: None
+    with pytest.raises(TypeError, match=r'StandardRoIHead has no _bbox_forward\(\.\.\., rois\)'):
         RoIPairLogits(model)
 
 
@@ -171,6 +172,7 @@ def test_extractors_leave_no_hook_behind():
     for model, extractor in ((retinanet, DensePairLogits), (faster_rcnn, RoIPairLogits), (shared, RoIPairLogits)):
         extractor(model).remove()
         assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+        assert not any('_bbox_forward' in vars(m) for m in model.modules())  # the class's method again
 
 
 def roi_losses(model, data, seed=0) -> dict:
@@ -210,15 +212,32 @@ def predict(model, data) -> list:
         return model(**model.data_preprocessor(data, training=False), mode='predict')
 
 
-def test_a_head_sharing_box_features_with_the_mask_branch_classifies_in_a_second_pass():
+def test_a_head_sharing_box_features_with_the_mask_branch_gets_only_its_own_rows():
+    """C4 Mask R-CNN: the mask branch indexes the box features by the head's own RoIs."""
     model = tiny_detector(MASK_RCNN, swap=False)
-    model.roi_head.share_roi_extractor = True  # C4 Mask R-CNN: mask features = box features[positives]
+    model.roi_head.share_roi_extractor = True  # mask features = box features[positives]
     model.roi_head.train_cfg.mask_size = 14  # the mask head upsamples the 7x7 box features once
     data = shared_class_batch(with_masks=True)
+    plain = roi_losses(model, data)
     extractor = RoIPairLogits(model)
     features = Capture(model.neck)
-    roi_losses(model, data)
+    hooked = roi_losses(model, data)
     logits, labels = extractor(data['data_samples'])
+    for key in plain:
+        torch.testing.assert_close(hooked[key], plain[key], msg=key)
     rois = bbox2roi([s.gt_instances.bboxes for s in data['data_samples']])
     expected = model.roi_head._bbox_forward(features.output, rois)['cls_score']
     torch.testing.assert_close(logits.transpose(1, 2)[labels >= 0], expected)
+
+
+def test_nested_box_head_outputs_are_cut_to_the_heads_rows():
+    """SABL's box head returns its deltas as nested tuples of per-RoI tensors."""
+    rows, own = 7, 5
+    value = dict(cls_score=torch.zeros(rows, 3), bbox_pred=((torch.ones(rows, 2), torch.ones(rows, 4)),
+                                                          (torch.ones(rows, 2), [torch.ones(rows)])),
+                 scalar=torch.tensor(1.0), other=torch.zeros(3, 2))
+    cut = {key: _leading_rows(part, rows, own) for key, part in value.items()}
+    assert cut['cls_score'].shape == (own, 3)
+    (a, b), (c, (d,)) = cut['bbox_pred']
+    assert [t.shape[0] for t in (a, b, c, d)] == [own] * 4 and isinstance(cut['bbox_pred'][1][1], list)
+    assert cut['scalar'].dim() == 0 and cut['other'].shape == (3, 2)
