@@ -56,3 +56,16 @@ def test_checkpoint_loads_into_the_baseline_config(trained):
     state = torch.load(trained['checkpoint'], map_location='cpu', weights_only=True)['state_dict']
     result = model.load_state_dict(state, strict=True)
     assert not result.missing_keys and not result.unexpected_keys
+
+
+def test_readme_block_keeps_a_stock_configs_own_hooks_and_batch_augments(tmp_path):
+    """The README's `_base_` form of the block, on YOLOX, whose config has both lists."""
+    readme = open(osp.join(osp.dirname(osp.dirname(osp.dirname(__file__))), 'README.md')).read()
+    block = readme.split('so keep theirs')[1].split('```python\n')[1].split('```')[0]
+    config = tmp_path / 'ips_yolox.py'
+    config.write_text("_base_ = 'mmdet::yolox/yolox_s_8xb8-300e_coco.py'\n" + block)
+    cfg = Config.fromfile(str(config))
+    assert [a['type'] for a in cfg.model.data_preprocessor.batch_augments] == ['BatchSyncRandomResize',
+                                                                               'DetPatchSwap']
+    assert [h['type'] for h in cfg.custom_hooks] == ['YOLOXModeSwitchHook', 'SyncNormHook', 'EMAHook',
+                                                     'IPSDistillHook']

@@ -164,7 +164,11 @@ class DensePairLogits:
         self.num_classes = int(head.num_classes)
         self.channels = int(head.cls_out_channels)
         self.use_sigmoid = bool(getattr(head, 'use_sigmoid_cls', True))
-        self.priors = int(getattr(head, 'num_base_priors', 1))
+        priors = getattr(head, 'num_base_priors', 1)
+        if not isinstance(priors, int):
+            raise TypeError(f'IPSDistillHook: dense head {type(head).__name__} has a different number of priors '
+                            f'per level ({priors}); the pair KL supports heads with one count for every level')
+        self.priors = priors
         self.head_name = type(head).__name__
         self._scores = _FeatureCapture(head)
 

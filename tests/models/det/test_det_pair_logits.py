@@ -151,6 +151,13 @@ def test_nothing_captured_is_an_error():
         extractor(det_batch([[[0, 0, 8, 8]]], [[0]])['data_samples'])
 
 
+def test_dense_head_with_per_level_prior_counts_is_rejected_naming_it():
+    model = tiny_detector(RETINANET, swap=False)
+    model.bbox_head.num_base_priors = [4, 6, 6]  # as SSDHead has them
+    with pytest.raises(TypeError, match=r'RetinaHead has a different number of priors per level \(\[4, 6, 6\]\)'):
+        DensePairLogits(model)
+
+
 def test_sigmoid_roi_classifier_is_rejected_naming_the_head():
     model = tiny_detector(FASTER_RCNN, swap=False)
     model.roi_head.bbox_head.loss_cls.use_sigmoid = True
