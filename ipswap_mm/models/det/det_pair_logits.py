@@ -85,7 +85,8 @@ class RoIPairLogits:
         if self.stages:
             bbox_head = bbox_head[-1]
         forward = getattr(roi_head, '_bbox_forward', None)
-        if forward is None or 'rois' not in inspect.signature(forward).parameters:
+        self._signature = inspect.signature(forward) if callable(forward) else None
+        if self._signature is None or 'rois' not in self._signature.parameters:
             raise TypeError(f'IPSDistillHook: RoI head {type(roi_head).__name__} has no _bbox_forward(..., rois); '
                             'the pair KL supports RoI heads built on MMDetection\'s StandardRoIHead or '
                             'CascadeRoIHead')
@@ -94,8 +95,7 @@ class RoIPairLogits:
                             'with a softmax over C + 1; the pair KL supports softmax RoI heads')
         self.num_classes = int(bbox_head.num_classes)
         self._bbox_forward_of_head = forward
-        self._signature = inspect.signature(forward)
-        self._gt_rois: Optional[Tensor] = None  # (g, 5), from the loss forward's start until the box head ran
+        self._gt_rois: Optional[Tensor] = None  # (g, 5), from the loss forward's start to its last box stage
         self._scores: Optional[Tensor] = None
         roi_head._bbox_forward = self._bbox_forward
         self._handle = detector.register_forward_pre_hook(self._arm, with_kwargs=True)
