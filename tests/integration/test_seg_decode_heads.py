@@ -1,59 +1,36 @@
 """The README's MMSegmentation block, pasted into stock configs of other decode-head families."""
-import os.path as osp
-
 import pytest
-import torch
-from mmengine.hub import get_config
-from mmengine.model import revert_sync_batchnorm
-from mmengine.optim import OptimWrapper
-from mmengine.registry import init_default_scope
-from mmseg.registry import MODELS
 
-from ipswap_mm.engine.distill_hook import IPSDistillHook, check_swap_configured
-from tests.conftest import REPO
-from tests.models.seg.test_seg_patch_swap import seg_batch
+from tools.check_stock_configs import SEG_CONFIGS, ips_config, train_one_step
 
 STOCK_CONFIGS = [
-    'mmseg::pspnet/pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py',
-    'mmseg::fcn/fcn_r18-d8_4xb2-80k_cityscapes-512x1024.py',
-    'mmseg::upernet/upernet_r18_4xb2-40k_cityscapes-512x1024.py',
-    'mmseg::segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512.py',
-    'mmseg::ocrnet/ocrnet_hr18s_4xb2-40k_cityscapes-512x1024.py',  # a cascade of decode heads
+    'pspnet/pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py',
+    'fcn/fcn_r18-d8_4xb2-80k_cityscapes-512x1024.py',
+    'upernet/upernet_r18_4xb2-40k_cityscapes-512x1024.py',
+    'segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512.py',
+    'ocrnet/ocrnet_hr18s_4xb2-40k_cityscapes-512x1024.py',  # a cascade of decode heads
+    'point_rend/pointrend_r50_4xb2-80k_cityscapes-512x1024.py',  # a cascade whose last head reads points
+    'segmenter/segmenter_vit-t_mask_8xb1-160k_ade20k-512x512.py',  # no conv_seg: the head's class map
+    'knet/knet-s3_r50-d8_fcn_8xb2-adamw-80k_ade20k-512x512.py',  # no conv_seg: the last stage's map
+    'maskformer/maskformer_r50-d32_8xb2-160k_ade20k-512x512.py',  # class scores and mask predictions
 ]
-
-
-def ips_block() -> dict:
-    """The block between the markers of configs/ipswap_deeplabv3_voc.py, as a dict."""
-    with open(osp.join(REPO, 'configs', 'ipswap_deeplabv3_voc.py')) as file:
-        text = file.read()
-    block = text.split('# ---------------------------------------------------------------- IPS block')[1]
-    block = block.split('# ---------------------------------------------------------------- end of IPS block')[0]
-    namespace: dict = {}
-    exec(block, namespace)
-    return {key: value for key, value in namespace.items() if not key.startswith('__')}
 
 
 @pytest.mark.parametrize('config', STOCK_CONFIGS)
 def test_block_trains_on_stock_config(config):
-    cfg = get_config(config)
-    cfg.merge_from_dict(ips_block())
+    """One training step with the block: finite loss and ``loss_ips_kl``, ``state_dict`` keys unchanged."""
+    assert config in dict(SEG_CONFIGS)
+    row = train_one_step(config, 'seg', 64)
+    assert row['status'] == 'trains', row
+    assert row['loss_ips_kl'] is not None and row['loss_ips_kl'] >= 0
+
+
+def test_block_merge_keeps_the_config_and_adds_the_swap():
+    from mmengine.hub import get_config
+    cfg = ips_config(get_config('mmseg::' + STOCK_CONFIGS[0]), 'seg')
     assert cfg.train_dataloader.sampler.type == 'IntraClassPairSampler'
-    init_default_scope('mmseg')
-    cfg.model.pretrained = None
-    cfg.model.backbone.init_cfg = None
-    cfg.model.data_preprocessor.size = (64, 64)
-    model = revert_sync_batchnorm(MODELS.build(cfg.model))
-    keys = set(model.state_dict())
-    check_swap_configured(model)
-    hook = IPSDistillHook(**{k: v for k, v in cfg.custom_hooks[0].items() if k != 'type'})
-    hook.attach(model)
-    head = model.decode_head[-1] if isinstance(model.decode_head, torch.nn.ModuleList) else model.decode_head
-    images, samples = seg_batch(4, 64, 64)
-    for sample in samples:
-        sample.gt_sem_seg.data = sample.gt_sem_seg.data % head.num_classes
-        sample.gt_sem_seg.data[:, :, :32] = 1  # a class every pair shares
-    model.train()
-    log_vars = model.train_step(dict(inputs=list(images * 255), data_samples=samples),
-                                OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.01)))
-    assert 'loss_ips_kl' in log_vars and torch.isfinite(log_vars['loss_ips_kl'])
-    assert set(model.state_dict()) == keys
+    assert cfg.model.data_preprocessor.type == 'BatchAugSegDataPreProcessor'
+    assert [a['type'] for a in cfg.model.data_preprocessor.batch_augments] == ['SegPatchSwap']
+    assert cfg.model.data_preprocessor.batch_augments[0]['swap_prob'] == 1.0
+    assert cfg.model.decode_head.type == 'PSPHead'
+    assert [h['type'] for h in cfg.custom_hooks] == ['IPSDistillHook']

@@ -11,35 +11,49 @@ from torch import Tensor, nn
 class SegPairLogits:
     """Capture the decode head's class logits during training and pair them with labels.
 
-    A forward hook on the decode head's final classifier (``conv_seg``, which every
-    ``BaseDecodeHead`` applies in ``cls_seg``) records its output ``(2P, C, h, w)`` at the
-    head's own resolution. The swapped ``gt_sem_seg`` maps become per-cell class pixel
-    counts (:func:`cell_class_counts`), so the class means cover every labelled pixel and
-    the KL never touches full-resolution logits.
-    With a cascade of decode heads, the last one is used; auxiliary heads are not.
+    A forward hook records the head's class logits ``(2P, C, h, w)`` at the head's own
+    resolution: the output of its final classifier (``conv_seg``, which every
+    ``BaseDecodeHead`` applies in ``cls_seg``), or, for heads without one, the head's own
+    output (:func:`head_output_logits`: Segmenter's mask transformer, K-Net's last stage,
+    MaskFormer and Mask2Former through their semantic inference). The swapped ``gt_sem_seg``
+    maps become per-cell class pixel counts (:func:`cell_class_counts`), so the class means
+    cover every labelled pixel and the KL never touches full-resolution logits.
+    With a cascade of decode heads, the last one with a ``conv_seg`` is used (OCRNet's OCR
+    head, PointRend's FPN head: its point head classifies sampled points, not a map);
+    auxiliary heads are not.
     """
 
     use_sigmoid = False
 
     def __init__(self, segmentor: nn.Module) -> None:
-        head = segmentor.decode_head
-        if isinstance(head, nn.ModuleList):
-            head = head[-1]
-        classifier = getattr(head, 'conv_seg', None)
-        if not isinstance(classifier, nn.Module):
-            raise TypeError(f'IPSDistillHook: decode head {type(head).__name__} has no conv_seg classifier; '
-                            'only heads built on mmseg BaseDecodeHead are supported')
+        heads = segmentor.decode_head
+        heads = list(heads) if isinstance(heads, nn.ModuleList) else [heads]
+        dense = [head for head in heads if isinstance(getattr(head, 'conv_seg', None), nn.Module)]
+        head = dense[-1] if dense else heads[-1]
         if getattr(head, 'out_channels', head.num_classes) != head.num_classes:
             raise TypeError(f'IPSDistillHook: decode head {type(head).__name__} predicts '
                             f'{head.out_channels} channel(s) for {head.num_classes} classes (binary sigmoid '
                             'output); the pair KL needs one softmax channel per class')
         self.num_classes = int(head.num_classes)
+        self.head_name = type(head).__name__
         self._logits = None
-        self._handle = classifier.register_forward_hook(self._capture)
+        self._head, self._handle = head, None
+        if dense:
+            self._handle = head.conv_seg.register_forward_hook(self._capture)
+        else:  # an instance attribute, not a hook: K-Net's loss calls self.forward, which skips hooks
+            self._forward_of_head = head.forward
+            head.forward = self._forward
 
     def _capture(self, module: nn.Module, args, output: Tensor) -> None:
         if module.training:
             self._logits = output
+
+    def _forward(self, *args, **kwargs):
+        """The head's ``forward``; in training, its class logits are kept."""
+        output = self._forward_of_head(*args, **kwargs)
+        if self._head.training:
+            self._logits = head_output_logits(output, self.num_classes, self.head_name)
+        return output
 
     def __call__(self, data_samples: List) -> Tuple[Tensor, Tensor]:
         """Logits ``(2P, C, h*w)`` of the last training forward and the class weights
@@ -52,7 +66,36 @@ class SegPairLogits:
         return logits.flatten(2), weights
 
     def remove(self) -> None:
-        self._handle.remove()
+        if self._handle is not None:
+            self._handle.remove()
+        elif self._head.__dict__.get('forward') == self._forward:
+            del self._head.forward
+
+
+def head_output_logits(output, num_classes: int, head_name: str) -> Tensor:
+    """``(N, C, h, w)`` class logits from the training output of a decode head without ``conv_seg``.
+
+    * a ``(N, C, h, w)`` tensor (Segmenter's mask transformer): as it is;
+    * a list of such tensors, one per refinement stage (K-Net): the last;
+    * ``(class scores, mask predictions)``, over decoder layers (lists, or stacked tensors) of
+      ``(N, Q, C + 1)`` and ``(N, Q, h, w)`` (Mask2Former, MaskFormer): the log of the per-pixel class distribution of
+      the last layer, as their semantic inference computes it (``softmax`` over ``C + 1`` without
+      the no-object class, times the masks' sigmoids, summed over the queries), normalised over C.
+    """
+    if (isinstance(output, (tuple, list)) and len(output) == 2 and output[0][-1].dim() == 3
+            and output[1][-1].dim() == 4 and output[0][-1].shape[-1] == num_classes + 1):
+        scores, masks = output[0][-1], output[1][-1]  # lists over layers, or stacked (MaskFormer)
+        probs = torch.einsum('nqc,nqhw->nchw', scores.softmax(-1)[..., :-1], masks.sigmoid())
+        tiny = torch.finfo(probs.dtype).tiny
+        return (probs / probs.sum(1, keepdim=True).clamp(min=tiny)).clamp(min=tiny).log()
+    if isinstance(output, (tuple, list)) and output and all(isinstance(part, Tensor) for part in output):
+        output = output[-1]
+    if isinstance(output, Tensor) and output.dim() == 4 and output.shape[1] == num_classes:
+        return output
+    shape = tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
+    raise TypeError(f'IPSDistillHook: decode head {head_name} has no conv_seg classifier and its training '
+                    f'output ({shape}) is not a (N, {num_classes}, h, w) class map, a list of them, or '
+                    'MaskFormer-style (class scores, mask predictions); the pair KL cannot read its classes')
 
 
 def cell_class_counts(labels: Tensor, size: Tuple[int, int], num_classes: int) -> Tensor:

@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ipswap_mm.core.pair_kl import pair_kl_divergence
-from ipswap_mm.models.seg.seg_pair_logits import cell_class_counts
+from ipswap_mm.models.seg.seg_pair_logits import SegPairLogits, cell_class_counts, head_output_logits
 
 IGNORE = 255
 
@@ -55,3 +55,52 @@ def test_integer_class_weights_are_refused():
     logits = torch.randn(2, 3, 4)
     with pytest.raises(ValueError, match='floating point'):
         pair_kl_divergence(logits, torch.ones(2, 4, 3, dtype=torch.long), 3)
+
+
+def test_head_output_logits_of_heads_without_conv_seg():
+    torch.manual_seed(0)
+    dense = torch.randn(2, 5, 4, 4)
+    assert head_output_logits(dense, 5, 'Head') is dense  # Segmenter: the class map itself
+    assert head_output_logits([torch.randn(2, 5, 4, 4), dense], 5, 'Head') is dense  # K-Net: the last stage
+    # MaskFormer: last layer's per-pixel class distribution, as its semantic inference computes it
+    scores = [torch.randn(2, 3, 6), torch.randn(2, 3, 6)]
+    masks = [torch.randn(2, 3, 4, 4), torch.randn(2, 3, 4, 4)]
+    logits = head_output_logits((scores, masks), 5, 'Head')
+    expected = torch.zeros(2, 5, 4, 4)
+    for q in range(3):
+        expected += scores[1].softmax(-1)[:, q, :5, None, None] * masks[1][:, q, None].sigmoid()
+    assert torch.allclose(logits.softmax(1), expected / expected.sum(1, keepdim=True), atol=1e-6)
+    stacked = head_output_logits((torch.stack(scores), torch.stack(masks)), 5, 'Head')  # MaskFormer stacks
+    assert torch.equal(stacked, logits)
+
+
+@pytest.mark.parametrize('output', [torch.randn(2, 4, 4, 4), torch.randn(2, 5, 16), {'seg': torch.randn(2, 5, 4, 4)}])
+def test_head_output_logits_refuses_what_is_not_a_class_map(output):
+    with pytest.raises(TypeError, match='decode head PointHead has no conv_seg'):
+        head_output_logits(output, 5, 'PointHead')
+
+
+def test_head_without_conv_seg_is_read_when_its_loss_calls_forward_directly():
+    class StagedHead(torch.nn.Module):  # K-Net's shape: stage outputs, forward called by loss
+        num_classes = 5
+
+        def forward(self, x):
+            return [x, x * 2]
+
+        def loss(self, x):
+            return self.forward(x)
+
+    segmentor = torch.nn.Module()
+    segmentor.decode_head = StagedHead()
+    reader = SegPairLogits(segmentor)
+    segmentor.train()
+    x = torch.randn(2, 5, 4, 4)
+    stages = segmentor.decode_head.loss(x)
+    labels = torch.randint(0, 5, (2, 1, 8, 8))
+    samples = [type('Sample', (), {'gt_sem_seg': type('Map', (), {'data': label})})() for label in labels]
+    logits, weights = reader(samples)
+    assert torch.equal(logits, stages[-1].flatten(2)) and weights.shape == (2, 16, 5)
+    reader.remove()
+    assert 'forward' not in segmentor.decode_head.__dict__
+    segmentor.decode_head.loss(x)
+    assert reader._logits is None  # nothing is read once removed
