@@ -170,6 +170,7 @@ class DensePairLogits:
                             f'per level ({priors}); the pair KL supports heads with one count for every level')
         self.priors = priors
         self.head_name = type(head).__name__
+        self._levels: dict = {}
         self._scores = _FeatureCapture(head)
 
     def __call__(self, data_samples: List) -> Tuple[Tensor, Tensor]:
@@ -186,16 +187,26 @@ class DensePairLogits:
         size = ((flat[:, 2] - flat[:, 0]).clamp(min=1) * (flat[:, 3] - flat[:, 1]).clamp(min=1)).sqrt()
         level = torch.floor(torch.log2(size / (4 * self.strides[0]))).clamp(0, len(cls_scores) - 1).long()
         # every box's centre cell (y, x) on every level, inside the level's map: (L, 2, n)
-        levels = torch.tensor([[stride, scores.shape[2] - 1, scores.shape[3] - 1]
-                               for stride, scores in zip(self.strides, cls_scores)]).to(device, non_blocking=True)
+        strides, limits = self._level_table(tuple(scores.shape[2:] for scores in cls_scores), device)
         centres = (flat[:, :2] + flat[:, 2:]).T.flip(0) / 2  # (2, n): y, x
-        cells = (centres / levels[:, :1, None]).long().clamp(min=0)
-        cells = torch.minimum(cells, levels[:, 1:, None].long())
+        cells = torch.minimum((centres / strides).long().clamp(min=0), limits)
         picked = torch.stack([scores[image, :, y, x] for scores, (y, x) in zip(cls_scores, cells.unbind(0))])
         elements = picked[level, torch.arange(len(flat), device=device)]  # (n, priors * C), each box's level
         elements = elements.view(-1, self.channels).float()  # every prior of a box is one element
         labels = torch.cat(labels).to(device)
         return _per_image(elements, labels.repeat_interleave(self.priors), [c * self.priors for c in counts])
+
+    def _level_table(self, sizes: Tuple[Tuple[int, int], ...], device: torch.device) -> Tuple[Tensor, Tensor]:
+        """Every level's stride ``(L, 1, 1)`` and last row and column ``(L, 2, 1)`` (long), on
+        ``device``; made once per map geometry (two host-to-device copies a step otherwise)."""
+        key = (sizes, device)
+        if key not in self._levels:
+            if len(self._levels) >= 8:  # multi-scale training: a few geometries, not unbounded
+                self._levels.clear()
+            strides = torch.tensor(self.strides, device=device).view(-1, 1, 1)
+            limits = torch.tensor([[height - 1, width - 1] for height, width in sizes], device=device)
+            self._levels[key] = strides, limits.view(-1, 2, 1)
+        return self._levels[key]
 
     def remove(self) -> None:
         self._scores.remove()

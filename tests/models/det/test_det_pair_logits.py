@@ -137,6 +137,21 @@ def test_dense_logits_read_each_box_centre_on_its_level():
         torch.testing.assert_close(have.T.reshape(-1), want)
 
 
+def test_dense_logits_clamp_to_each_batch_geometry():
+    """One extractor on batches of two image sizes (its level table is kept per map geometry):
+    a box centred beyond the image is read at the last cell of that batch's map."""
+    model = tiny_detector(RETINANET, swap=False)
+    extractor = DensePairLogits(model)
+    scores = Capture(model.bbox_head)
+    for height, width, (row, column) in ((96, 96, (11, 11)), (64, 96, (7, 11)), (96, 96, (11, 11))):
+        _, samples = run_loss(model, det_batch([[[88, 84, 120, 116]], [[8, 8, 40, 40]]], [[1], [2]],
+                                               height=height, width=width))
+        logits, _ = extractor(samples)
+        level0 = scores.output[0][0]
+        assert level0.shape[-2:] == (height // 8, width // 8)
+        torch.testing.assert_close(logits[0, :, :extractor.priors].T.reshape(-1), level0[0, :, row, column])
+
+
 def test_images_without_objects_give_only_padding():
     model = tiny_detector(FASTER_RCNN, swap=False)
     extractor = RoIPairLogits(model)
