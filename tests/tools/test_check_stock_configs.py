@@ -13,6 +13,7 @@ from tools.check_stock_configs import DET_CONFIGS, ips_config, main, train_one_s
     'tridentnet/tridentnet_r50-caffe_1x_coco.py',  # the batch replicated per branch
     'tood/tood_r50_fpn_1x_coco.py',  # reads the epoch from the message hub
     'yolox/yolox_s_8xb8-300e_coco.py',  # its own batch augment and hooks
+    'ssd/ssd300_coco.py',  # a different number of priors per level, softmax over C + 1
 ])
 def test_block_trains_on_stock_config(config):
     """A finite loss and ``loss_ips_kl`` and unchanged ``state_dict`` keys."""

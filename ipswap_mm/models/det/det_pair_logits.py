@@ -12,7 +12,9 @@ so no assigner, sampler or head internals are involved:
   GFL, ...): the head's classification maps, captured by a forward hook, read at each
   box's centre on the pyramid level that matches its size
   (``floor(log2(sqrt(wh) / (4 * stride_0)))``), every prior of that location counting
-  as one element. Sigmoid (or softmax when the head uses one).
+  as one element (where levels have different numbers of priors, SSD, a box on a level
+  with fewer has the rest as padding that weighs nothing). Sigmoid (or softmax when the
+  head uses one, SSD).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import inspect
 from typing import List, Optional, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pad_sequence
 
@@ -165,20 +168,24 @@ class DensePairLogits:
         self.channels = int(head.cls_out_channels)
         self.use_sigmoid = bool(getattr(head, 'use_sigmoid_cls', True))
         priors = getattr(head, 'num_base_priors', 1)
-        if not isinstance(priors, int):
-            raise TypeError(f'IPSDistillHook: dense head {type(head).__name__} has a different number of priors '
-                            f'per level ({priors}); the pair KL supports heads with one count for every level')
-        self.priors = priors
+        # priors of every level (SSD: a different number per level); a box's element count is the
+        # largest, the priors its level lacks padded with label -1, which weighs nothing
+        self.level_priors = [int(count) for count in priors] if isinstance(priors, (list, tuple)) \
+            else [int(priors)] * len(self.strides)
+        if len(self.level_priors) != len(self.strides):
+            raise TypeError(f'IPSDistillHook: dense head {type(head).__name__} has {len(self.level_priors)} prior '
+                            f'counts for {len(self.strides)} levels')
+        self.priors = max(self.level_priors)
         self.head_name = type(head).__name__
         self._levels: dict = {}
         self._scores = _FeatureCapture(head)
 
     def __call__(self, data_samples: List) -> Tuple[Tensor, Tensor]:
         cls_scores = self._scores.take()[0]
-        for index, scores in enumerate(cls_scores):
-            if scores.shape[1] != self.priors * self.channels:
+        for index, (scores, priors) in enumerate(zip(cls_scores, self.level_priors)):
+            if scores.shape[1] != priors * self.channels:
                 raise TypeError(f'IPSDistillHook: {self.head_name} level {index} has {scores.shape[1]} channels, '
-                                f'expected {self.priors} priors x {self.channels} classes')
+                                f'expected {priors} priors x {self.channels} classes')
         boxes, labels = _gt_boxes(data_samples)
         counts = [len(b) for b in boxes]
         device = cls_scores[0].device
@@ -187,25 +194,32 @@ class DensePairLogits:
         size = ((flat[:, 2] - flat[:, 0]).clamp(min=1) * (flat[:, 3] - flat[:, 1]).clamp(min=1)).sqrt()
         level = torch.floor(torch.log2(size / (4 * self.strides[0]))).clamp(0, len(cls_scores) - 1).long()
         # every box's centre cell (y, x) on every level, inside the level's map: (L, 2, n)
-        strides, limits = self._level_table(tuple(scores.shape[2:] for scores in cls_scores), device)
+        strides, limits, priors_per_level = self._level_table(tuple(scores.shape[2:] for scores in cls_scores), device)
         centres = (flat[:, :2] + flat[:, 2:]).T.flip(0) / 2  # (2, n): y, x
         cells = torch.minimum((centres / strides).long().clamp(min=0), limits)
-        picked = torch.stack([scores[image, :, y, x] for scores, (y, x) in zip(cls_scores, cells.unbind(0))])
+        picked = [scores[image, :, y, x] for scores, (y, x) in zip(cls_scores, cells.unbind(0))]  # (n, P_l * C)
+        width = self.priors * self.channels  # levels with fewer priors (SSD) padded to the most
+        picked = torch.stack([F.pad(part, (0, width - part.shape[1])) if part.shape[1] < width else part
+                              for part in picked])
         elements = picked[level, torch.arange(len(flat), device=device)]  # (n, priors * C), each box's level
         elements = elements.view(-1, self.channels).float()  # every prior of a box is one element
-        labels = torch.cat(labels).to(device)
-        return _per_image(elements, labels.repeat_interleave(self.priors), [c * self.priors for c in counts])
+        labels = torch.cat(labels).to(device)[:, None].expand(-1, self.priors)  # (n, priors)
+        if min(self.level_priors) < self.priors:  # the priors a box's level does not have: label -1
+            present = torch.arange(self.priors, device=device) < priors_per_level[level][:, None]
+            labels = torch.where(present, labels, -1)
+        return _per_image(elements, labels.reshape(-1), [c * self.priors for c in counts])
 
-    def _level_table(self, sizes: Tuple[Tuple[int, int], ...], device: torch.device) -> Tuple[Tensor, Tensor]:
-        """Every level's stride ``(L, 1, 1)`` and last row and column ``(L, 2, 1)`` (long), on
-        ``device``; made once per map geometry (two host-to-device copies a step otherwise)."""
+    def _level_table(self, sizes: Tuple[Tuple[int, int], ...], device: torch.device) -> Tuple[Tensor, Tensor, Tensor]:
+        """Every level's stride ``(L, 1, 1)``, last row and column ``(L, 2, 1)`` (long) and prior
+        count ``(L,)``, on ``device``; made once per map geometry (host-to-device copies every
+        step otherwise)."""
         key = (sizes, device)
         if key not in self._levels:
             if len(self._levels) >= 8:  # multi-scale training: a few geometries, not unbounded
                 self._levels.clear()
             strides = torch.tensor(self.strides, device=device).view(-1, 1, 1)
             limits = torch.tensor([[height - 1, width - 1] for height, width in sizes], device=device)
-            self._levels[key] = strides, limits.view(-1, 2, 1)
+            self._levels[key] = strides, limits.view(-1, 2, 1), torch.tensor(self.level_priors, device=device)
         return self._levels[key]
 
     def remove(self) -> None:

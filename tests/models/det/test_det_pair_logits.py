@@ -1,4 +1,5 @@
 import os.path as osp
+from types import SimpleNamespace
 
 import mmdet
 import numpy as np
@@ -166,11 +167,28 @@ def test_nothing_captured_is_an_error():
         extractor(det_batch([[[0, 0, 8, 8]]], [[0]])['data_samples'])
 
 
-def test_dense_head_with_per_level_prior_counts_is_rejected_naming_it():
-    model = tiny_detector(RETINANET, swap=False)
-    model.bbox_head.num_base_priors = [4, 6, 6]  # as SSDHead has them
-    with pytest.raises(TypeError, match=r'RetinaHead has a different number of priors per level \(\[4, 6, 6\]\)'):
-        DensePairLogits(model)
+class _TwoLevelSoftmaxHead(torch.nn.Module):
+    """The attributes DensePairLogits reads, as SSDHead has them: 2 and 3 priors, softmax over C + 1."""
+    num_classes, cls_out_channels, use_sigmoid_cls, num_base_priors = 3, 4, False, [2, 3]
+
+    def __init__(self):
+        super().__init__()
+        self.prior_generator = SimpleNamespace(strides=[(8, 8), (16, 16)])
+
+
+def test_dense_head_with_per_level_prior_counts_pads_the_priors_a_level_lacks():
+    detector = torch.nn.Module()
+    detector.bbox_head = _TwoLevelSoftmaxHead()
+    extractor = DensePairLogits(detector)
+    assert extractor.priors == 3 and extractor.use_sigmoid is False
+    maps = [torch.randn(1, 2 * 4, 8, 8), torch.randn(1, 3 * 4, 4, 4)]
+    extractor._scores.value = (maps, None)
+    # sqrt(area) 16 -> level 0, centre (12, 12) -> cell (1, 1); 64 -> level 1, centre (32, 32) -> cell (2, 2)
+    samples = det_batch([[[4, 4, 20, 20], [0, 0, 64, 64]]], [[1, 2]], height=64, width=64)['data_samples']
+    logits, labels = extractor(samples)
+    assert labels.tolist() == [[1, 1, -1, 2, 2, 2]]  # level 0's missing third prior weighs nothing
+    torch.testing.assert_close(logits[0, :, :2].T.reshape(-1), maps[0][0, :, 1, 1])
+    torch.testing.assert_close(logits[0, :, 3:].T.reshape(-1), maps[1][0, :, 2, 2])
 
 
 def test_sigmoid_roi_classifier_is_rejected_naming_the_head():
