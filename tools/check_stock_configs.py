@@ -255,14 +255,31 @@ def seg_batch(size: int, num_classes: int, batch: int = 4, seed: int = 0, ignore
     return dict(inputs=inputs, data_samples=samples)
 
 
+def build_random_model(model_cfg, task: str, size: int) -> torch.nn.Module:
+    """The model of ``model_cfg`` with random weights, initialised as the runner does, SyncBN as
+    BN; segmentation crops of ``size``. Call under the task's default scope."""
+    from mmengine.config import ConfigDict
+    from mmengine.model import revert_sync_batchnorm
+    from mmengine.registry import MODELS
+
+    model_cfg = ConfigDict(model_cfg.to_dict())
+    without_pretrained(model_cfg)
+    if task == 'seg':
+        model_cfg['data_preprocessor']['size'] = (size, size)
+    model = revert_sync_batchnorm(MODELS.build(model_cfg))
+    model.init_weights()
+    for module in model.modules():  # only a pretrained checkpoint fills TridentNet's convs
+        if type(module).__name__ == 'TridentConv':
+            torch.nn.init.kaiming_normal_(module.weight, mode='fan_out', nonlinearity='relu')
+    return model
+
+
 def train_one_step(config: str, task: str, size: int, with_ips: bool = True, seed: int = 0,
                    ignored: bool = True) -> dict:
     """One training step of stock ``config`` (with the IPS block when ``with_ips``); a result row.
     ``ignored``: segmentation label maps with pixels at the ignore index."""
-    from mmengine.config import ConfigDict
     from mmengine.hub import get_config
     from mmengine.logging import MessageHub
-    from mmengine.model import revert_sync_batchnorm
     from mmengine.optim import OptimWrapper
     from mmengine.registry import DefaultScope
 
@@ -278,17 +295,8 @@ def train_one_step(config: str, task: str, size: int, with_ips: bool = True, see
         cfg = get_config(f'{SCOPE[task]}::{config}')
         if with_ips:
             cfg = ips_config(cfg, task)
-        model_cfg = ConfigDict(cfg.model.to_dict())
-        without_pretrained(model_cfg)
-        if task == 'seg':
-            model_cfg['data_preprocessor']['size'] = (size, size)
         with DefaultScope.overwrite_default_scope(SCOPE[task]):
-            from mmengine.registry import MODELS
-            model = revert_sync_batchnorm(MODELS.build(model_cfg))
-            model.init_weights()  # as the runner does
-            for module in model.modules():  # only a pretrained checkpoint fills TridentNet's convs
-                if type(module).__name__ == 'TridentConv':
-                    torch.nn.init.kaiming_normal_(module.weight, mode='fan_out', nonlinearity='relu')
+            model = build_random_model(cfg.model, task, size)
             keys = set(model.state_dict())
             hook = None
             if with_ips:
