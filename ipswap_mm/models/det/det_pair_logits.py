@@ -203,11 +203,11 @@ class DensePairLogits:
                               for part in picked])
         elements = picked[level, torch.arange(len(flat), device=device)]  # (n, priors * C), each box's level
         elements = elements.view(-1, self.channels).float()  # every prior of a box is one element
-        labels = torch.cat(labels).to(device)[:, None].expand(-1, self.priors)  # (n, priors)
+        labels = torch.cat(labels).to(device).repeat_interleave(self.priors)  # (n * priors,)
         if min(self.level_priors) < self.priors:  # the priors a box's level does not have: label -1
             present = torch.arange(self.priors, device=device) < priors_per_level[level][:, None]
-            labels = torch.where(present, labels, -1)
-        return _per_image(elements, labels.reshape(-1), [c * self.priors for c in counts])
+            labels = torch.where(present.view(-1), labels, -1)
+        return _per_image(elements, labels, [c * self.priors for c in counts])
 
     def _level_table(self, sizes: Tuple[Tuple[int, int], ...], device: torch.device) -> Tuple[Tensor, Tensor, Tensor]:
         """Every level's stride ``(L, 1, 1)``, last row and column ``(L, 2, 1)`` (long) and prior
