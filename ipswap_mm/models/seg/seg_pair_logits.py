@@ -78,13 +78,16 @@ def head_output_logits(output, num_classes: int, head_name: str) -> Tensor:
     * a ``(N, C, h, w)`` tensor (Segmenter's mask transformer): as it is;
     * a list of such tensors, one per refinement stage (K-Net): the last;
     * ``(class scores, mask predictions)``, over decoder layers (lists, or stacked tensors) of
-      ``(N, Q, C + 1)`` and ``(N, Q, h, w)`` (Mask2Former, MaskFormer): the log of the per-pixel class distribution of
-      the last layer, as their semantic inference computes it (``softmax`` over ``C + 1`` without
-      the no-object class, times the masks' sigmoids, summed over the queries), normalised over C.
+      ``(N, Q, C + 1)`` and ``(N, Q, h, w)`` (Mask2Former, MaskFormer): the log of the per-pixel
+      class distribution of the last layer, as their semantic inference computes it (``softmax``
+      over ``C + 1`` without the no-object class, times the masks' sigmoids, summed over the
+      queries), normalised over C.
     """
-    if (isinstance(output, (tuple, list)) and len(output) == 2 and output[0][-1].dim() == 3
-            and output[1][-1].dim() == 4 and output[0][-1].shape[-1] == num_classes + 1):
-        scores, masks = output[0][-1], output[1][-1]  # lists over layers, or stacked (MaskFormer)
+    last = [part[-1] if isinstance(part, (Tensor, list, tuple)) and len(part) else None
+            for part in output] if isinstance(output, (tuple, list)) and len(output) == 2 else []
+    if (all(isinstance(part, Tensor) for part in last) and [part.dim() for part in last] == [3, 4]
+            and last[0].shape[-1] == num_classes + 1):
+        scores, masks = last  # the last decoder layer's, from lists over layers or stacked (MaskFormer)
         probs = torch.einsum('nqc,nqhw->nchw', scores.softmax(-1)[..., :-1], masks.sigmoid())
         tiny = torch.finfo(probs.dtype).tiny
         return (probs / probs.sum(1, keepdim=True).clamp(min=tiny)).clamp(min=tiny).log()

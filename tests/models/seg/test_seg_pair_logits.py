@@ -74,7 +74,8 @@ def test_head_output_logits_of_heads_without_conv_seg():
     assert torch.equal(stacked, logits)
 
 
-@pytest.mark.parametrize('output', [torch.randn(2, 4, 4, 4), torch.randn(2, 5, 16), {'seg': torch.randn(2, 5, 4, 4)}])
+@pytest.mark.parametrize('output', [torch.randn(2, 4, 4, 4), torch.randn(2, 5, 16), {'seg': torch.randn(2, 5, 4, 4)},
+                                    ({'scores': 1}, [torch.randn(2, 3, 4, 4)]), ([], [])])
 def test_head_output_logits_refuses_what_is_not_a_class_map(output):
     with pytest.raises(TypeError, match='decode head PointHead has no conv_seg'):
         head_output_logits(output, 5, 'PointHead')
