@@ -77,7 +77,7 @@ def test_unsupported_head_is_a_type_error_naming_it(monkeypatch):
     cfg.encoder.num_layers = cfg.decoder.num_layers = 1
     cfg.data_preprocessor.batch_augments = [dict(type='DetPatchSwap')]
     model = MODELS.build(cfg)
-    with pytest.raises(TypeError, match='DETRHead'):
+    with pytest.raises(TypeError, match='dense head DETRHead has no prior generator'):
         IPSDistillHook().before_train(fake_runner(model, pair_loader(monkeypatch=monkeypatch)))
 
 

@@ -160,9 +160,9 @@ class DensePairLogits:
         head = detector.bbox_head
         generator = getattr(head, 'prior_generator', None)
         if generator is None or not hasattr(head, 'cls_out_channels'):
-            raise TypeError(f'IPSDistillHook: dense head {type(head).__name__} has no prior generator and '
-                            'per-level classification maps; supported: RetinaNet, FCOS, ATSS, GFL and other '
-                            'heads built on AnchorHead / AnchorFreeHead')
+            missing = 'prior generator' if generator is None else 'per-level class maps (cls_out_channels)'
+            raise TypeError(f'IPSDistillHook: dense head {type(head).__name__} has no {missing}; supported: '
+                            'RetinaNet, FCOS, ATSS, GFL, SSD and other heads built on AnchorHead / AnchorFreeHead')
         self.strides = [float(stride[0]) for stride in generator.strides]
         self.num_classes = int(head.num_classes)
         self.channels = int(head.cls_out_channels)
