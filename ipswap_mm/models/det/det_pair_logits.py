@@ -28,6 +28,7 @@ from torch.nn.utils.rnn import pad_sequence
 
 from ...core.instance_swap import owner_index
 from ..loss_forward import loss_call_samples
+from ..method_wrap import unwrap_method, wrap_method
 
 
 def _gt_boxes(data_samples: List) -> Tuple[List[Tensor], List[Tensor]]:
@@ -97,10 +98,9 @@ class RoIPairLogits:
             raise TypeError(f'IPSDistillHook: RoI box head {type(bbox_head).__name__} does not score classes '
                             'with a softmax over C + 1; the pair KL supports softmax RoI heads')
         self.num_classes = int(bbox_head.num_classes)
-        self._bbox_forward_of_head = forward
         self._gt_rois: Optional[Tensor] = None  # (g, 5), from the loss forward's start to its last box stage
         self._scores: Optional[Tensor] = None
-        roi_head._bbox_forward = self._bbox_forward
+        self._bbox_forward_of_head = wrap_method(roi_head, '_bbox_forward', self._bbox_forward)
         self._handle = detector.register_forward_pre_hook(self._arm, with_kwargs=True)
 
     def _arm(self, detector: nn.Module, args: tuple, kwargs: dict) -> None:
@@ -140,8 +140,7 @@ class RoIPairLogits:
 
     def remove(self) -> None:
         self._handle.remove()
-        if self.roi_head.__dict__.get('_bbox_forward') == self._bbox_forward:
-            del self.roi_head._bbox_forward
+        unwrap_method(self.roi_head, '_bbox_forward', self._bbox_forward)
 
 
 def _leading_rows(value, rows: int, own: int):
@@ -176,6 +175,7 @@ class DensePairLogits:
             raise TypeError(f'IPSDistillHook: dense head {type(head).__name__} has {len(self.level_priors)} prior '
                             f'counts for {len(self.strides)} levels')
         self.priors = max(self.level_priors)
+        self._pads_priors = min(self.level_priors) < self.priors
         self.head_name = type(head).__name__
         self._levels: dict = {}
         self._scores = _FeatureCapture(head)
@@ -204,7 +204,7 @@ class DensePairLogits:
         elements = picked[level, torch.arange(len(flat), device=device)]  # (n, priors * C), each box's level
         elements = elements.view(-1, self.channels).float()  # every prior of a box is one element
         labels = torch.cat(labels).to(device).repeat_interleave(self.priors)  # (n * priors,)
-        if min(self.level_priors) < self.priors:  # the priors a box's level does not have: label -1
+        if self._pads_priors:  # the priors a box's level does not have: label -1
             present = torch.arange(self.priors, device=device) < priors_per_level[level][:, None]
             labels = torch.where(present.view(-1), labels, -1)
         return _per_image(elements, labels, [c * self.priors for c in counts])

@@ -7,6 +7,8 @@ from typing import List, Tuple
 import torch
 from torch import Tensor, nn
 
+from ..method_wrap import unwrap_method, wrap_method
+
 
 class SegPairLogits:
     """Capture the decode head's class logits during training and pair them with labels.
@@ -41,8 +43,7 @@ class SegPairLogits:
         if dense:
             self._handle = head.conv_seg.register_forward_hook(self._capture)
         else:  # an instance attribute, not a hook: K-Net's loss calls self.forward, which skips hooks
-            self._forward_of_head = head.forward
-            head.forward = self._forward
+            self._forward_of_head = wrap_method(head, 'forward', self._forward)
 
     def _capture(self, module: nn.Module, args, output: Tensor) -> None:
         if module.training:
@@ -68,8 +69,8 @@ class SegPairLogits:
     def remove(self) -> None:
         if self._handle is not None:
             self._handle.remove()
-        elif self._head.__dict__.get('forward') == self._forward:
-            del self._head.forward
+        else:
+            unwrap_method(self._head, 'forward', self._forward)
 
 
 def head_output_logits(output, num_classes: int, head_name: str) -> Tensor:
