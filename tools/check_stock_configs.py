@@ -46,7 +46,7 @@ BLOCK_SOURCE = {'det': 'ipswap_mask-rcnn_r50_fpn_1x_coco.py', 'seg': 'ipswap_dee
 SCOPE = {'det': 'mmdet', 'seg': 'mmseg'}
 
 # (stock config, image side): DDOD's and PAA's assigners, and SSD's last layers need more
-# than 128 pixels
+# than 128 pixels; DINO selects 900 encoder points as queries, which 128 pixels do not have
 DET_CONFIGS = [
     ('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py', 128),
     ('mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py', 128),
@@ -86,16 +86,19 @@ DET_CONFIGS = [
     ('rtmdet/rtmdet-ins_tiny_8xb32-300e_coco.py', 128),
     ('condinst/condinst_r50_fpn_ms-poly-90k_coco_instance.py', 128),
     ('yolact/yolact_r50_1xb8-55e_coco.py', 128),
+    ('sparse_rcnn/sparse-rcnn_r50_fpn_1x_coco.py', 128),
+    ('queryinst/queryinst_r50_fpn_1x_coco.py', 128),
+    ('detr/detr_r50_8xb2-150e_coco.py', 128),
+    ('conditional_detr/conditional-detr_r50_8xb2-50e_coco.py', 128),
+    ('dab_detr/dab-detr_r50_8xb2-50e_coco.py', 128),
+    ('deformable_detr/deformable-detr_r50_16xb2-50e_coco.py', 128),
+    ('deformable_detr/deformable-detr-refine-twostage_r50_16xb2-50e_coco.py', 128),
+    ('dino/dino-4scale_r50_8xb2-12e_coco.py', 256),
     ('sabl/sabl-retinanet_r50_fpn_1x_coco.py', 128),
     ('guided_anchoring/ga-retinanet_r50_fpn_1x_coco.py', 128),
     ('ssd/ssd300_coco.py', 320),
     ('centernet/centernet_r18_8xb16-crop512-140e_coco.py', 128),
     ('yolo/yolov3_d53_8xb8-320-273e_coco.py', 128),
-    ('sparse_rcnn/sparse-rcnn_r50_fpn_1x_coco.py', 128),
-    ('queryinst/queryinst_r50_fpn_1x_coco.py', 128),
-    ('detr/detr_r50_8xb2-150e_coco.py', 128),
-    ('deformable_detr/deformable-detr_r50_16xb2-50e_coco.py', 128),
-    ('dino/dino-4scale_r50_8xb2-12e_coco.py', 128),
     ('solov2/solov2_r50_fpn_1x_coco.py', 128),
     ('mask2former/mask2former_r50_8xb2-lsj-50e_coco.py', 128),
 ]

@@ -20,6 +20,9 @@ def build_pair_logits(model: nn.Module):
     if hasattr(model, 'decode_head'):
         from ..models.seg.seg_pair_logits import SegPairLogits
         return SegPairLogits(model)
+    from ..models.det.query_pair_logits import QueryPairLogits, query_head
+    if query_head(model) is not None:
+        return QueryPairLogits(model)
     if getattr(model, 'roi_head', None) is not None:
         from ..models.det.det_pair_logits import RoIPairLogits
         return RoIPairLogits(model)
@@ -27,7 +30,7 @@ def build_pair_logits(model: nn.Module):
         from ..models.det.det_pair_logits import DensePairLogits
         return DensePairLogits(model)
     raise TypeError(f'IPSDistillHook does not support the model type {type(model).__name__}: expected an '
-                    'MMSegmentation EncoderDecoder or an MMDetection two-stage or single-stage detector')
+                    'MMSegmentation EncoderDecoder or an MMDetection two-stage, single-stage or DETR-style detector')
 
 
 @HOOKS.register_module()

@@ -70,14 +70,78 @@ def test_pair_loss_is_zero_without_a_shared_class(monkeypatch):
     assert losses['loss_ips_kl'].item() == 0.0
 
 
-def test_unsupported_head_is_a_type_error_naming_it(monkeypatch):
+def tiny_detr():
+    """The stock DETR with a ResNet-18 backbone, one encoder and one decoder layer, DetPatchSwap."""
     cfg = Config.fromfile(osp.join(STOCK_CONFIGS, 'detr/detr_r50_8xb2-150e_coco.py')).model
     cfg.backbone.update(depth=18, init_cfg=None)
     cfg.neck.in_channels = [512]
     cfg.encoder.num_layers = cfg.decoder.num_layers = 1
+    cfg.bbox_head.num_classes = NUM_CLASSES
+    cfg.data_preprocessor.batch_augments = [dict(type='DetPatchSwap', patch_size=16, swap_prob=1.0)]
+    return MODELS.build(cfg)
+
+
+def test_detr_pair_loss_reads_the_matched_queries(monkeypatch):
+    model = tiny_detr()
+    hook = IPSDistillHook()
+    hook.before_train(fake_runner(model, pair_loader(monkeypatch=monkeypatch)))
+    calls = []
+    forward = hook.loss.forward
+    hook.loss.forward = lambda *args: calls.append(args) or forward(*args)
+    losses, _ = run_loss(model, shared_class_batch())
+    (logits, labels, num_classes, uses_sigmoid), = calls
+    assert not uses_sigmoid and logits.shape == (4, NUM_CLASSES + 1, 100) and labels.shape == (4, 100)
+    assert torch.isfinite(losses['loss_ips_kl'])
+    model.zero_grad()
+    losses['loss_ips_kl'].backward()
+    assert model.bbox_head.fc_cls.weight.grad.abs().sum() > 0
+    hook.after_train(None)
+    assert 'get_targets' not in model.bbox_head.__dict__
+
+
+def tiny_sparse_rcnn():
+    """The stock Sparse R-CNN (six stages of DIIHead) with a ResNet-18 backbone, 20 queries, DetPatchSwap."""
+    cfg = Config.fromfile(osp.join(STOCK_CONFIGS, 'sparse_rcnn/sparse-rcnn_r50_fpn_1x_coco.py')).model
+    cfg.backbone.update(depth=18, init_cfg=None)
+    cfg.neck.in_channels = [64, 128, 256, 512]
+    cfg.rpn_head.num_proposals = 20
+    for head in cfg.roi_head.bbox_head:
+        head.num_classes = NUM_CLASSES
+    cfg.data_preprocessor.batch_augments = [dict(type='DetPatchSwap', patch_size=16, swap_prob=1.0)]
+    model = MODELS.build(cfg)
+    model.init_weights()  # as the runner does: the box deltas start at zero, not at random
+    return model
+
+
+def test_sparse_rcnn_pair_loss_reads_the_last_stages_matched_queries(monkeypatch):
+    model = tiny_sparse_rcnn()
+    hook = IPSDistillHook()
+    hook.before_train(fake_runner(model, pair_loader(monkeypatch=monkeypatch)))
+    calls = []
+    forward = hook.loss.forward
+    hook.loss.forward = lambda *args: calls.append(args) or forward(*args)
+    losses, samples = run_loss(model, shared_class_batch())
+    (logits, labels, num_classes, uses_sigmoid), = calls
+    assert uses_sigmoid and logits.shape == (4, NUM_CLASSES, 20) and labels.shape == (4, 20)
+    for image, sample in enumerate(samples):  # one query per box, labelled with its class
+        matched = labels[image][labels[image] < NUM_CLASSES]
+        assert sorted(matched.tolist()) == sorted(sample.gt_instances.labels.tolist())
+    assert torch.isfinite(losses['loss_ips_kl']) and losses['loss_ips_kl'] > 0
+    model.zero_grad()
+    losses['loss_ips_kl'].backward()
+    heads = model.roi_head.bbox_head
+    assert heads[-1].fc_cls.weight.grad.abs().sum() > 0
+    assert heads[0].fc_cls.weight.grad is None or heads[0].fc_cls.weight.grad.abs().sum() == 0
+    hook.after_train(None)
+    assert 'loss_and_target' not in heads[-1].__dict__ and not heads[-1]._forward_hooks
+
+
+def test_unsupported_head_is_a_type_error_naming_it(monkeypatch):
+    cfg = Config.fromfile(osp.join(STOCK_CONFIGS, 'centernet/centernet_r18_8xb16-crop512-140e_coco.py')).model
+    cfg.backbone.init_cfg = None
     cfg.data_preprocessor.batch_augments = [dict(type='DetPatchSwap')]
     model = MODELS.build(cfg)
-    with pytest.raises(TypeError, match='dense head DETRHead has no prior generator'):
+    with pytest.raises(TypeError, match='dense head CenterNetHead has no prior generator'):
         IPSDistillHook().before_train(fake_runner(model, pair_loader(monkeypatch=monkeypatch)))
 
 

@@ -14,6 +14,9 @@ from tools.check_stock_configs import DET_CONFIGS, ips_config, main, train_one_s
     'tood/tood_r50_fpn_1x_coco.py',  # reads the epoch from the message hub
     'yolox/yolox_s_8xb8-300e_coco.py',  # its own batch augment and hooks
     'ssd/ssd300_coco.py',  # a different number of priors per level, softmax over C + 1
+    'detr/detr_r50_8xb2-150e_coco.py',  # queries matched to the boxes, softmax over C + 1
+    'dino/dino-4scale_r50_8xb2-12e_coco.py',  # matching and denoising queries, encoder proposals, sigmoids
+    'sparse_rcnn/sparse-rcnn_r50_fpn_1x_coco.py',  # query box heads in a six-stage RoI head, sigmoids
 ])
 def test_block_trains_on_stock_config(config):
     """A finite loss and ``loss_ips_kl`` and unchanged ``state_dict`` keys."""
