@@ -10,6 +10,7 @@ from tools.check_stock_configs import DET_CONFIGS, ips_config, main, train_one_s
 @pytest.mark.parametrize('config', [
     'htc/htc_r50_fpn_1x_coco.py',  # a semantic branch fused into the box features
     'sabl/sabl-faster-rcnn_r50_fpn_1x_coco.py',  # nested box deltas
+    'sabl/sabl-retinanet_r50_fpn_1x_coco.py',  # square anchors, no prior_generator
     'tridentnet/tridentnet_r50-caffe_1x_coco.py',  # the batch replicated per branch
     'tood/tood_r50_fpn_1x_coco.py',  # reads the epoch from the message hub
     'yolox/yolox_s_8xb8-300e_coco.py',  # its own batch augment and hooks
@@ -38,12 +39,12 @@ def test_block_merge_keeps_the_base_lists():
 def test_rows_and_files(tmp_path):
     out = tmp_path / 'rows.json'
     rows = main(['--task', 'det', '--baseline', '--out', str(out), '--configs',
-                 'retinanet/retinanet_r50_fpn_1x_coco.py', 'sabl/sabl-retinanet_r50_fpn_1x_coco.py',
+                 'retinanet/retinanet_r50_fpn_1x_coco.py', 'centernet/centernet_r18_8xb16-crop512-140e_coco.py',
                  'no_such/config.py'])
     assert [(r['config'].split('/')[0], r['status'], r['ips']) for r in rows] == [
-        ('retinanet', 'trains', True), ('sabl', 'rejected', True), ('sabl', 'trains', False),
+        ('retinanet', 'trains', True), ('centernet', 'rejected', True), ('centernet', 'trains', False),
         ('no_such', 'fails', True), ('no_such', 'fails', False)]
-    assert 'SABLRetinaHead' in rows[1]['message']
+    assert 'CenterNetHead' in rows[1]['message']
     assert 'no_such/config.py' in rows[3]['message']
     assert json.loads(out.read_text())['rows'] == rows
-    assert 'SABLRetinaHead' in (tmp_path / 'rows.md').read_text()
+    assert 'CenterNetHead' in (tmp_path / 'rows.md').read_text()

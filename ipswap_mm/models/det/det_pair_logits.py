@@ -9,8 +9,8 @@ so no assigner, sampler or head internals are involved:
   (its ``_bbox_forward`` runs on its RoIs and the boxes, whose rows are split off the
   results). Softmax over ``C + 1``.
 * ``DensePairLogits`` (one-stage heads with a prior generator: RetinaNet, FCOS, ATSS,
-  GFL, ...): the head's classification maps, captured by a forward hook, read at each
-  box's centre on the pyramid level that matches its size
+  GFL, SABL and Guided Anchoring RetinaNet, ...): the head's classification maps,
+  captured by a forward hook, read at each box's centre on the pyramid level that matches its size
   (``floor(log2(sqrt(wh) / (4 * stride_0)))``), every prior of that location counting
   as one element (where levels have different numbers of priors, SSD, a box on a level
   with fewer has the rest as padding that weighs nothing). Sigmoid (or softmax when the
@@ -157,14 +157,26 @@ class DensePairLogits:
 
     def __init__(self, detector: nn.Module) -> None:
         head = detector.bbox_head
-        generator = getattr(head, 'prior_generator', None)
-        if generator is None or not hasattr(head, 'cls_out_channels'):
+        # SABL and Guided Anchoring heads place their (square) anchors with square_anchor_generator
+        generator = getattr(head, 'prior_generator', None) or getattr(head, 'square_anchor_generator', None)
+        if generator is None or not (hasattr(head, 'cls_out_channels') or hasattr(head, 'num_attrib')):
             missing = 'prior generator' if generator is None else 'per-level class maps (cls_out_channels)'
             raise TypeError(f'IPSDistillHook: dense head {type(head).__name__} has no {missing}; supported: '
-                            'RetinaNet, FCOS, ATSS, GFL, SSD and other heads built on AnchorHead / AnchorFreeHead')
+                            'RetinaNet, FCOS, ATSS, GFL, SSD, SABL, YOLOv3 and other heads built on AnchorHead / '
+                            'AnchorFreeHead')
         self.strides = [float(stride[0]) for stride in generator.strides]
+        # levels from the finest stride up (YOLOv3 lists them coarsest first): a box picks its rank
+        # by size, and the rank its level
+        ascending = sorted(range(len(self.strides)), key=self.strides.__getitem__)
+        self._level_of_rank = None if ascending == list(range(len(self.strides))) else ascending
         self.num_classes = int(head.num_classes)
-        self.channels = int(head.cls_out_channels)
+        if hasattr(head, 'cls_out_channels'):  # a class map per level: C (or C + 1) channels a prior
+            self.channels = int(head.cls_out_channels)
+            self.prior_channels, self.class_offset = self.channels, 0
+        else:  # YOLOv3: every prior's channels are 4 box values, the objectness, then the C class logits
+            self.channels = self.num_classes
+            self.prior_channels = int(head.num_attrib)
+            self.class_offset = self.prior_channels - self.num_classes
         self.use_sigmoid = bool(getattr(head, 'use_sigmoid_cls', True))
         priors = getattr(head, 'num_base_priors', 1)
         # priors of every level (SSD: a different number per level); a box's element count is the
@@ -183,43 +195,53 @@ class DensePairLogits:
     def __call__(self, data_samples: List) -> Tuple[Tensor, Tensor]:
         cls_scores = self._scores.take()[0]
         for index, (scores, priors) in enumerate(zip(cls_scores, self.level_priors)):
-            if scores.shape[1] != priors * self.channels:
+            if scores.shape[1] != priors * self.prior_channels:
                 raise TypeError(f'IPSDistillHook: {self.head_name} level {index} has {scores.shape[1]} channels, '
-                                f'expected {priors} priors x {self.channels} classes')
+                                f'expected {priors} priors x {self.prior_channels}')
         boxes, labels = _gt_boxes(data_samples)
         counts = [len(b) for b in boxes]
         device = cls_scores[0].device
         flat = torch.cat(boxes).to(device).float()  # (n, 4)
         image = owner_index(counts, device)
         size = ((flat[:, 2] - flat[:, 0]).clamp(min=1) * (flat[:, 3] - flat[:, 1]).clamp(min=1)).sqrt()
-        level = torch.floor(torch.log2(size / (4 * self.strides[0]))).clamp(0, len(cls_scores) - 1).long()
+        level = torch.floor(torch.log2(size / (4 * min(self.strides)))).clamp(0, len(cls_scores) - 1).long()
         # every box's centre cell (y, x) on every level, inside the level's map: (L, 2, n)
-        strides, limits, priors_per_level = self._level_table(tuple(scores.shape[2:] for scores in cls_scores), device)
+        strides, limits, priors_per_level, level_of_rank = self._level_table(
+            tuple(scores.shape[2:] for scores in cls_scores), device)
+        if level_of_rank is not None:
+            level = level_of_rank[level]
         centres = (flat[:, :2] + flat[:, 2:]).T.flip(0) / 2  # (2, n): y, x
         cells = torch.minimum((centres / strides).long().clamp(min=0), limits)
         picked = [scores[image, :, y, x] for scores, (y, x) in zip(cls_scores, cells.unbind(0))]  # (n, P_l * C)
-        width = self.priors * self.channels  # levels with fewer priors (SSD) padded to the most
+        width = self.priors * self.prior_channels  # levels with fewer priors (SSD) padded to the most
         picked = torch.stack([F.pad(part, (0, width - part.shape[1])) if part.shape[1] < width else part
                               for part in picked])
-        elements = picked[level, torch.arange(len(flat), device=device)]  # (n, priors * C), each box's level
-        elements = elements.view(-1, self.channels).float()  # every prior of a box is one element
+        elements = picked[level, torch.arange(len(flat), device=device)]  # (n, priors * channels), each box's level
+        elements = elements.view(-1, self.prior_channels)  # every prior of a box is one element
+        if self.class_offset:  # YOLOv3: the class logits after the box values and objectness
+            elements = elements[:, self.class_offset:]
+        elements = elements.float()
         labels = torch.cat(labels).to(device).repeat_interleave(self.priors)  # (n * priors,)
         if self._pads_priors:  # the priors a box's level does not have: label -1
             present = torch.arange(self.priors, device=device) < priors_per_level[level][:, None]
             labels = torch.where(present.view(-1), labels, -1)
         return _per_image(elements, labels, [c * self.priors for c in counts])
 
-    def _level_table(self, sizes: Tuple[Tuple[int, int], ...], device: torch.device) -> Tuple[Tensor, Tensor, Tensor]:
+    def _level_table(self, sizes: Tuple[Tuple[int, int], ...],
+                     device: torch.device) -> Tuple[Tensor, Tensor, Tensor, Optional[Tensor]]:
         """Every level's stride ``(L, 1, 1)``, last row and column ``(L, 2, 1)`` (long) and prior
-        count ``(L,)``, on ``device``; made once per map geometry (host-to-device copies every
-        step otherwise)."""
+        count ``(L,)``, and the level of every stride rank ``(L,)`` (``None`` where the levels
+        ascend), on ``device``; made once per map geometry (host-to-device copies every step
+        otherwise)."""
         key = (sizes, device)
         if key not in self._levels:
             if len(self._levels) >= 8:  # multi-scale training: a few geometries, not unbounded
                 self._levels.clear()
             strides = torch.tensor(self.strides, device=device).view(-1, 1, 1)
             limits = torch.tensor([[height - 1, width - 1] for height, width in sizes], device=device)
-            self._levels[key] = strides, limits.view(-1, 2, 1), torch.tensor(self.level_priors, device=device)
+            level_of_rank = None if self._level_of_rank is None else torch.tensor(self._level_of_rank, device=device)
+            self._levels[key] = (strides, limits.view(-1, 2, 1), torch.tensor(self.level_priors, device=device),
+                                 level_of_rank)
         return self._levels[key]
 
     def remove(self) -> None:

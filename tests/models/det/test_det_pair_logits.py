@@ -191,6 +191,29 @@ def test_dense_head_with_per_level_prior_counts_pads_the_priors_a_level_lacks():
     torch.testing.assert_close(logits[0, :, 3:].T.reshape(-1), maps[1][0, :, 2, 2])
 
 
+def test_yolov3_reads_the_class_logits_of_each_prior_on_levels_listed_coarsest_first():
+    """YOLOv3's maps hold, per prior, 4 box values, the objectness and C class logits, and its
+    levels come as strides 32, 16, 8: a box is read on the level its size gives, by stride."""
+    detector = torch.nn.Module()
+    detector.bbox_head = MODELS.build(dict(
+        type='YOLOV3Head', num_classes=NUM_CLASSES, in_channels=[8, 8, 8], out_channels=[8, 8, 8],
+        anchor_generator=dict(type='YOLOAnchorGenerator', strides=[32, 16, 8], base_sizes=[
+            [(116, 90), (156, 198), (373, 326)], [(30, 61), (62, 45), (59, 119)], [(10, 13), (16, 30), (33, 23)]])))
+    extractor = DensePairLogits(detector)
+    assert extractor.use_sigmoid is True and extractor.priors == 3 and extractor.channels == NUM_CLASSES
+    size = 256
+    maps = [torch.randn(1, 3 * (5 + NUM_CLASSES), size // stride, size // stride) for stride in (32, 16, 8)]
+    extractor._scores.value = (maps,)
+    # sqrt(area) 32 -> the finest level (stride 8, listed last): centre (16, 16) -> cell (2, 2);
+    # 160 -> the coarsest (stride 32, listed first): centre (120, 120) -> cell (3, 3)
+    samples = det_batch([[[0, 0, 32, 32], [40, 40, 200, 200]]], [[1, 3]], height=size, width=size)['data_samples']
+    logits, labels = extractor(samples)
+    assert logits.shape == (1, NUM_CLASSES, 6) and labels.tolist() == [[1, 1, 1, 3, 3, 3]]
+    classes = slice(5, None)  # after x, y, w, h and the objectness
+    torch.testing.assert_close(logits[0, :, :3].T, maps[2][0, :, 2, 2].view(3, -1)[:, classes])
+    torch.testing.assert_close(logits[0, :, 3:].T, maps[0][0, :, 3, 3].view(3, -1)[:, classes])
+
+
 def test_sigmoid_roi_classifier_is_rejected_naming_the_head():
     model = tiny_detector(FASTER_RCNN, swap=False)
     model.roi_head.bbox_head.loss_cls.use_sigmoid = True
