@@ -30,16 +30,22 @@ DETECTORS = {
 }
 
 
-@pytest.mark.parametrize('name', sorted(DETECTORS))
-def test_adds_a_finite_pair_loss_that_trains_the_classifier(name, monkeypatch):
-    config, classifier, sigmoid, channels = DETECTORS[name]
-    model = tiny_detector(config)
-    keys = set(model.state_dict())
+def attached_hook(model, monkeypatch):
+    """``IPSDistillHook`` set up for ``model`` as before training, and the list of its pair loss's calls."""
     hook = IPSDistillHook(loss=dict(type='PairKLDivLoss', temperature=4.0, teacher='confidence'))
     hook.before_train(fake_runner(model, pair_loader(monkeypatch=monkeypatch)))
     calls = []
     forward = hook.loss.forward
     hook.loss.forward = lambda *args: calls.append(args) or forward(*args)
+    return hook, calls
+
+
+@pytest.mark.parametrize('name', sorted(DETECTORS))
+def test_adds_a_finite_pair_loss_that_trains_the_classifier(name, monkeypatch):
+    config, classifier, sigmoid, channels = DETECTORS[name]
+    model = tiny_detector(config)
+    keys = set(model.state_dict())
+    hook, calls = attached_hook(model, monkeypatch)
 
     losses, samples = run_loss(model, shared_class_batch(with_masks=name == 'mask_rcnn'))
     assert [s.ips_pair_index for s in samples] == [0, 0, 1, 1]
@@ -81,24 +87,6 @@ def tiny_detr():
     return MODELS.build(cfg)
 
 
-def test_detr_pair_loss_reads_the_matched_queries(monkeypatch):
-    model = tiny_detr()
-    hook = IPSDistillHook()
-    hook.before_train(fake_runner(model, pair_loader(monkeypatch=monkeypatch)))
-    calls = []
-    forward = hook.loss.forward
-    hook.loss.forward = lambda *args: calls.append(args) or forward(*args)
-    losses, _ = run_loss(model, shared_class_batch())
-    (logits, labels, num_classes, uses_sigmoid), = calls
-    assert not uses_sigmoid and logits.shape == (4, NUM_CLASSES + 1, 100) and labels.shape == (4, 100)
-    assert torch.isfinite(losses['loss_ips_kl'])
-    model.zero_grad()
-    losses['loss_ips_kl'].backward()
-    assert model.bbox_head.fc_cls.weight.grad.abs().sum() > 0
-    hook.after_train(None)
-    assert 'get_targets' not in model.bbox_head.__dict__
-
-
 def tiny_sparse_rcnn():
     """The stock Sparse R-CNN (six stages of DIIHead) with a ResNet-18 backbone, 20 queries, DetPatchSwap."""
     cfg = Config.fromfile(osp.join(STOCK_CONFIGS, 'sparse_rcnn/sparse-rcnn_r50_fpn_1x_coco.py')).model
@@ -113,27 +101,35 @@ def tiny_sparse_rcnn():
     return model
 
 
-def test_sparse_rcnn_pair_loss_reads_the_last_stages_matched_queries(monkeypatch):
-    model = tiny_sparse_rcnn()
-    hook = IPSDistillHook()
-    hook.before_train(fake_runner(model, pair_loader(monkeypatch=monkeypatch)))
-    calls = []
-    forward = hook.loss.forward
-    hook.loss.forward = lambda *args: calls.append(args) or forward(*args)
+# (builder, the last decoder layer's or stage's classifier, sigmoid scores, logit channels, queries)
+QUERY_DETECTORS = {
+    'detr': (tiny_detr, 'bbox_head.fc_cls', False, NUM_CLASSES + 1, 100),
+    'sparse_rcnn': (tiny_sparse_rcnn, 'roi_head.bbox_head.5.fc_cls', True, NUM_CLASSES, 20),
+}
+
+
+@pytest.mark.parametrize('name', sorted(QUERY_DETECTORS))
+def test_query_detector_pair_loss_reads_the_matched_queries(name, monkeypatch):
+    build, classifier, sigmoid, channels, queries = QUERY_DETECTORS[name]
+    model = build()
+    hook, calls = attached_hook(model, monkeypatch)
     losses, samples = run_loss(model, shared_class_batch())
     (logits, labels, num_classes, uses_sigmoid), = calls
-    assert uses_sigmoid and logits.shape == (4, NUM_CLASSES, 20) and labels.shape == (4, 20)
+    assert uses_sigmoid is sigmoid and logits.shape == (4, channels, queries) and labels.shape == (4, queries)
     for image, sample in enumerate(samples):  # one query per box, labelled with its class
         matched = labels[image][labels[image] < NUM_CLASSES]
         assert sorted(matched.tolist()) == sorted(sample.gt_instances.labels.tolist())
     assert torch.isfinite(losses['loss_ips_kl']) and losses['loss_ips_kl'] > 0
     model.zero_grad()
     losses['loss_ips_kl'].backward()
-    heads = model.roi_head.bbox_head
-    assert heads[-1].fc_cls.weight.grad.abs().sum() > 0
-    assert heads[0].fc_cls.weight.grad is None or heads[0].fc_cls.weight.grad.abs().sum() == 0
+    assert model.get_submodule(classifier).weight.grad.abs().sum() > 0
+    if name == 'sparse_rcnn':  # an earlier stage's classifier gets nothing from the pair loss
+        grad = model.roi_head.bbox_head[0].fc_cls.weight.grad
+        assert grad is None or grad.abs().sum() == 0
+    head = model.get_submodule(classifier.rsplit('.', 1)[0])
     hook.after_train(None)
-    assert 'loss_and_target' not in heads[-1].__dict__ and not heads[-1]._forward_hooks
+    assert not {'get_targets', 'loss_by_feat_single', 'loss_and_target'} & set(head.__dict__)
+    assert not head._forward_hooks
 
 
 def test_unsupported_head_is_a_type_error_naming_it(monkeypatch):
