@@ -164,11 +164,11 @@ class DensePairLogits:
             raise TypeError(f'IPSDistillHook: dense head {type(head).__name__} has no {missing}; supported: '
                             'RetinaNet, FCOS, ATSS, GFL, SSD, SABL, YOLOv3 and other heads built on AnchorHead / '
                             'AnchorFreeHead')
-        self.strides = [float(stride[0]) for stride in generator.strides]
-        # levels from the finest stride up (YOLOv3 lists them coarsest first): a box picks its rank
-        # by size, and the rank its level
-        ascending = sorted(range(len(self.strides)), key=self.strides.__getitem__)
-        self._level_of_rank = None if ascending == list(range(len(self.strides))) else ascending
+        strides = [float(stride[0]) for stride in generator.strides]
+        # the head's levels from the finest stride up (YOLOv3 lists them coarsest first); its maps
+        # are put in this order every step (a list permutation), so a box's level follows from its size
+        self._order = sorted(range(len(strides)), key=strides.__getitem__)
+        self.strides = [strides[index] for index in self._order]
         self.num_classes = int(head.num_classes)
         if hasattr(head, 'cls_out_channels'):  # a class map per level: C (or C + 1) channels a prior
             self.channels = int(head.cls_out_channels)
@@ -181,11 +181,12 @@ class DensePairLogits:
         priors = getattr(head, 'num_base_priors', 1)
         # priors of every level (SSD: a different number per level); a box's element count is the
         # largest, the priors its level lacks padded with label -1, which weighs nothing
-        self.level_priors = [int(count) for count in priors] if isinstance(priors, (list, tuple)) \
+        priors = [int(count) for count in priors] if isinstance(priors, (list, tuple)) \
             else [int(priors)] * len(self.strides)
-        if len(self.level_priors) != len(self.strides):
-            raise TypeError(f'IPSDistillHook: dense head {type(head).__name__} has {len(self.level_priors)} prior '
+        if len(priors) != len(self.strides):
+            raise TypeError(f'IPSDistillHook: dense head {type(head).__name__} has {len(priors)} prior '
                             f'counts for {len(self.strides)} levels')
+        self.level_priors = [priors[index] for index in self._order]
         self.priors = max(self.level_priors)
         self._pads_priors = min(self.level_priors) < self.priors
         self.head_name = type(head).__name__
@@ -194,7 +195,8 @@ class DensePairLogits:
 
     def __call__(self, data_samples: List) -> Tuple[Tensor, Tensor]:
         cls_scores = self._scores.take()[0]
-        for index, (scores, priors) in enumerate(zip(cls_scores, self.level_priors)):
+        cls_scores = [cls_scores[index] for index in self._order]  # finest stride first
+        for index, scores, priors in zip(self._order, cls_scores, self.level_priors):
             if scores.shape[1] != priors * self.prior_channels:
                 raise TypeError(f'IPSDistillHook: {self.head_name} level {index} has {scores.shape[1]} channels, '
                                 f'expected {priors} priors x {self.prior_channels}')
@@ -204,12 +206,9 @@ class DensePairLogits:
         flat = torch.cat(boxes).to(device).float()  # (n, 4)
         image = owner_index(counts, device)
         size = ((flat[:, 2] - flat[:, 0]).clamp(min=1) * (flat[:, 3] - flat[:, 1]).clamp(min=1)).sqrt()
-        level = torch.floor(torch.log2(size / (4 * min(self.strides)))).clamp(0, len(cls_scores) - 1).long()
+        level = torch.floor(torch.log2(size / (4 * self.strides[0]))).clamp(0, len(cls_scores) - 1).long()
         # every box's centre cell (y, x) on every level, inside the level's map: (L, 2, n)
-        strides, limits, priors_per_level, level_of_rank = self._level_table(
-            tuple(scores.shape[2:] for scores in cls_scores), device)
-        if level_of_rank is not None:
-            level = level_of_rank[level]
+        strides, limits, priors_per_level = self._level_table(tuple(scores.shape[2:] for scores in cls_scores), device)
         centres = (flat[:, :2] + flat[:, 2:]).T.flip(0) / 2  # (2, n): y, x
         cells = torch.minimum((centres / strides).long().clamp(min=0), limits)
         picked = [scores[image, :, y, x] for scores, (y, x) in zip(cls_scores, cells.unbind(0))]  # (n, P_l * C)
@@ -227,21 +226,17 @@ class DensePairLogits:
             labels = torch.where(present.view(-1), labels, -1)
         return _per_image(elements, labels, [c * self.priors for c in counts])
 
-    def _level_table(self, sizes: Tuple[Tuple[int, int], ...],
-                     device: torch.device) -> Tuple[Tensor, Tensor, Tensor, Optional[Tensor]]:
+    def _level_table(self, sizes: Tuple[Tuple[int, int], ...], device: torch.device) -> Tuple[Tensor, Tensor, Tensor]:
         """Every level's stride ``(L, 1, 1)``, last row and column ``(L, 2, 1)`` (long) and prior
-        count ``(L,)``, and the level of every stride rank ``(L,)`` (``None`` where the levels
-        ascend), on ``device``; made once per map geometry (host-to-device copies every step
-        otherwise)."""
+        count ``(L,)``, finest stride first, on ``device``; made once per map geometry
+        (host-to-device copies every step otherwise)."""
         key = (sizes, device)
         if key not in self._levels:
             if len(self._levels) >= 8:  # multi-scale training: a few geometries, not unbounded
                 self._levels.clear()
             strides = torch.tensor(self.strides, device=device).view(-1, 1, 1)
             limits = torch.tensor([[height - 1, width - 1] for height, width in sizes], device=device)
-            level_of_rank = None if self._level_of_rank is None else torch.tensor(self._level_of_rank, device=device)
-            self._levels[key] = (strides, limits.view(-1, 2, 1), torch.tensor(self.level_priors, device=device),
-                                 level_of_rank)
+            self._levels[key] = strides, limits.view(-1, 2, 1), torch.tensor(self.level_priors, device=device)
         return self._levels[key]
 
     def remove(self) -> None:

@@ -64,7 +64,7 @@ class QueryPairLogits:
         self.use_sigmoid = bool(head.loss_cls.use_sigmoid)
         self._loss_name = 'loss_by_feat_single' if hasattr(head, 'loss_by_feat_single') else 'loss_and_target'
         self._output_storage: Optional[int] = None  # the class scores of the head's training forward
-        self._labels: Optional[Tensor] = None
+        self._labels = None  # the query labels of the current loss call: a tensor, or one per image
         self._matched: Optional[Tuple[Tensor, Tensor]] = None
         self._handle = head.register_forward_hook(self._capture)
         self._loss_of_head = wrap_method(head, self._loss_name, self._loss)
@@ -79,8 +79,7 @@ class QueryPairLogits:
         """The head's ``get_targets``; the query labels of its result are kept (one tensor, or
         one per image)."""
         targets = self._get_targets_of_head(*args, **kwargs)
-        labels = targets[0]
-        self._labels = labels if isinstance(labels, Tensor) else torch.stack(labels)
+        self._labels = targets[0]
         return targets
 
     def _loss(self, cls_scores: Tensor, *args, **kwargs):
@@ -103,6 +102,8 @@ class QueryPairLogits:
             raise RuntimeError(f'IPSDistillHook: {self.head_name} computed no loss with a matching of its '
                                'queries in this training step (nothing was captured)')
         scores, labels = matched
+        if not isinstance(labels, Tensor):  # one per image; stacked here, for the one call kept
+            labels = torch.stack(labels)
         num = len(data_samples)
         return scores.reshape(num, -1, scores.shape[-1]).transpose(1, 2), labels.reshape(num, -1)
 
