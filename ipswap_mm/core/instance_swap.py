@@ -21,23 +21,30 @@ from __future__ import annotations
 
 from typing import Optional, Sequence, Tuple, Union
 
+import numpy as np
 import torch
 from torch import Tensor
 
 
 def owner_index(counts: Sequence[int], device: Union[str, torch.device]) -> Tensor:
     """``(sum(counts),)`` long: the image of every object, for objects listed image by image
-    (``counts[i]`` of image ``i``). Built on the host and copied once, so no device work and
-    no sync (a device ``repeat_interleave`` by counts needs the output size)."""
-    return torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts, dtype=torch.long)).to(
-        device, non_blocking=True)
+    (``counts[i]`` of image ``i``). Built by NumPy on the host and copied once, so no device
+    work and no sync (a device ``repeat_interleave`` by counts needs the output size)."""
+    return to_device(torch.from_numpy(np.repeat(np.arange(len(counts), dtype=np.int64), counts)), device)
+
+
+def to_device(tensor: Tensor, device: Union[str, torch.device]) -> Tensor:
+    """``tensor`` on ``device``: itself if it is there (no operator call), else copied without a sync."""
+    if tensor.device == torch.device(device):
+        return tensor
+    return tensor.to(device, non_blocking=True)
 
 
 def box_pixel_ranges(boxes: Tensor, height: int, width: int) -> Tensor:
     """``(n, 4)`` float ``x1, y1, x2, y2`` -> ``(n, 4)`` long pixel ranges ``c1, r1, c2, r2`` (end
     exclusive), clipped to the ``height x width`` image. A pixel belongs to a box when the
     box covers a positive area of it; a box of zero width or height covers no pixel."""
-    limits = boxes.new_tensor([width, height, width, height])
+    limits = to_device(torch.from_numpy(np.array([width, height, width, height], dtype=np.float64)), boxes.device)
     starts = boxes[:, :2].floor()
     # an empty (or inverted) side ends where it starts: no pixel
     ends = torch.where(boxes[:, 2:] > boxes[:, :2], boxes[:, 2:].ceil(), starts)
@@ -113,7 +120,7 @@ def _edges(edges: Optional[Sequence[int]], size: int, device: Union[str, torch.d
     are copied from the host without a sync, as :func:`owner_index` is."""
     if edges is None:
         return torch.arange(size + 1, device=device)
-    return torch.tensor(edges, dtype=torch.long).to(device, non_blocking=True)
+    return to_device(torch.from_numpy(np.asarray(edges, dtype=np.int64)), device)
 
 
 def visible_mask_parts(masks: Tensor, image_index: Tensor, regions: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:

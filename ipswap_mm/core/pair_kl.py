@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 TEACHER_RULES = ('confidence', 'symmetric', 'confident_correct')
@@ -35,9 +34,9 @@ def class_weights(labels: Tensor, num_classes: int, dtype: torch.dtype) -> Tenso
         dtype: Floating-point type of the result.
     """
     if labels.dim() == 3:
-        return labels.to(dtype)
-    # one-hot over K + 2 slots: below 0, the K classes, K and above; the outer two are dropped
-    return F.one_hot(labels.long().clamp(-1, num_classes) + 1, num_classes + 2)[..., 1:-1].to(dtype)
+        return labels if labels.dtype == dtype else labels.to(dtype)
+    classes = torch.arange(num_classes, device=labels.device)
+    return (labels.unsqueeze(-1) == classes).to(dtype)
 
 
 def class_means(probs: Tensor, weights: Tensor) -> Tuple[Tensor, Tensor]:
@@ -51,16 +50,16 @@ def class_means(probs: Tensor, weights: Tensor) -> Tuple[Tensor, Tensor]:
         ``means (N, K, C)`` (zero for absent classes) and total weights ``counts (N, K)``.
     """
     shares, counts = _class_shares(weights)
-    return torch.bmm(shares, probs.transpose(1, 2)), counts
+    return torch.bmm(probs, shares).transpose(1, 2), counts[:, 0]
 
 
 def _class_shares(weights: Tensor) -> Tuple[Tensor, Tensor]:
-    """``(N, K, M)`` share of every element in its classes' means (rows sum to 1, or are 0
-    for an absent class), and the total weights ``(N, K)``."""
+    """``(N, M, K)`` share of every element in its classes' means (columns sum to 1, or
+    are 0 for an absent class), and the total weights ``(N, 1, K)``."""
     counts = weights.sum(1, keepdim=True)  # (N, 1, K)
     # the floor only keeps an absent class's 0 / 0 at 0: a class whose weights total less
     # than 1 (fractional weights) is still a distribution
-    return (weights / counts.clamp(min=torch.finfo(weights.dtype).tiny)).transpose(1, 2), counts[:, 0]
+    return weights / counts.clamp(min=torch.finfo(weights.dtype).tiny), counts
 
 
 def _to_probs(logits: Tensor, use_sigmoid: bool) -> Tensor:
@@ -68,47 +67,46 @@ def _to_probs(logits: Tensor, use_sigmoid: bool) -> Tensor:
 
 
 def _kl_from_partner(means: Tensor, use_sigmoid: bool) -> Tuple[Tensor, Tensor]:
-    """KL(partner || view) of every view's class means ``(P, 2, K, C)``, the partner (the
+    """KL(partner || view) of every view's class means ``(P, 2, C, K)``, the partner (the
     other view of the pair) taken as fixed; Bernoulli terms summed for sigmoids.
 
     Returns:
         ``kl (P, 2, K)``, which rounding can leave a hair below 0 (the caller clamps it),
-        and ``pull (P, 2, K, C)``, minus its derivative with respect to the view's means:
+        and ``pull (P, 2, C, K)``, minus its derivative with respect to the view's means:
         ``q / m`` (and ``- (1 - q) / (1 - m)`` for sigmoids), zero where ``m`` (``1 - m``)
         is below the floor of the logs, as a clamp's gradient is.
     """
+    if use_sigmoid:  # each sigmoid is a distribution over (p, 1 - p): one KL over both
+        means = torch.stack((means, 1 - means), 2)  # (P, 2, 2, C, K)
     probs = means.clamp(_EPS, 1.0)
     log_probs = probs.log()
     partner = probs.flip(1)
-    kl = partner * (log_probs.flip(1) - log_probs)
+    kl = (partner * (log_probs.flip(1) - log_probs)).sum(tuple(range(2, means.dim() - 1)))
     pull = partner / probs * (means >= _EPS)
     if use_sigmoid:
-        rest = 1 - means
-        above_floor = rest >= _EPS
-        rest = rest.clamp(_EPS, 1.0)
-        log_rest = rest.log()
-        partner_rest = rest.flip(1)
-        kl = kl + partner_rest * (log_rest.flip(1) - log_rest)
-        pull = pull - partner_rest / rest * above_floor
-    return kl.sum(-1), pull
+        pull_present, pull_absent = pull.unbind(2)
+        pull = pull_present - pull_absent
+    return kl, pull
 
 
 def _student_weight(plain_means: Tensor, counts: Tensor, teacher: str) -> Tensor:
     """``(P, 2, K)``: which view of a pair is the student of each class (1, or 1/2 each
-    under ``'symmetric'``), from the class means at T = 1 ``(2P, K, C)`` and the class
-    weights ``(2P, K)`` of both views; 0 where a class is not shared by the pair."""
-    # confidence[p, v, k]: mean probability of class k over the elements labelled k
-    confidence = plain_means.diagonal(dim1=1, dim2=2).unflatten(0, (-1, 2))
-    shared = (counts > 0).unflatten(0, (-1, 2)).all(1, keepdim=True)  # (P, 1, K)
+    under ``'symmetric'``), from the class means at T = 1 ``(2P, C, K)`` and the class
+    weights ``(2P, 1, K)`` of both views; 0 where a class is not shared by the pair."""
+    num_classes = counts.shape[-1]
+    # a class is shared when both views weigh it (weights are >= 0): 1.0 or 0.0, (P, 1, K)
+    shared = counts.view(-1, 2, num_classes).amin(1, keepdim=True).sign()
     if teacher == 'symmetric':  # both views, each half
-        return shared.expand(-1, 2, -1).to(plain_means.dtype) / 2
-    first_teaches = confidence[:, :1] >= confidence[:, 1:]  # (P, 1, K); a tie: the first view
-    weight = torch.cat([~first_teaches, first_teaches], 1) & shared
+        return (shared / 2).expand(-1, 2, -1)
+    # confidence[p, v, k]: mean probability of class k over the elements labelled k
+    confidence = plain_means.diagonal(dim1=1, dim2=2).view(-1, 2, num_classes)
+    teacher_view = confidence.argmax(1, keepdim=True)  # (P, 1, K); a tie: the first view
+    weight = torch.zeros_like(confidence).scatter_(1, 1 - teacher_view, shared)
     if teacher == 'confident_correct':  # the teacher's class mean for k predicts k
-        num_classes = plain_means.shape[1]
-        correct = plain_means.argmax(-1) == torch.arange(num_classes, device=plain_means.device)
-        weight &= correct.unflatten(0, (-1, 2)).flip(1)
-    return weight.to(plain_means.dtype)
+        classes = torch.arange(num_classes, device=plain_means.device)
+        correct = plain_means.argmax(1) == classes  # (2P, K)
+        weight = weight * correct.view(-1, 2, num_classes).flip(1)
+    return weight
 
 
 class _PairKL(torch.autograd.Function):
@@ -124,36 +122,36 @@ class _PairKL(torch.autograd.Function):
     @staticmethod
     def forward(ctx, logits: Tensor, labels: Tensor, num_classes: int, temperature: float, teacher: str,
                 use_sigmoid: bool) -> Tensor:
-        values = logits.double()
-        shares, counts = _class_shares(class_weights(labels, num_classes, values.dtype))  # (N, K, M), (N, K)
+        values = logits if logits.dtype == torch.float64 else logits.double()
+        shares, counts = _class_shares(class_weights(labels, num_classes, values.dtype))  # (N, M, K), (N, 1, K)
         probs = _to_probs(values / temperature, use_sigmoid)  # (N, C, M)
-        means = torch.bmm(shares, probs.transpose(1, 2))  # (N, K, C)
-        plain_means = means if temperature == 1 else torch.bmm(shares, _to_probs(values, use_sigmoid).transpose(1, 2))
+        means = torch.bmm(probs, shares)  # (N, C, K)
+        plain_means = means if temperature == 1 else torch.bmm(_to_probs(values, use_sigmoid), shares)
         weight = _student_weight(plain_means, counts, teacher)  # (P, 2, K)
         # every view is compared with its partner; ``weight`` keeps the student's comparisons
-        kl, pull = _kl_from_partner(means.unflatten(0, (-1, 2)), use_sigmoid)
-        total_weight = weight.sum().clamp(min=1.0)
-        loss = (kl.clamp_min(0.0) * weight).sum() / total_weight * temperature**2
+        kl, pull = _kl_from_partner(means.view(-1, 2, *means.shape[1:]), use_sigmoid)
+        weight = weight / weight.sum().clamp(min=1.0)  # the mean over (pair, shared class)
+        loss = (kl.clamp_min(0.0) * weight).sum() * temperature**2
         if ctx.needs_input_grad[0]:
-            # d loss / d values = T / total_weight * d_values, by the chain rule:
-            # loss = T^2 / total_weight * sum(weight * KL), d KL / d means = -pull,
-            # means = shares @ probs^T, probs = softmax(values / T) over C (or sigmoid)
-            d_probs = torch.bmm((weight[..., None] * pull).flatten(0, 1).transpose(1, 2), shares)  # (N, C, M)
+            # d loss / d values = T * d_values, by the chain rule: loss = T^2 * sum(weight * KL),
+            # d KL / d means = -pull, means = probs @ shares, probs = softmax(values / T) over C
+            # (or sigmoid)
+            d_probs = torch.bmm((weight.unsqueeze(2) * pull).view_as(means), shares.transpose(1, 2))  # (N, C, M)
             if use_sigmoid:  # p (1 - p) times -d_probs
                 d_values = d_probs * probs * (probs - 1)
             else:  # p (g - sum_c p g) with g = -d_probs
                 d_values = ((probs * d_probs).sum(1, keepdim=True) - d_probs) * probs
             # kept in float64 until the incoming gradient (with an fp16 loss scale) is applied:
             # cast first, the small gradients of near-equal views would flush to zero in fp16
-            ctx.save_for_backward(d_values, total_weight)
+            ctx.save_for_backward(d_values)
             ctx.temperature, ctx.dtype = temperature, logits.dtype
         return loss.float()
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: Tensor) -> Tuple[Optional[Tensor], None, None, None, None, None]:
-        d_values, total_weight = ctx.saved_tensors
-        d_logits = (d_values * (grad * ctx.temperature / total_weight)).to(ctx.dtype)
+        d_values, = ctx.saved_tensors
+        d_logits = (d_values * (grad * ctx.temperature)).to(ctx.dtype)
         return d_logits, None, None, None, None, None
 
 

@@ -50,8 +50,8 @@ class PairKLDivLoss(nn.Module):
         if self.use_sigmoid is not None and self.use_sigmoid != model_uses_sigmoid:
             raise ValueError(f'PairKLDivLoss.use_sigmoid={self.use_sigmoid} but the model scores classes with '
                              f"{'sigmoids' if model_uses_sigmoid else 'a softmax'}; leave use_sigmoid unset")
-        return self.loss_weight * pair_kl_divergence(logits, labels, num_classes, self.temperature,
-                                                     self.teacher, model_uses_sigmoid)
+        loss = pair_kl_divergence(logits, labels, num_classes, self.temperature, self.teacher, model_uses_sigmoid)
+        return loss if self.loss_weight == 1.0 else self.loss_weight * loss
 
     def extra_repr(self) -> str:
         return (f'temperature={self.temperature}, loss_weight={self.loss_weight}, teacher={self.teacher!r}, '

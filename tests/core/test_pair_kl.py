@@ -9,8 +9,7 @@ from ipswap_mm.core.pair_kl import class_means, class_weights, pair_kl_divergenc
 
 
 def reference_loss(logits, labels, num_classes, temperature, use_sigmoid=False, teacher='confidence'):
-    """Plain-Python restatement of the documented loss, pair by pair and class by class
-    (teacher rule ``'confidence'`` or ``'confident_correct'``)."""
+    """Plain-Python restatement of the documented loss, pair by pair and class by class."""
     terms = []
     for pair in range(logits.shape[0] // 2):
         for k in range(num_classes):
@@ -26,23 +25,31 @@ def reference_loss(logits, labels, num_classes, temperature, use_sigmoid=False, 
             if len(views) < 2:
                 continue
             (p_a, plain_a), (p_b, plain_b) = views
+            if teacher == 'symmetric':  # both directions, the teacher side detached, averaged
+                terms.append((kl_divergence(p_a.detach(), p_b, use_sigmoid)
+                              + kl_divergence(p_b.detach(), p_a, use_sigmoid)) / 2)
+                continue
             a_teaches = plain_a[k] >= plain_b[k]
             if teacher == 'confident_correct' and int((plain_a if a_teaches else plain_b).argmax()) != k:
                 continue  # a teacher whose class mean does not predict k teaches nothing
             p_t, p_s = (p_a.detach(), p_b) if a_teaches else (p_b.detach(), p_a)  # the teacher is detached
-            kl = (p_t * (p_t / p_s).log()).sum()
-            if use_sigmoid:
-                kl = kl + ((1 - p_t) * ((1 - p_t) / (1 - p_s)).log()).sum()
-            terms.append(kl)
+            terms.append(kl_divergence(p_t, p_s, use_sigmoid))
     if not terms:
         return 0.0
     return temperature**2 * torch.stack(terms).sum() / len(terms)  # differentiable: autograd's gradient
 
 
+def kl_divergence(p_t, p_s, use_sigmoid):
+    kl = (p_t * (p_t / p_s).log()).sum()
+    if use_sigmoid:
+        kl = kl + ((1 - p_t) * ((1 - p_t) / (1 - p_s)).log()).sum()
+    return kl
+
+
 @settings(max_examples=40, deadline=None)
 @given(pairs=st.integers(1, 3), classes=st.integers(1, 5), elements=st.integers(1, 30),
        temperature=st.floats(0.5, 6), sigmoid=st.booleans(), seed=st.integers(0, 2**31),
-       teacher=st.sampled_from(['confidence', 'confident_correct']))
+       teacher=st.sampled_from(['confidence', 'confident_correct', 'symmetric']))
 def test_matches_reference(pairs, classes, elements, temperature, sigmoid, seed, teacher):
     torch.manual_seed(seed)
     channels = classes if sigmoid else classes + 1
@@ -56,7 +63,7 @@ def test_matches_reference(pairs, classes, elements, temperature, sigmoid, seed,
 @settings(max_examples=40, deadline=None)
 @given(pairs=st.integers(1, 3), classes=st.integers(1, 5), elements=st.integers(1, 30),
        temperature=st.floats(0.5, 6), sigmoid=st.booleans(), seed=st.integers(0, 2**31),
-       teacher=st.sampled_from(['confidence', 'confident_correct']))
+       teacher=st.sampled_from(['confidence', 'confident_correct', 'symmetric']))
 def test_hand_written_gradient_matches_autograd_through_the_reference(pairs, classes, elements, temperature,
                                                                       sigmoid, seed, teacher):
     torch.manual_seed(seed)
@@ -133,6 +140,13 @@ def test_gradient_reaches_only_the_student_view():
     assert loss.item() > 0
     assert torch.all(logits.grad[0] == 0)
     assert logits.grad[1].abs().sum() > 0
+
+
+def test_a_tie_in_confidence_makes_the_first_view_the_teacher():
+    # sigmoids: both views give class 0 exactly 0.5 (at every temperature) and differ on class 1
+    logits = torch.tensor([[0.0, 2.0], [0.0, -2.0]])[..., None].requires_grad_()
+    pair_kl_divergence(logits, torch.zeros(2, 1, dtype=torch.long), 2, use_sigmoid=True).backward()
+    assert torch.all(logits.grad[0] == 0) and logits.grad[1].abs().sum() > 0
 
 
 def test_symmetric_rule_trains_both_views():

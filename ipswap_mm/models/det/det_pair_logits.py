@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pad_sequence
 
-from ...core.instance_swap import owner_index
+from ...core.instance_swap import owner_index, to_device
 from ..loss_forward import loss_call_samples
 from ..method_wrap import unwrap_method, wrap_method
 
@@ -104,9 +104,8 @@ class RoIPairLogits:
         self._handle = detector.register_forward_pre_hook(self._arm, with_kwargs=True)
 
     def _arm(self, detector: nn.Module, args: tuple, kwargs: dict) -> None:
-        from mmdet.structures.bbox import bbox2roi
         data_samples = loss_call_samples(detector, args, kwargs)
-        self._gt_rois = None if data_samples is None else bbox2roi(_gt_boxes(data_samples)[0])
+        self._gt_rois = None if data_samples is None else _rois(_gt_boxes(data_samples)[0])
         self._scores = None
 
     def _bbox_forward(self, *args, **kwargs) -> dict:
@@ -141,6 +140,14 @@ class RoIPairLogits:
     def remove(self) -> None:
         self._handle.remove()
         unwrap_method(self.roi_head, '_bbox_forward', self._bbox_forward)
+
+
+def _rois(boxes: List[Tensor]) -> Tensor:
+    """Boxes ``(n_i, 4)`` of every image -> ``(sum n_i, 5)`` RoIs ``(image, x1, y1, x2, y2)``, as
+    MMDetection's ``bbox2roi`` makes them (one concatenation, not two per image)."""
+    flat = torch.cat(boxes)
+    image = owner_index([len(b) for b in boxes], flat.device).to(flat.dtype)
+    return torch.cat([image[:, None], flat], 1)
 
 
 def _leading_rows(value, rows: int, own: int):
@@ -203,40 +210,48 @@ class DensePairLogits:
         boxes, labels = _gt_boxes(data_samples)
         counts = [len(b) for b in boxes]
         device = cls_scores[0].device
-        flat = torch.cat(boxes).to(device).float()  # (n, 4)
+        flat = to_device(torch.cat(boxes), device)  # (n, 4)
         image = owner_index(counts, device)
-        size = ((flat[:, 2] - flat[:, 0]).clamp(min=1) * (flat[:, 3] - flat[:, 1]).clamp(min=1)).sqrt()
-        level = torch.floor(torch.log2(size / (4 * self.strides[0]))).clamp(0, len(cls_scores) - 1).long()
-        # every box's centre cell (y, x) on every level, inside the level's map: (L, 2, n)
-        strides, limits, priors_per_level = self._level_table(tuple(scores.shape[2:] for scores in cls_scores), device)
-        centres = (flat[:, :2] + flat[:, 2:]).T.flip(0) / 2  # (2, n): y, x
-        cells = torch.minimum((centres / strides).long().clamp(min=0), limits)
-        picked = [scores[image, :, y, x] for scores, (y, x) in zip(cls_scores, cells.unbind(0))]  # (n, P_l * C)
+        # every level's stride (doubled: the centre is the sum of the corners over 2), last
+        # column and row (L, 1, 2), smallest box area (L - 1,) and prior count (L,)
+        strides, limits, areas, priors_per_level = self._level_table(
+            tuple(scores.shape[2:] for scores in cls_scores), device)
+        # the level ``floor(log2(sqrt(wh) / (4 * stride_0)))``, clamped to the levels: how many
+        # levels' smallest areas ``(4 * stride_0 * 2^l)^2``, l >= 1, the box's area reaches
+        area = (flat[:, 2:] - flat[:, :2]).clamp(min=1).prod(1)
+        level = (area[:, None] >= areas).sum(1)
+        # every box's centre cell (x, y) on every level, inside the level's map: (L, n, 2)
+        cells = torch.minimum(((flat[:, :2] + flat[:, 2:]) / strides).long().clamp(min=0), limits)
+        picked = [scores[image, :, y, x] for scores, (x, y) in zip(cls_scores, cells.permute(0, 2, 1))]
         width = self.priors * self.prior_channels  # levels with fewer priors (SSD) padded to the most
         picked = torch.stack([F.pad(part, (0, width - part.shape[1])) if part.shape[1] < width else part
-                              for part in picked])
+                              for part in picked])  # (L, n, P * C)
         elements = picked[level, torch.arange(len(flat), device=device)]  # (n, priors * channels), each box's level
         elements = elements.view(-1, self.prior_channels)  # every prior of a box is one element
         if self.class_offset:  # YOLOv3: the class logits after the box values and objectness
             elements = elements[:, self.class_offset:]
-        elements = elements.float()
-        labels = torch.cat(labels).to(device).repeat_interleave(self.priors)  # (n * priors,)
+        labels = to_device(torch.cat(labels), device).repeat_interleave(self.priors)  # (n * priors,)
         if self._pads_priors:  # the priors a box's level does not have: label -1
             present = torch.arange(self.priors, device=device) < priors_per_level[level][:, None]
             labels = torch.where(present.view(-1), labels, -1)
         return _per_image(elements, labels, [c * self.priors for c in counts])
 
-    def _level_table(self, sizes: Tuple[Tuple[int, int], ...], device: torch.device) -> Tuple[Tensor, Tensor, Tensor]:
-        """Every level's stride ``(L, 1, 1)``, last row and column ``(L, 2, 1)`` (long) and prior
-        count ``(L,)``, finest stride first, on ``device``; made once per map geometry
-        (host-to-device copies every step otherwise)."""
+    def _level_table(self, sizes: Tuple[Tuple[int, int], ...],
+                     device: torch.device) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Every level's doubled stride ``(L, 1, 1)``, last column and row ``(L, 1, 2)`` (long),
+        smallest box area ``(L - 1,)`` from the second level up, and prior count ``(L,)``,
+        finest stride first, on ``device``; made once per map geometry (host-to-device
+        copies every step otherwise)."""
         key = (sizes, device)
         if key not in self._levels:
             if len(self._levels) >= 8:  # multi-scale training: a few geometries, not unbounded
                 self._levels.clear()
-            strides = torch.tensor(self.strides, device=device).view(-1, 1, 1)
-            limits = torch.tensor([[height - 1, width - 1] for height, width in sizes], device=device)
-            self._levels[key] = strides, limits.view(-1, 2, 1), torch.tensor(self.level_priors, device=device)
+            strides = torch.tensor([2 * stride for stride in self.strides], device=device).view(-1, 1, 1)
+            limits = torch.tensor([[width - 1, height - 1] for height, width in sizes], device=device)
+            areas = torch.tensor([(4 * self.strides[0] * 2**level)**2 for level in range(1, len(sizes))],
+                                 device=device)
+            self._levels[key] = (strides, limits.view(-1, 1, 2), areas,
+                                 torch.tensor(self.level_priors, device=device))
         return self._levels[key]
 
     def remove(self) -> None:

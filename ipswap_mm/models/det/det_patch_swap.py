@@ -5,30 +5,44 @@ from typing import List, Tuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from mmdet.registry import MODELS
 from mmdet.structures.mask import BitmapMasks, PolygonMasks
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from ...core.instance_swap import keep_visible_objects, owner_index, pair_regions, visible_box_parts, visible_mask_parts
+from ...core.instance_swap import (
+    keep_visible_objects,
+    owner_index,
+    pair_regions,
+    to_device,
+    visible_box_parts,
+    visible_mask_parts,
+)
 from ...core.patch_swap import Ratio
 from ..pair_swap_batch_aug import PairSwapBatchAug
 
 INSTANCE_FIELDS = ('gt_instances', 'ignored_instances')
 
 
-def _masks_to_tensor(masks, height: int, width: int, device) -> Tensor:
-    """Bitmap or polygon masks -> ``(n, height, width)`` bool tensor (cropped or zero-padded)."""
-    if isinstance(masks, PolygonMasks):
-        array = masks.to_ndarray()
-    elif isinstance(masks, BitmapMasks):
-        array = masks.masks
-    else:
-        raise TypeError(f'DetPatchSwap: gt_instances.masks of type {type(masks).__name__} is not supported '
-                        '(BitmapMasks or PolygonMasks)')
-    tensor = torch.from_numpy(np.ascontiguousarray(array[:, :height, :width])).to(device).bool()
-    return F.pad(tensor, (0, width - tensor.shape[2], 0, height - tensor.shape[1]))
+def _masks_to_tensor(masks: list, height: int, width: int, device) -> Tensor:
+    """Every sample's bitmap or polygon masks -> one ``(n, height, width)`` bool tensor, each
+    sample's cropped or zero-padded to the batch size; put together on the host, copied once."""
+    arrays = []
+    for sample_masks in masks:
+        if isinstance(sample_masks, PolygonMasks):
+            arrays.append(sample_masks.to_ndarray())
+        elif isinstance(sample_masks, BitmapMasks):
+            arrays.append(sample_masks.masks)
+        else:
+            raise TypeError(f'DetPatchSwap: gt_instances.masks of type {type(sample_masks).__name__} is not '
+                            'supported (BitmapMasks or PolygonMasks)')
+    batch = np.zeros((sum(len(array) for array in arrays), height, width), dtype=bool)
+    start = 0
+    for array in arrays:
+        part = array[:, :height, :width]
+        batch[start:start + len(array), :part.shape[1], :part.shape[2]] = part
+        start += len(array)
+    return to_device(torch.from_numpy(batch), device)
 
 
 @MODELS.register_module()
@@ -119,7 +133,9 @@ class DetPatchSwap(PairSwapBatchAug):
             return
         box_type = type(instances[0].bboxes)
         plain_boxes = issubclass(box_type, Tensor)
-        boxes = torch.cat([_box_tensor(inst.bboxes) for inst in instances]).to(device).float()
+        boxes = to_device(torch.cat([_box_tensor(inst.bboxes) for inst in instances]), device)
+        if boxes.dtype != torch.float32:
+            boxes = boxes.float()
         owner = owner_index(counts, device)
         # every object seen through two regions: its own image's stay region, the partner's move region
         seen_through = torch.stack([owner, owner + num_images])  # (2, n)
@@ -127,7 +143,7 @@ class DetPatchSwap(PairSwapBatchAug):
         # where each sample's own objects stay visible, and where they show in the partner image
         if with_masks:
             regions = pair_regions(self.swap.cells_to_pixels(cells, height, width)).flatten(0, 1)  # (4Q, H, W)
-            masks = torch.cat([_masks_to_tensor(inst.masks, height, width, device) for inst in instances])
+            masks = _masks_to_tensor([inst.masks for inst in instances], height, width, device)
             new_masks, new_boxes, visible, full_area = visible_mask_parts(masks, seen_through, regions)
             # an object that stays untouched, or is carried over whole, keeps its box
             new_boxes = torch.where((visible >= full_area)[..., None], boxes, new_boxes)
@@ -148,7 +164,7 @@ class DetPatchSwap(PairSwapBatchAug):
             came = num + starts[partner] + np.flatnonzero(keep[1, starts[partner]:starts[partner + 1]])
             picks += [own, came]
             new_counts.append(len(own) + len(came))
-        picks = torch.from_numpy(np.concatenate(picks)).to(device)
+        picks = to_device(torch.from_numpy(np.concatenate(picks)), device)
         sources = picks % num  # the original object of each new one
         fields = {key: torch.cat([getattr(inst, key) for inst in instances])[sources].split(new_counts)
                   for key in _carried_fields(instances[0])}
@@ -158,7 +174,8 @@ class DetPatchSwap(PairSwapBatchAug):
             masks = np.split(new_masks.view(2 * num, height, width)[picks].cpu().numpy(), np.cumsum(new_counts)[:-1])
         for index, (sample, inst) in enumerate(zip(data_samples, instances)):
             result = InstanceData(**{key: values[index] for key, values in fields.items()})
-            result.bboxes = boxes[index] if plain_boxes else box_type(boxes[index])
+            # rows of a tensor the swap just made, not the input's: no copy needed
+            result.bboxes = boxes[index] if plain_boxes else box_type(boxes[index], clone=False)
             if with_masks:
                 mask_h, mask_w = inst.masks.height, inst.masks.width
                 result.masks = BitmapMasks(masks[index][:, :mask_h, :mask_w].astype(np.uint8), mask_h, mask_w)

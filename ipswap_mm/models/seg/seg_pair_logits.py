@@ -119,7 +119,7 @@ def cell_class_counts(labels: Tensor, size: Tuple[int, int], num_classes: int) -
         num_classes: K.
 
     Returns:
-        ``(N, h * w, K)`` float32 pixel counts.
+        ``(N, h * w, K)`` pixel counts, float64 (exact; the pair KL computes in float64).
     """
     num, height, width = labels.shape
     first_bin, ones = _cell_bins(num, height, width, tuple(size), num_classes, labels.device)
@@ -127,7 +127,7 @@ def cell_class_counts(labels: Tensor, size: Tuple[int, int], num_classes: int) -
         labels = labels.long()
     # every cell has K + 2 bins: below 0, classes 0 .. K-1, K and above; the outer two are dropped
     index = first_bin + labels.clamp(-1, num_classes)
-    counts = torch.zeros(num * size[0] * size[1] * (num_classes + 2), dtype=torch.float32, device=labels.device)
+    counts = torch.zeros(num * size[0] * size[1] * (num_classes + 2), dtype=torch.float64, device=labels.device)
     counts.index_add_(0, index.view(-1), ones)
     return counts.view(num, size[0] * size[1], num_classes + 2)[..., 1:-1]
 
@@ -143,4 +143,4 @@ def _cell_bins(num: int, height: int, width: int, size: Tuple[int, int], num_cla
     cell = rows[:, None] * cell_w + cols[None, :]  # (H, W)
     images = torch.arange(num, device=device)[:, None, None] * (cell_h * cell_w)
     first_bin = (images + cell) * (num_classes + 2) + 1
-    return first_bin, torch.ones((), dtype=torch.float32, device=device).expand(first_bin.numel())
+    return first_bin, torch.ones((), dtype=torch.float64, device=device).expand(first_bin.numel())

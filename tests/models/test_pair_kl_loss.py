@@ -1,0 +1,37 @@
+import pytest
+import torch
+
+from ipswap_mm.core.pair_kl import pair_kl_divergence
+from ipswap_mm.models.pair_kl_loss import PairKLDivLoss
+
+
+def views():
+    torch.manual_seed(0)
+    return torch.randn(4, 3, 6), torch.randint(0, 3, (4, 6))
+
+
+@pytest.mark.parametrize('weight', [1.0, 0.25])
+def test_the_loss_is_the_weighted_pair_kl_at_its_temperature(weight):
+    logits, labels = views()
+    loss = PairKLDivLoss(temperature=2.0, loss_weight=weight)(logits, labels, 3)
+    expected = pair_kl_divergence(logits, labels, 3, temperature=2.0)
+    assert expected.item() > 0 and loss.item() == pytest.approx(weight * expected.item(), rel=1e-6)
+
+
+def test_teacher_rule_reaches_the_kl():
+    logits, labels = views()
+    loss = PairKLDivLoss(teacher='symmetric')(logits, labels, 3)
+    assert loss.item() == pytest.approx(pair_kl_divergence(logits, labels, 3, teacher='symmetric').item())
+
+
+def test_use_sigmoid_that_contradicts_the_model_is_refused():
+    logits, labels = views()
+    with pytest.raises(ValueError, match='use_sigmoid'):
+        PairKLDivLoss(use_sigmoid=True)(logits, labels, 3, model_uses_sigmoid=False)
+
+
+@pytest.mark.parametrize('kwargs, key', [(dict(temperature=0), 'temperature'), (dict(teacher='student'), 'teacher'),
+                                         (dict(loss_name='ips_kl'), 'loss_name')])
+def test_bad_options_name_the_key(kwargs, key):
+    with pytest.raises(ValueError, match=f'PairKLDivLoss.{key}'):
+        PairKLDivLoss(**kwargs)
