@@ -110,9 +110,11 @@ class DetPatchSwap(PairSwapBatchAug):
         # the samples of pairs that swap nothing keep their annotations as they are
         pairs = [pair for pair, changed in enumerate(swapped) if changed]
         samples = [data_samples[2 * pair + side] for pair in pairs for side in (0, 1)]
+        if len(pairs) < len(swapped):
+            cells = cells[pairs]
         for field in INSTANCE_FIELDS:
             if field in data_samples[0]:
-                self._swap_instances(samples, field, cells[pairs], *inputs.shape[-2:])
+                self._swap_instances(samples, field, cells, *inputs.shape[-2:])
         return inputs, data_samples
 
     def _swap_instances(self, data_samples: List, field: str, cells: Tensor, height: int, width: int) -> None:

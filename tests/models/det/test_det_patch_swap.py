@@ -168,10 +168,12 @@ def random_pairs(draw):
 
 
 @settings(max_examples=40, deadline=None)
-@given(case=random_pairs(), ratio=st.floats(0, 1), min_area=st.integers(0, 40), min_ratio=st.floats(0, 1))
-def test_every_object_is_its_visible_part(case, ratio, min_area, min_ratio):
+@given(case=random_pairs(), ratio=st.floats(0, 1), min_area=st.integers(0, 40), min_ratio=st.floats(0, 1),
+       swap_prob=st.sampled_from([0.5, 1.0]))
+def test_every_object_is_its_visible_part(case, ratio, min_area, min_ratio, swap_prob):
     """Random objects, random swaps: each output object is the visible part of one input object, with
-    labels aligned, its box within that part, and kept exactly when the thresholds say so."""
+    labels aligned, its box within that part, and kept exactly when the thresholds say so (also where
+    one pair of the batch swaps and the other does not)."""
     num_pairs, height, width, patch, seed, kind = case
     rng = np.random.default_rng(seed)
     samples, sources = [], {}
@@ -188,7 +190,7 @@ def test_every_object_is_its_visible_part(case, ratio, min_area, min_ratio):
         pixels = mask_array(sample.gt_instances) if kind == 'bitmap' else rectangle_masks(boxes, height, width) > 0
         sources.update({label: (image, box, pixels[i]) for i, (label, box) in enumerate(zip(labels, boxes))})
         samples.append(sample)
-    aug = DetPatchSwap(patch_size=patch, swap_prob=1.0, swap_ratio=ratio, min_visible_area=min_area,
+    aug = DetPatchSwap(patch_size=patch, swap_prob=swap_prob, swap_ratio=ratio, min_visible_area=min_area,
                        min_visible_ratio=min_ratio)
     inputs = torch.rand(2 * num_pairs, 1, height, width)
     image_id = torch.arange(2 * num_pairs, dtype=torch.float32)[:, None, None, None].expand_as(inputs).clone()
