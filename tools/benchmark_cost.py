@@ -337,67 +337,98 @@ def variants(task: str) -> tuple:
     return ('baseline', 'ips', TASKS[task].mix, 'teacher_kd')
 
 
+class VariantStep:
+    """``variant`` of ``task``, built on ``device``, ready to train on one generated batch.
+
+    ``step()`` trains one step on the batch (the mixing transforms of the detection mixing
+    variants run inside it, on a fresh copy of the samples; a teacher-KD step runs the
+    frozen teacher's forward first) and returns the loss dict. ``prepared()`` and
+    ``train_step(prepared)`` split it for callers that profile the step alone. ``close()``
+    removes IPS's hooks.
+    """
+
+    def __init__(self, task: str, variant: str, device: str, crop: int, batch: int, ips_options: list = ()) -> None:
+        import numpy as np
+        import torch
+        from mmengine.optim import OptimWrapper
+        from mmengine.registry import DefaultScope
+
+        import ipswap_mm  # noqa: F401 - registers IPS
+        from ipswap_mm.engine.distill_hook import IPSDistillHook
+        self.spec = spec = TASKS[task]
+        if variant not in variants(task):
+            raise ValueError(f'{task} has the variants {variants(task)}, not {variant!r}')
+        torch.manual_seed(0)
+        np.random.seed(0)
+        with DefaultScope.overwrite_default_scope(spec.scope):
+            if variant == 'ips':
+                cfg, self.model = spec.build(spec.ips, crop, device, options=ips_options)
+            else:
+                cfg, self.model = spec.build(spec.baseline, crop, device)
+            self.hook = None
+            if variant == 'ips':
+                self.hook = IPSDistillHook(**{k: v for k, v in cfg.custom_hooks[0].items() if k != 'type'})
+                self.hook.attach(self.model)
+            self.mix = spec.mixing(self.model, crop) if variant == spec.mix else None
+            self.teacher = None
+            if variant == 'teacher_kd':
+                _, self.teacher = spec.build(spec.baseline, crop, device, depth=TEACHER_DEPTH)
+                self.teacher.eval().requires_grad_(False)
+        # foreach: the multi-tensor update that torch picks by default for CUDA parameters (a
+        # handful of operator calls a step); on the CPU it defaults to a loop over the
+        # parameters, about 3 calls each, which would swell the baseline's operator calls
+        self.optim = OptimWrapper(torch.optim.SGD(self.model.parameters(), lr=1e-3, momentum=0.9, foreach=True))
+        self.model.train()
+        self.raw = spec.samples(batch, crop)
+
+    @property
+    def modules(self) -> list:
+        return [m for m in (self.model, self.teacher) if m is not None]
+
+    def prepared(self):
+        return self.spec.prepare(self.raw, self.mix)
+
+    def train_step(self, prepared) -> dict:
+        import torch
+        data = self.spec.collate(prepared, self.mix)
+        if self.teacher is not None:
+            with torch.no_grad():
+                processed = self.teacher.data_preprocessor(data, training=False)
+                self.teacher._forward(processed['inputs'], processed['data_samples'])
+        return self.model.train_step(data, self.optim)
+
+    def step(self) -> dict:
+        return self.train_step(self.prepared())
+
+    def close(self) -> None:
+        if self.hook is not None:
+            self.hook.detach()
+
+
 def worker(task: str, variant: str, device: str, iters: int, warmup: int, crop: int, batch: int,
            memory_steps: int = 3, ips_options: list = ()) -> dict:
     """Train ``variant`` of ``task`` for ``warmup + iters`` steps on one generated batch; time each.
     On the CPU, then ``memory_steps`` more steps, untimed, each profiled (:func:`cpu_step_profile`;
     their swaps differ, and so do the instances a detector sees): the largest tensor peak and
     the mean work (GFLOP, operator calls) are reported."""
-    import numpy as np
-    import torch
-    from mmengine.optim import OptimWrapper
     from mmengine.registry import DefaultScope
-
-    import ipswap_mm  # noqa: F401 - registers IPS
-    from ipswap_mm.engine.distill_hook import IPSDistillHook
     spec = TASKS[task]
-    if variant not in variants(task):
-        raise ValueError(f'{task} has the variants {variants(task)}, not {variant!r}')
-    torch.manual_seed(0)
-    np.random.seed(0)
+    run = VariantStep(task, variant, device, crop, batch, ips_options)
     with DefaultScope.overwrite_default_scope(spec.scope):
-        if variant == 'ips':
-            cfg, model = spec.build(spec.ips, crop, device, options=ips_options)
-        else:
-            cfg, model = spec.build(spec.baseline, crop, device)
-        hook = None
-        if variant == 'ips':
-            hook = IPSDistillHook(**{k: v for k, v in cfg.custom_hooks[0].items() if k != 'type'})
-            hook.attach(model)
-        mix = spec.mixing(model, crop) if variant == spec.mix else None
-        teacher = None
-        if variant == 'teacher_kd':
-            _, teacher = spec.build(spec.baseline, crop, device, depth=TEACHER_DEPTH)
-            teacher.eval().requires_grad_(False)
-        # foreach: the multi-tensor update that torch picks by default for CUDA parameters (a
-        # handful of operator calls a step); on the CPU it defaults to a loop over the
-        # parameters, about 3 calls each, which would swell the baseline's operator calls
-        optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, foreach=True))
-        model.train()
-        raw = spec.samples(batch, crop)
-
-        def train_step(prepared):
-            data = spec.collate(prepared, mix)
-            if teacher is not None:
-                with torch.no_grad():
-                    processed = teacher.data_preprocessor(data, training=False)
-                    teacher._forward(processed['inputs'], processed['data_samples'])
-            return model.train_step(data, optim)
-
         times = []
         for step in range(warmup + iters):
-            prepared = spec.prepare(raw, mix)
+            prepared = run.prepared()
             synchronize(device)
             start = time.perf_counter()
-            losses = train_step(prepared)
+            losses = run.train_step(prepared)
             synchronize(device)
             if step >= warmup:
                 times.append(time.perf_counter() - start)
         result = dict(task=task, variant=variant, median_s=statistics.median(times), times=times,
                       peak_mb=peak_memory_mb(device), loss=losses['loss'].item(), losses=sorted(losses))
         if device == 'cpu' and memory_steps > 0:
-            profiles = [cpu_step_profile(functools.partial(train_step, spec.prepare(raw, mix)),
-                                         [m for m in (model, teacher) if m is not None], optim.optimizer)
+            profiles = [cpu_step_profile(functools.partial(run.train_step, run.prepared()), run.modules,
+                                         run.optim.optimizer)
                         for _ in range(memory_steps)]
             peaks = [profile['tensor_peak_mb'] for profile in profiles]
             result.update(tensor_peak_mb=max(peaks), tensor_peaks_mb=peaks,
@@ -406,8 +437,9 @@ def worker(task: str, variant: str, device: str, iters: int, warmup: int, crop: 
                           gflops_per_step=[profile['gflops'] for profile in profiles],
                           op_calls_per_step=[profile['op_calls'] for profile in profiles])
         if variant == 'ips':
-            result.update(swap_vs_copy(spec, model, spec.collate(spec.prepare(raw, None), None), device, iters))
-            hook.detach()
+            result.update(swap_vs_copy(spec, run.model, spec.collate(spec.prepare(run.raw, None), None), device,
+                                       iters))
+        run.close()
     return result
 
 
