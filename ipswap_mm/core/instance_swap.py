@@ -147,12 +147,26 @@ def visible_mask_parts(masks: Tensor, image_index: Tensor, regions: Tensor) -> T
 
 
 def _row_counts(masks: Tensor) -> Tensor:
-    """``(..., H, W)`` bool -> ``(..., H)`` integer: the True pixels of every row, summed as
-    bytes into int16 (int32 for rows too wide for it). A bool tensor's ``sum`` or ``any``
-    first converts it to int64 or walks it element by element: 26 and 20 ms against 3.6
-    for nine 512x512 masks in two regions on one CPU core."""
-    dtype = torch.int16 if masks.shape[-1] <= torch.iinfo(torch.int16).max else torch.int32
-    return masks.view(torch.uint8).sum(-1, dtype=dtype)
+    """``(..., H, W)`` bool -> ``(..., H)`` integer: the True pixels of every row.
+
+    Summed as bytes: first in uint8 over runs of at most 255 pixels (they cannot overflow),
+    then the runs' sums into int16 (int32 for rows too wide for it). A bool tensor's ``sum``
+    or ``any`` first converts it to int64 or walks it element by element (26 and 20 ms
+    against 3.6 for nine 512x512 masks in two regions on one core), and a byte sum into
+    int16 converts every pixel first (1.31 ms against 0.23 ms by runs of 128, six 1024x1024
+    masks, one core)."""
+    width = masks.shape[-1]
+    dtype = torch.int16 if width <= torch.iinfo(torch.int16).max else torch.int32
+    run = _byte_run(width)
+    pixels = masks.view(torch.uint8)
+    if run < 16:  # no run length worth it divides the width
+        return pixels.sum(-1, dtype=dtype)
+    return pixels.reshape(*masks.shape[:-1], width // run, run).sum(-1, dtype=torch.uint8).sum(-1, dtype=dtype)
+
+
+def _byte_run(width: int) -> int:
+    """The longest run of pixels, at most 255, that divides ``width``."""
+    return next(run for run in range(min(width, 255), 0, -1) if width % run == 0)
 
 
 def keep_visible_objects(visible_area: Tensor, full_area: Tensor, min_visible_area: float,

@@ -1,9 +1,11 @@
 import numpy as np
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ipswap_mm.core.instance_swap import (
+    _row_counts,
     box_pixel_ranges,
     keep_visible_objects,
     owner_index,
@@ -203,3 +205,13 @@ def test_pair_regions_split_each_pair_mask():
 def test_owner_index_lists_the_image_of_every_object():
     assert owner_index([2, 0, 3, 1], 'cpu').tolist() == [0, 0, 2, 2, 2, 3]
     assert owner_index([0, 0], 'cpu').tolist() == []
+
+
+@pytest.mark.parametrize('width', [7, 40, 255, 300, 1024, 257])
+def test_row_counts_are_the_true_pixels_of_every_row(width):
+    """Runs of pixels summed in uint8 first (300: runs of 150; 1024: of 128; 257, a prime: none)."""
+    torch.manual_seed(width)
+    masks = torch.rand(2, 3, 5, width) < torch.rand(2, 3, 5, 1)  # rows from empty to full
+    masks[0, 0, 0] = True  # a full row: more ones than a uint8 holds when the width is above 255
+    counts = _row_counts(masks)
+    assert counts.dtype == torch.int16 and torch.equal(counts.long(), masks.sum(-1))
