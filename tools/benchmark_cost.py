@@ -505,11 +505,7 @@ def main(argv=None) -> None:
     parser.add_argument('--out', default='work_dirs/benchmark_cost')
     parser.add_argument('--worker', nargs=2, metavar=('TASK', 'VARIANT'), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    tasks = args.tasks.split(',')
-    unknown = [task for task in tasks if task not in TASKS]
-    if unknown or args.batch % 2:
-        parser.error(f'--tasks: unknown {unknown}, choose from {sorted(TASKS)}' if unknown
-                     else f'--batch {args.batch} is odd: batches hold whole pairs')
+    tasks = parse_tasks(parser, args.tasks, args.batch)
     import torch
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     crop = args.crop or (512 if device.startswith('cuda') else 128)
@@ -529,6 +525,16 @@ def main(argv=None) -> None:
                     add_result(results, finished[-1])
                     save_workers(finished, args.out)
     report(results, device, crop, args)
+
+
+def parse_tasks(parser: argparse.ArgumentParser, tasks: str, batch: int) -> list:
+    """``--tasks`` as a list; ``parser.error`` for an unknown task or an odd ``--batch``."""
+    tasks = tasks.split(',')
+    unknown = [task for task in tasks if task not in TASKS]
+    if unknown or batch % 2:
+        parser.error(f'--tasks: unknown {unknown}, choose from {sorted(TASKS)}' if unknown
+                     else f'--batch {batch} is odd: batches hold whole pairs')
+    return tasks
 
 
 def save_workers(finished: list, out: str) -> None:

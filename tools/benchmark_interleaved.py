@@ -79,13 +79,10 @@ def main(argv=None) -> None:
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--out', default='work_dirs/benchmark_interleaved')
     args = parser.parse_args(argv)
-    from tools.benchmark_cost import TASKS, variants
-    tasks = args.tasks.split(',')
-    unknown = [task for task in tasks if task not in TASKS]
-    if unknown or args.batch % 2 or args.steps < 1:
-        parser.error(f'--tasks: unknown {unknown}, choose from {sorted(TASKS)}' if unknown else
-                     f'--batch {args.batch} is odd: batches hold whole pairs' if args.batch % 2 else
-                     '--steps must be at least 1')
+    from tools.benchmark_cost import parse_tasks, variants
+    tasks = parse_tasks(parser, args.tasks, args.batch)
+    if args.steps < 1:
+        parser.error('--steps must be at least 1')
     chosen = {task: variants(task)[1:] if args.variants == 'all' else args.variants.split(',') for task in tasks}
     wrong = {task: [v for v in names if v not in variants(task)] for task, names in chosen.items()}
     if any(wrong.values()):

@@ -19,11 +19,14 @@ The keep-or-drop rule, shared by every detector, is :func:`keep_visible_objects`
 """
 from __future__ import annotations
 
+import functools
 from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 from torch import Tensor
+
+from .device import to_device
 
 
 def owner_index(counts: Sequence[int], device: Union[str, torch.device]) -> Tensor:
@@ -32,12 +35,6 @@ def owner_index(counts: Sequence[int], device: Union[str, torch.device]) -> Tens
     work and no sync (a device ``repeat_interleave`` by counts needs the output size)."""
     return to_device(torch.from_numpy(np.repeat(np.arange(len(counts), dtype=np.int64), counts)), device)
 
-
-def to_device(tensor: Tensor, device: Union[str, torch.device]) -> Tensor:
-    """``tensor`` on ``device``: itself if it is there (no operator call), else copied without a sync."""
-    if tensor.device == torch.device(device):
-        return tensor
-    return tensor.to(device, non_blocking=True)
 
 
 def box_pixel_ranges(boxes: Tensor, height: int, width: int) -> Tensor:
@@ -164,6 +161,7 @@ def _row_counts(masks: Tensor) -> Tensor:
     return pixels.reshape(*masks.shape[:-1], width // run, run).sum(-1, dtype=torch.uint8).sum(-1, dtype=dtype)
 
 
+@functools.lru_cache(maxsize=16)
 def _byte_run(width: int) -> int:
     """The longest run of pixels, at most 255, that divides ``width``."""
     return next(run for run in range(min(width, 255), 0, -1) if width % run == 0)

@@ -7,6 +7,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
+from ..core.device import to_device
 from ..core.patch_swap import PatchSwap, Ratio, pair_valid_hw
 from ..engine.randomness import IterationGenerator
 
@@ -98,7 +99,7 @@ class PairSwapBatchAug(nn.Module):
         valid = pair_valid_hw(image_hw)
         valid_hw = None
         if any(hw != (height, width) for hw in valid):
-            valid_hw = torch.tensor(valid, dtype=torch.long).to(inputs.device, non_blocking=True)
+            valid_hw = to_device(torch.tensor(valid, dtype=torch.long), inputs.device)
         generator = self.generator(inputs.device)
         cells = self.swap.sample_cells(num_items // 2, height, width, generator, valid_hw)
         for index, sample in enumerate(data_samples):

@@ -26,7 +26,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pad_sequence
 
-from ...core.instance_swap import owner_index, to_device
+from ...core.device import to_device
+from ...core.instance_swap import owner_index
 from ..loss_forward import loss_call_samples
 from ..method_wrap import unwrap_method, wrap_method
 

@@ -10,14 +10,8 @@ from mmdet.structures.mask import BitmapMasks, PolygonMasks
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from ...core.instance_swap import (
-    keep_visible_objects,
-    owner_index,
-    pair_regions,
-    to_device,
-    visible_box_parts,
-    visible_mask_parts,
-)
+from ...core.device import to_device
+from ...core.instance_swap import keep_visible_objects, owner_index, pair_regions, visible_box_parts, visible_mask_parts
 from ...core.patch_swap import Ratio
 from ..pair_swap_batch_aug import PairSwapBatchAug
 
