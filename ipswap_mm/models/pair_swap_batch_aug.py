@@ -7,7 +7,6 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from ..core.device import to_device
 from ..core.patch_swap import PatchSwap, Ratio, pair_valid_hw
 from ..engine.randomness import IterationGenerator
 
@@ -16,8 +15,9 @@ class PairSwapBatchAug(nn.Module):
     """Base of ``SegPatchSwap`` and ``DetPatchSwap``: decides which cells every pair swaps.
 
     The batch must be laid out pair by pair (``IntraClassPairSampler`` does that).
-    Randomness comes from a generator seeded by (run seed, iteration, rank), on the
-    batch's device. Every data sample gets the metainfo ``ips_pair_index`` (its pair)
+    Randomness comes from a generator seeded by (run seed, iteration, rank), on the host:
+    the cells are drawn there and copied to the batch's device once (see
+    :meth:`sample_cells`). Every data sample gets the metainfo ``ips_pair_index`` (its pair)
     that ``IPSDistillHook`` checks.
 
     Args:
@@ -83,7 +83,12 @@ class PairSwapBatchAug(nn.Module):
             raise ValueError(f'{key} is {sorted(sizes)} but the images are {tuple(image_size)}: {fix}')
 
     def sample_cells(self, inputs: Tensor, data_samples: Sequence) -> Tensor:
-        """Cells ``(P, Gh, Gw)`` every pair exchanges, on the batch's device.
+        """Cells ``(P, Gh, Gw)`` every pair exchanges, drawn on the host (a CPU tensor).
+
+        A few hundred booleans: on a GPU, drawing them there would launch about ten small
+        kernels and build a CUDA generator every step, where the host needs no kernel and
+        the caller copies the result once (:func:`~ipswap_mm.core.device.to_device`). The
+        same seed and iteration give the same cells whatever the batch's device.
 
         Checks first that the batch holds whole pairs and, with ``check_finite``, finite values.
         """
@@ -99,8 +104,8 @@ class PairSwapBatchAug(nn.Module):
         valid = pair_valid_hw(image_hw)
         valid_hw = None
         if any(hw != (height, width) for hw in valid):
-            valid_hw = to_device(torch.tensor(valid, dtype=torch.long), inputs.device)
-        generator = self.generator(inputs.device)
+            valid_hw = torch.tensor(valid, dtype=torch.long)
+        generator = self.generator(torch.device('cpu'))
         cells = self.swap.sample_cells(num_items // 2, height, width, generator, valid_hw)
         for index, sample in enumerate(data_samples):
             sample.set_metainfo(dict(ips_pair_index=index // 2))

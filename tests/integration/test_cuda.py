@@ -53,6 +53,25 @@ def test_seg_swap_of_a_gpu_batch_moves_labels_with_their_pixels():
     assert torch.equal(after.sort(dim=1).values, before.sort(dim=1).values)
 
 
+def test_seg_swap_makes_the_same_swaps_on_the_gpu_as_on_the_cpu():
+    """The cells are drawn on the host: one seed and iteration, one swap, whatever the device."""
+    batch, side = 6, 64
+    inputs = torch.randn(batch, 3, side, side)
+    outputs = []
+    for device in ('cpu', 'cuda'):
+        samples, generator = [], torch.Generator().manual_seed(1)  # the same label maps for both devices
+        for _ in range(batch):
+            labels = torch.randint(0, 21, (1, side, side), generator=generator)
+            sample = SegDataSample(gt_sem_seg=PixelData(data=labels))
+            sample.set_metainfo(dict(img_shape=(side, side)))
+            samples.append(sample.to(device))
+        swapped, samples = SegPatchSwap(patch_size=16, swap_prob=0.5, swap_ratio=(0.2, 0.8))(inputs.to(device), samples)
+        outputs.append((swapped.cpu(), [sample.gt_sem_seg.data.cpu() for sample in samples]))
+    (cpu_images, cpu_labels), (gpu_images, gpu_labels) = outputs
+    assert torch.equal(gpu_images, cpu_images)
+    assert all(torch.equal(gpu, cpu) for gpu, cpu in zip(gpu_labels, cpu_labels))
+
+
 def _amp_run(tool: str, config: str, tmp_path) -> tuple:
     """Train ``config`` with ``tool --amp``: (logged loss rows, work dir)."""
     work_dir = str(tmp_path / 'work')

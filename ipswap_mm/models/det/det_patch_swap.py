@@ -91,10 +91,11 @@ class DetPatchSwap(PairSwapBatchAug):
 
     def forward(self, inputs: Tensor, data_samples: List) -> Tuple[Tensor, List]:
         """Swap ``inputs`` ``(2P, C, H, W)`` and the annotations of ``data_samples`` (2P of them)."""
-        cells = self.sample_cells(inputs, data_samples)
-        swapped = cells.flatten(1).any(1).tolist()  # one sync: which pairs change at all
+        host_cells = self.sample_cells(inputs, data_samples)
+        swapped = host_cells.flatten(1).any(1).tolist()  # which pairs change at all (no sync: on the host)
         if not any(swapped):
             return inputs, data_samples
+        cells = to_device(host_cells, inputs.device)
         inputs = self.swap.swap(inputs, cells)
         if 'gt_sem_seg' in data_samples[0]:
             maps = [sample.gt_sem_seg.sem_seg for sample in data_samples]
@@ -105,7 +106,7 @@ class DetPatchSwap(PairSwapBatchAug):
         pairs = [pair for pair, changed in enumerate(swapped) if changed]
         samples = [data_samples[2 * pair + side] for pair in pairs for side in (0, 1)]
         if len(pairs) < len(swapped):
-            cells = cells[pairs]
+            cells = to_device(host_cells[pairs], inputs.device)
         for field in INSTANCE_FIELDS:
             if field in data_samples[0]:
                 self._swap_instances(samples, field, cells, *inputs.shape[-2:])

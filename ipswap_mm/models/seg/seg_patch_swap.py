@@ -6,6 +6,7 @@ from typing import List, Tuple
 from mmseg.registry import MODELS
 from torch import Tensor
 
+from ...core.device import to_device
 from ..pair_swap_batch_aug import PairSwapBatchAug
 
 PIXEL_MAP_KEYS = ('gt_sem_seg', 'gt_edge_map', 'gt_depth_map')
@@ -31,7 +32,7 @@ class SegPatchSwap(PairSwapBatchAug):
     """
 
     def forward(self, inputs: Tensor, data_samples: List) -> Tuple[Tensor, List]:
-        cells = self.sample_cells(inputs, data_samples)
+        cells = to_device(self.sample_cells(inputs, data_samples), inputs.device)
         inputs = self.swap.swap(inputs, cells)
         for key in PIXEL_MAP_KEYS:
             if key not in data_samples[0]:

@@ -29,6 +29,19 @@ def test_images_and_labels_move_together():
     assert [s.ips_pair_index for s in out_samples] == [0, 0, 1, 1]
 
 
+def test_cells_are_drawn_on_the_host_whatever_the_batch_device():
+    """The same seed and iteration give the same cells for a batch on another device ('meta'
+    here: no data, so a draw there could not even be read back)."""
+    inputs, samples = seg_batch(6, 32, 48, image_shapes=[(32, 48), (24, 40)] * 3)
+    on_cpu = SegPatchSwap(patch_size=8, swap_prob=1.0, swap_ratio=(0.2, 0.8), check_finite=False)
+    on_meta = SegPatchSwap(patch_size=8, swap_prob=1.0, swap_ratio=(0.2, 0.8), check_finite=False)
+    for _ in range(3):  # consecutive iterations (call counts, outside a runner)
+        expected = on_cpu.sample_cells(inputs, samples)
+        cells = on_meta.sample_cells(inputs.to('meta'), samples)
+        assert cells.device.type == 'cpu' and torch.equal(cells, expected)
+        assert not cells[:, 3:].any() and not cells[:, :, 5:].any()  # inside the pairs' shared 24 x 40
+
+
 def test_padding_is_never_swapped():
     inputs, samples = seg_batch(2, 32, 32, image_shapes=[(32, 32), (16, 24)])
     out, _ = SegPatchSwap(patch_size=8, swap_prob=1.0, swap_ratio=1.0)(inputs, samples)
