@@ -133,25 +133,26 @@ class _PairKL(torch.autograd.Function):
         weight = weight / weight.sum().clamp(min=1.0)  # the mean over (pair, shared class)
         loss = (kl.clamp_min(0.0) * weight).sum() * temperature**2
         if ctx.needs_input_grad[0]:
-            # d loss / d values = T * d_values, by the chain rule: loss = T^2 * sum(weight * KL),
+            # d loss / d values = -T * pulls, by the chain rule: loss = T^2 * sum(weight * KL),
             # d KL / d means = -pull, means = probs @ shares, probs = softmax(values / T) over C
-            # (or sigmoid)
-            d_probs = torch.bmm((weight.unsqueeze(2) * pull).view_as(means), shares.transpose(1, 2))  # (N, C, M)
-            if use_sigmoid:  # p (1 - p) times -d_probs
-                d_values = d_probs * probs * (probs - 1)
-            else:  # p (g - sum_c p g) with g = -d_probs
-                d_values = ((probs * d_probs).sum(1, keepdim=True) - d_probs) * probs
+            # (or sigmoid): the pull on every probability, then through the softmax's (sigmoid's)
+            # own backward, one kernel each
+            pulls = torch.bmm((weight.unsqueeze(2) * pull).view_as(means), shares.transpose(1, 2))  # (N, C, M)
+            if use_sigmoid:
+                pulls = torch.ops.aten.sigmoid_backward(pulls, probs)
+            else:
+                pulls = torch._softmax_backward_data(pulls, probs, 1, probs.dtype)
             # kept in float64 until the incoming gradient (with an fp16 loss scale) is applied:
             # cast first, the small gradients of near-equal views would flush to zero in fp16
-            ctx.save_for_backward(d_values)
+            ctx.save_for_backward(pulls)
             ctx.temperature, ctx.dtype = temperature, logits.dtype
         return loss.float()
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: Tensor) -> Tuple[Optional[Tensor], None, None, None, None, None]:
-        d_values, = ctx.saved_tensors
-        d_logits = (d_values * (grad * ctx.temperature)).to(ctx.dtype)
+        pulls, = ctx.saved_tensors
+        d_logits = (pulls * (grad * -ctx.temperature)).to(ctx.dtype)
         return d_logits, None, None, None, None, None
 
 
