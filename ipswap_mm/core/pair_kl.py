@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 TEACHER_RULES = ('confidence', 'symmetric', 'confident_correct')
+WEIGHTINGS = ('classes', 'elements')
 # Floor of the probabilities under a log: far below what a float64 softmax resolves in
 # practice (e^-230), so a student that gives a class 1e-20 still gets its gradient (a
 # floor of 1e-12 cut it off, and under-stated the KL, at low temperatures), and far above
@@ -121,16 +122,19 @@ class _PairKL(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, logits: Tensor, labels: Tensor, num_classes: int, temperature: float, teacher: str,
-                use_sigmoid: bool) -> Tensor:
+                use_sigmoid: bool, weighting: str) -> Tensor:
         values = logits if logits.dtype == torch.float64 else logits.double()
         shares, counts = _class_shares(class_weights(labels, num_classes, values.dtype))  # (N, M, K), (N, 1, K)
         probs = _to_probs(values / temperature, use_sigmoid)  # (N, C, M)
         means = torch.bmm(probs, shares)  # (N, C, K)
         plain_means = means if temperature == 1 else torch.bmm(_to_probs(values, use_sigmoid), shares)
         weight = _student_weight(plain_means, counts, teacher)  # (P, 2, K)
+        if weighting == 'elements':  # each term by the student view's elements of the class
+            weight = weight * counts.view_as(weight)
         # every view is compared with its partner; ``weight`` keeps the student's comparisons
         kl, pull = _kl_from_partner(means.view(-1, 2, *means.shape[1:]), use_sigmoid)
-        weight = weight / weight.sum().clamp(min=1.0)  # the mean over (pair, shared class)
+        # the weighted mean over (pair, shared class); 0 where no class is shared
+        weight = weight / weight.sum().clamp(min=torch.finfo(weight.dtype).tiny)
         loss = (kl.clamp_min(0.0) * weight).sum() * temperature**2
         if ctx.needs_input_grad[0]:
             # d loss / d values = -T * pulls, by the chain rule: loss = T^2 * sum(weight * KL),
@@ -150,10 +154,10 @@ class _PairKL(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad: Tensor) -> Tuple[Optional[Tensor], None, None, None, None, None]:
+    def backward(ctx, grad: Tensor) -> Tuple[Optional[Tensor], None, None, None, None, None, None]:
         pulls, = ctx.saved_tensors
         d_logits = (pulls * (grad * -ctx.temperature)).to(ctx.dtype)
-        return d_logits, None, None, None, None, None
+        return d_logits, None, None, None, None, None, None
 
 
 def pair_kl_divergence(logits: Tensor,
@@ -161,7 +165,8 @@ def pair_kl_divergence(logits: Tensor,
                        num_classes: int,
                        temperature: float = 4.0,
                        teacher: str = 'confidence',
-                       use_sigmoid: bool = False) -> Tensor:
+                       use_sigmoid: bool = False,
+                       weighting: str = 'classes') -> Tensor:
     """Class-wise KL between the two views of every pair.
 
     Args:
@@ -182,9 +187,15 @@ def pair_kl_divergence(logits: Tensor,
             teacher's class mean predicts that class (its arg-max is ``k``): a teacher
             that is wrong about the class teaches nothing (ours; the paper does not say).
         use_sigmoid: Treat the C logits as independent sigmoids (dense detectors).
+        weighting: How the (pair, class) terms are averaged. ``'classes'``: each counts
+            the same, whatever its size. ``'elements'``: each counts by the student view's
+            total weight of the class (its pixels, or boxes), so that every element
+            counts once, as in the task loss, and a class of a few pixels gets a few
+            pixels' share (ours; the paper does not say).
 
     Returns:
-        Scalar (float32): mean over (pair, shared class) of ``T^2 * KL``; zero (with a graph)
+        Scalar (float32): mean over (pair, shared class) of ``T^2 * KL``, weighted as
+        ``weighting`` says; zero (with a graph)
         when no class is shared by the two views of any pair.
 
     Precision: the probabilities, their class means and the KL are float64 (a few hundred
@@ -194,6 +205,8 @@ def pair_kl_divergence(logits: Tensor,
     """
     if teacher not in TEACHER_RULES:
         raise ValueError(f'teacher must be one of {TEACHER_RULES}, got {teacher!r}')
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f'weighting must be one of {WEIGHTINGS}, got {weighting!r}')
     if logits.dim() != 3 or labels.shape not in ((logits.shape[0], logits.shape[2]),
                                                  (logits.shape[0], logits.shape[2], num_classes)):
         raise ValueError(f'expected logits (2P, C, M) and labels (2P, M) or class weights (2P, M, K={num_classes}), '
@@ -207,4 +220,4 @@ def pair_kl_divergence(logits: Tensor,
     if use_sigmoid and logits.shape[1] != num_classes:
         raise ValueError(f'sigmoid logits need one channel per class ({num_classes}), got {logits.shape[1]}')
 
-    return _PairKL.apply(logits, labels, num_classes, temperature, teacher, use_sigmoid)
+    return _PairKL.apply(logits, labels, num_classes, temperature, teacher, use_sigmoid, weighting)

@@ -6,7 +6,7 @@ from typing import Optional
 from mmengine.registry import MODELS
 from torch import Tensor, nn
 
-from ..core.pair_kl import TEACHER_RULES, pair_kl_divergence
+from ..core.pair_kl import TEACHER_RULES, WEIGHTINGS, pair_kl_divergence
 
 
 @MODELS.register_module()
@@ -21,6 +21,8 @@ class PairKLDivLoss(nn.Module):
             (as ``'confidence'``, only for classes whose teacher mean predicts the class).
         use_sigmoid: Sigmoid class scores instead of a softmax. ``None`` (default): as the
             model's classifier scores them (sigmoid for most dense detectors).
+        weighting: ``'classes'`` (every shared class of a pair counts the same) or
+            ``'elements'`` (each counts by its pixels, or boxes, in the student view).
         loss_name: Key of the loss in the loss dict; must contain ``'loss'`` for MMEngine
             to add it to the total.
     """
@@ -30,18 +32,22 @@ class PairKLDivLoss(nn.Module):
                  loss_weight: float = 1.0,
                  teacher: str = 'confidence',
                  use_sigmoid: Optional[bool] = None,
+                 weighting: str = 'classes',
                  loss_name: str = 'loss_ips_kl') -> None:
         super().__init__()
         if temperature <= 0:
             raise ValueError(f'PairKLDivLoss.temperature must be positive, got {temperature!r}')
         if teacher not in TEACHER_RULES:
             raise ValueError(f'PairKLDivLoss.teacher must be one of {TEACHER_RULES}, got {teacher!r}')
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f'PairKLDivLoss.weighting must be one of {WEIGHTINGS}, got {weighting!r}')
         if 'loss' not in loss_name:
             raise ValueError(f"PairKLDivLoss.loss_name must contain 'loss' to be optimised, got {loss_name!r}")
         self.temperature = float(temperature)
         self.loss_weight = float(loss_weight)
         self.teacher = teacher
         self.use_sigmoid = use_sigmoid
+        self.weighting = weighting
         self.loss_name = loss_name
 
     def forward(self, logits: Tensor, labels: Tensor, num_classes: int, model_uses_sigmoid: bool = False) -> Tensor:
@@ -50,9 +56,10 @@ class PairKLDivLoss(nn.Module):
         if self.use_sigmoid is not None and self.use_sigmoid != model_uses_sigmoid:
             raise ValueError(f'PairKLDivLoss.use_sigmoid={self.use_sigmoid} but the model scores classes with '
                              f"{'sigmoids' if model_uses_sigmoid else 'a softmax'}; leave use_sigmoid unset")
-        loss = pair_kl_divergence(logits, labels, num_classes, self.temperature, self.teacher, model_uses_sigmoid)
+        loss = pair_kl_divergence(logits, labels, num_classes, self.temperature, self.teacher, model_uses_sigmoid,
+                                  self.weighting)
         return loss if self.loss_weight == 1.0 else self.loss_weight * loss
 
     def extra_repr(self) -> str:
         return (f'temperature={self.temperature}, loss_weight={self.loss_weight}, teacher={self.teacher!r}, '
-                f'use_sigmoid={self.use_sigmoid}')
+                f'use_sigmoid={self.use_sigmoid}, weighting={self.weighting!r}')

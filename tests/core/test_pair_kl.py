@@ -8,9 +8,10 @@ from hypothesis import strategies as st
 from ipswap_mm.core.pair_kl import class_means, class_weights, pair_kl_divergence
 
 
-def reference_loss(logits, labels, num_classes, temperature, use_sigmoid=False, teacher='confidence'):
+def reference_loss(logits, labels, num_classes, temperature, use_sigmoid=False, teacher='confidence',
+                   weighting='classes'):
     """Plain-Python restatement of the documented loss, pair by pair and class by class."""
-    terms = []
+    terms, weights = [], []
     for pair in range(logits.shape[0] // 2):
         for k in range(num_classes):
             views = []
@@ -21,22 +22,27 @@ def reference_loss(logits, labels, num_classes, temperature, use_sigmoid=False, 
                 z = logits[view][:, members].double()
                 soft = (z / temperature).sigmoid() if use_sigmoid else (z / temperature).softmax(0)
                 plain = z.sigmoid() if use_sigmoid else z.softmax(0)
-                views.append((soft.mean(1), plain.mean(1)))
+                # a term's weight: 1, or with 'elements' the student view's elements of the class
+                size = int(members.sum()) if weighting == 'elements' else 1
+                views.append((soft.mean(1), plain.mean(1), size))
             if len(views) < 2:
                 continue
-            (p_a, plain_a), (p_b, plain_b) = views
+            (p_a, plain_a, size_a), (p_b, plain_b, size_b) = views
             if teacher == 'symmetric':  # both directions, the teacher side detached, averaged
-                terms.append((kl_divergence(p_a.detach(), p_b, use_sigmoid)
-                              + kl_divergence(p_b.detach(), p_a, use_sigmoid)) / 2)
+                terms += [kl_divergence(p_a.detach(), p_b, use_sigmoid) * size_b / 2,
+                          kl_divergence(p_b.detach(), p_a, use_sigmoid) * size_a / 2]
+                weights += [size_b / 2, size_a / 2]
                 continue
             a_teaches = plain_a[k] >= plain_b[k]
             if teacher == 'confident_correct' and int((plain_a if a_teaches else plain_b).argmax()) != k:
                 continue  # a teacher whose class mean does not predict k teaches nothing
             p_t, p_s = (p_a.detach(), p_b) if a_teaches else (p_b.detach(), p_a)  # the teacher is detached
-            terms.append(kl_divergence(p_t, p_s, use_sigmoid))
+            size = size_b if a_teaches else size_a
+            terms.append(kl_divergence(p_t, p_s, use_sigmoid) * size)
+            weights.append(size)
     if not terms:
         return 0.0
-    return temperature**2 * torch.stack(terms).sum() / len(terms)  # differentiable: autograd's gradient
+    return temperature**2 * torch.stack(terms).sum() / sum(weights)  # differentiable: autograd's gradient
 
 
 def kl_divergence(p_t, p_s, use_sigmoid):
@@ -49,30 +55,32 @@ def kl_divergence(p_t, p_s, use_sigmoid):
 @settings(max_examples=40, deadline=None)
 @given(pairs=st.integers(1, 3), classes=st.integers(1, 5), elements=st.integers(1, 30),
        temperature=st.floats(0.5, 6), sigmoid=st.booleans(), seed=st.integers(0, 2**31),
-       teacher=st.sampled_from(['confidence', 'confident_correct', 'symmetric']))
-def test_matches_reference(pairs, classes, elements, temperature, sigmoid, seed, teacher):
+       teacher=st.sampled_from(['confidence', 'confident_correct', 'symmetric']),
+       weighting=st.sampled_from(['classes', 'elements']))
+def test_matches_reference(pairs, classes, elements, temperature, sigmoid, seed, teacher, weighting):
     torch.manual_seed(seed)
     channels = classes if sigmoid else classes + 1
     logits = torch.randn(2 * pairs, channels, elements) * 3
     labels = torch.randint(-1, classes + 1, (2 * pairs, elements))
-    loss = pair_kl_divergence(logits, labels, classes, temperature, teacher, use_sigmoid=sigmoid)
-    assert math.isclose(loss.item(), reference_loss(logits, labels, classes, temperature, sigmoid, teacher),
-                        rel_tol=1e-5, abs_tol=1e-9)  # both float64; the loss comes back float32
+    loss = pair_kl_divergence(logits, labels, classes, temperature, teacher, use_sigmoid=sigmoid, weighting=weighting)
+    expected = reference_loss(logits, labels, classes, temperature, sigmoid, teacher, weighting)
+    assert math.isclose(loss.item(), expected, rel_tol=1e-5, abs_tol=1e-9)  # both float64; the loss comes back float32
 
 
 @settings(max_examples=40, deadline=None)
 @given(pairs=st.integers(1, 3), classes=st.integers(1, 5), elements=st.integers(1, 30),
        temperature=st.floats(0.5, 6), sigmoid=st.booleans(), seed=st.integers(0, 2**31),
-       teacher=st.sampled_from(['confidence', 'confident_correct', 'symmetric']))
+       teacher=st.sampled_from(['confidence', 'confident_correct', 'symmetric']),
+       weighting=st.sampled_from(['classes', 'elements']))
 def test_hand_written_gradient_matches_autograd_through_the_reference(pairs, classes, elements, temperature,
-                                                                      sigmoid, seed, teacher):
+                                                                      sigmoid, seed, teacher, weighting):
     torch.manual_seed(seed)
     channels = classes if sigmoid else classes + 1
     logits = torch.randn(2 * pairs, channels, elements, dtype=torch.float64) * 3
     labels = torch.randint(-1, classes + 1, (2 * pairs, elements))
     ours, theirs = logits.clone().requires_grad_(), logits.clone().requires_grad_()
-    pair_kl_divergence(ours, labels, classes, temperature, teacher, use_sigmoid=sigmoid).backward()
-    expected = reference_loss(theirs, labels, classes, temperature, sigmoid, teacher)
+    pair_kl_divergence(ours, labels, classes, temperature, teacher, use_sigmoid=sigmoid, weighting=weighting).backward()
+    expected = reference_loss(theirs, labels, classes, temperature, sigmoid, teacher, weighting)
     if isinstance(expected, float):  # no shared class: no gradient anywhere
         assert torch.all(ours.grad == 0)
         return
@@ -197,10 +205,26 @@ def test_class_means_and_counts():
 
 @pytest.mark.parametrize('kwargs, message', [
     (dict(teacher='student'), 'teacher'),
+    (dict(weighting='pixels'), 'weighting'),
 ])
 def test_bad_options(kwargs, message):
     with pytest.raises(ValueError, match=message):
         pair_kl_divergence(torch.zeros(2, 2, 1), torch.zeros(2, 1, dtype=torch.long), 2, **kwargs)
+
+
+def test_element_weighting_gives_a_class_its_elements_share():
+    """One element of class 0 whose views disagree, nine of class 1 whose views agree: with
+    'classes' class 0's KL is half the loss, with 'elements' a tenth."""
+    labels = torch.tensor([[0] + [1] * 9] * 2)
+    logits = torch.zeros(2, 2, 10)
+    logits[0, 0, 0], logits[1, 1, 0] = 2.0, 1.0  # the class-0 element: the views disagree
+    logits[:, 0, 1:] = 3.0  # the class-1 elements: both views predict the same
+    by_classes = pair_kl_divergence(logits, labels, 2, temperature=1.0)
+    by_elements = pair_kl_divergence(logits, labels, 2, temperature=1.0, weighting='elements')
+    probs = logits[:, :, 0].softmax(1)
+    kl = (probs[0] * (probs[0] / probs[1]).log()).sum()  # view 0 is the more confident on class 0
+    assert by_classes.item() == pytest.approx(kl.item() / 2, rel=1e-5)
+    assert by_elements.item() == pytest.approx(kl.item() / 10, rel=1e-5)
 
 
 def test_odd_number_of_views_is_rejected():

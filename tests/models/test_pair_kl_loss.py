@@ -24,6 +24,14 @@ def test_teacher_rule_reaches_the_kl():
     assert loss.item() == pytest.approx(pair_kl_divergence(logits, labels, 3, teacher='symmetric').item())
 
 
+def test_weighting_reaches_the_kl():
+    logits, labels = views()
+    loss = PairKLDivLoss(weighting='elements')(logits, labels, 3)
+    expected = pair_kl_divergence(logits, labels, 3, weighting='elements')
+    assert loss.item() == pytest.approx(expected.item())
+    assert expected.item() != pytest.approx(pair_kl_divergence(logits, labels, 3).item())
+
+
 def test_use_sigmoid_that_contradicts_the_model_is_refused():
     logits, labels = views()
     with pytest.raises(ValueError, match='use_sigmoid'):
@@ -31,6 +39,7 @@ def test_use_sigmoid_that_contradicts_the_model_is_refused():
 
 
 @pytest.mark.parametrize('kwargs, key', [(dict(temperature=0), 'temperature'), (dict(teacher='student'), 'teacher'),
+                                         (dict(weighting='pixels'), 'weighting'),
                                          (dict(loss_name='ips_kl'), 'loss_name')])
 def test_bad_options_name_the_key(kwargs, key):
     with pytest.raises(ValueError, match=f'PairKLDivLoss.{key}'):
