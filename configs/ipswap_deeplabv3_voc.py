@@ -16,7 +16,8 @@ model = dict(
 custom_hooks = [
     dict(
         type='IPSDistillHook',
-        loss=dict(type='PairKLDivLoss', temperature=4.0, loss_weight=1.0, teacher='confidence'),
+        loss=dict(type='PairKLDivLoss', temperature=4.0, loss_weight=1.0, teacher='confidence',
+                  weighting='classes'),
         warmup_iters=0)  # iterations to ramp the pair loss in; 0: full weight from the start
 ]
 # ---------------------------------------------------------------- end of IPS block

@@ -31,6 +31,8 @@ parses them (a tuple: ``"(0.3,0.7)"``). Keys of the IPS block:
   model.data_preprocessor.batch_augments.0.swap_ratio
   custom_hooks.0.loss.temperature
   custom_hooks.0.loss.loss_weight
+  custom_hooks.0.loss.teacher                             (confidence, symmetric, confident_correct)
+  custom_hooks.0.loss.weighting                           (classes, elements)
   custom_hooks.0.warmup_iters                             (KL warm-up, iterations)
 
     python tools/benchmark_accuracy.py                                   # seg + det, baseline + ips, seeds 0,1,2
@@ -557,8 +559,8 @@ def check_sweeps(args) -> None:
             if lookup(cfg._cfg_dict, key) is _MISSING:
                 raise SweepError(f'--sweep {key}: the IPS config of task {task} ({TASKS[task]["ips"]}) has no '
                                  f'key {key!r}; IPS keys: model.data_preprocessor.batch_augments.0.<patch_size|'
-                                 'swap_prob|swap_ratio>, custom_hooks.0.loss.<temperature|loss_weight>, '
-                                 'custom_hooks.0.warmup_iters')
+                                 'swap_prob|swap_ratio>, custom_hooks.0.loss.<temperature|loss_weight|teacher|'
+                                 'weighting>, custom_hooks.0.warmup_iters')
 
 
 def plan(args) -> list:
