@@ -23,7 +23,7 @@ custom_hooks = [
     dict(
         type='IPSDistillHook',
         loss=dict(type='PairKLDivLoss', temperature=4.0, loss_weight=1.0, teacher='confidence',
-                  weighting='classes'),
+                  weighting='elements'),
         warmup_iters=0)  # iterations to ramp the pair loss in; 0: full weight from the start
 ]
 # ---------------------------------------------------------------- end of IPS block

@@ -166,7 +166,7 @@ def pair_kl_divergence(logits: Tensor,
                        temperature: float = 4.0,
                        teacher: str = 'confidence',
                        use_sigmoid: bool = False,
-                       weighting: str = 'classes') -> Tensor:
+                       weighting: str = 'elements') -> Tensor:
     """Class-wise KL between the two views of every pair.
 
     Args:
@@ -187,11 +187,11 @@ def pair_kl_divergence(logits: Tensor,
             teacher's class mean predicts that class (its arg-max is ``k``): a teacher
             that is wrong about the class teaches nothing (ours; the paper does not say).
         use_sigmoid: Treat the C logits as independent sigmoids (dense detectors).
-        weighting: How the (pair, class) terms are averaged. ``'classes'``: each counts
-            the same, whatever its size. ``'elements'``: each counts by the student view's
-            total weight of the class (its pixels, or boxes), so that every element
-            counts once, as in the task loss, and a class of a few pixels gets a few
-            pixels' share (ours; the paper does not say).
+        weighting: How the (pair, class) terms are averaged. ``'elements'``: each counts
+            by the student view's total weight of the class (its pixels, or boxes), so
+            that every element counts once, as in the task loss, and a class of a few
+            pixels gets a few pixels' share. ``'classes'``: each counts the same, whatever
+            its size (ours, both; the paper does not say).
 
     Returns:
         Scalar (float32): mean over (pair, shared class) of ``T^2 * KL``, weighted as

@@ -21,8 +21,9 @@ class PairKLDivLoss(nn.Module):
             (as ``'confidence'``, only for classes whose teacher mean predicts the class).
         use_sigmoid: Sigmoid class scores instead of a softmax. ``None`` (default): as the
             model's classifier scores them (sigmoid for most dense detectors).
-        weighting: ``'classes'`` (every shared class of a pair counts the same) or
-            ``'elements'`` (each counts by its pixels, or boxes, in the student view).
+        weighting: ``'elements'`` (each shared class of a pair counts by its pixels, or
+            boxes, in the student view, so every element counts once, as in the task loss)
+            or ``'classes'`` (every shared class counts the same).
         loss_name: Key of the loss in the loss dict; must contain ``'loss'`` for MMEngine
             to add it to the total.
     """
@@ -32,7 +33,7 @@ class PairKLDivLoss(nn.Module):
                  loss_weight: float = 1.0,
                  teacher: str = 'confidence',
                  use_sigmoid: Optional[bool] = None,
-                 weighting: str = 'classes',
+                 weighting: str = 'elements',
                  loss_name: str = 'loss_ips_kl') -> None:
         super().__init__()
         if temperature <= 0:

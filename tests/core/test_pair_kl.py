@@ -9,7 +9,7 @@ from ipswap_mm.core.pair_kl import class_means, class_weights, pair_kl_divergenc
 
 
 def reference_loss(logits, labels, num_classes, temperature, use_sigmoid=False, teacher='confidence',
-                   weighting='classes'):
+                   weighting='elements'):
     """Plain-Python restatement of the documented loss, pair by pair and class by class."""
     terms, weights = [], []
     for pair in range(logits.shape[0] // 2):
@@ -219,8 +219,8 @@ def test_element_weighting_gives_a_class_its_elements_share():
     logits = torch.zeros(2, 2, 10)
     logits[0, 0, 0], logits[1, 1, 0] = 2.0, 1.0  # the class-0 element: the views disagree
     logits[:, 0, 1:] = 3.0  # the class-1 elements: both views predict the same
-    by_classes = pair_kl_divergence(logits, labels, 2, temperature=1.0)
-    by_elements = pair_kl_divergence(logits, labels, 2, temperature=1.0, weighting='elements')
+    by_classes = pair_kl_divergence(logits, labels, 2, temperature=1.0, weighting='classes')
+    by_elements = pair_kl_divergence(logits, labels, 2, temperature=1.0)  # the default
     probs = logits[:, :, 0].softmax(1)
     kl = (probs[0] * (probs[0] / probs[1]).log()).sum()  # view 0 is the more confident on class 0
     assert by_classes.item() == pytest.approx(kl.item() / 2, rel=1e-5)
