@@ -1,9 +1,12 @@
 """What the segmentation pair KL does to a segmentor that has learned the digits.
 
 Run from the repository root after the warm-start command of the README:
-    python docs/seg_kl_diagnosis.py work_dirs/warm_start_init/runs/seg/baseline/seed0/iter_800.pth
+    python docs/seg_kl_diagnosis.py work_dirs/warm_start_init/runs/seg/baseline/seed0/iter_800.pth [WEIGHTING]
 
-Output on 2026-11-23 (commit ffa3c92, 2-core CPU, torch 2.13.0+cpu):
+WEIGHTING: the pair KL's ``weighting``, ``elements`` (the default) or ``classes``.
+
+Output on 2026-11-23 (commit ffa3c92, 2-core CPU, torch 2.13.0+cpu; the KL then weighted
+every class the same, ``classes``; another machine's checkpoint):
 
     task (CE): gradient norm 0.792 per batch; cosine of consecutive batches -0.019
     pair KL: gradient norm 4.607 per batch; cosine of consecutive batches -0.032
@@ -32,6 +35,7 @@ def own_class_prob(logits, weights):
     return means.diagonal(dim1=1, dim2=2).unflatten(0, (-1, 2)), (counts.unflatten(0, (-1, 2)) > 0).all(1)
 
 
+weighting = sys.argv[2] if len(sys.argv) > 2 else 'elements'
 args = ba.parse_args(['--tasks', 'seg'])
 roots = ba.prepare_data(args)
 cfg = ba.build_config('seg', 'ips', roots['seg'], 0, 10, 5, 8, 64, 'work_dirs/seg_kl_diagnosis', {})
@@ -50,12 +54,12 @@ for _ in range(12):
     task = sum(v for k, v in model.decode_head.loss_by_feat(logits, data['data_samples']).items() if 'loss' in k)
     labels = torch.stack([s.gt_sem_seg.data[0] for s in data['data_samples']])
     weights = cell_class_counts(labels, logits.shape[-2:], 11)
-    kl = pair_kl_divergence(logits.flatten(2), weights, 11, 4.0)
+    kl = pair_kl_divergence(logits.flatten(2), weights, 11, 4.0, weighting=weighting)
     for name, loss in (('task (CE)', task), ('pair KL', kl)):
         grads[name].append(torch.cat([g.flatten() for g in torch.autograd.grad(loss, params, retain_graph=True)]))
     # one small gradient step of the KL on the logits alone: whose own-class probability moves?
     flat = logits.detach().flatten(2).requires_grad_(True)
-    grad, = torch.autograd.grad(pair_kl_divergence(flat, weights, 11, 4.0), flat)
+    grad, = torch.autograd.grad(pair_kl_divergence(flat, weights, 11, 4.0, weighting=weighting), flat)
 
     before, shared = own_class_prob(flat.detach(), weights)
     after, _ = own_class_prob(flat.detach() - 0.5 * grad / grad.norm(), weights)
