@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .device import to_device
+from .device import constant, to_device
 
 
 def owner_index(counts: Sequence[int], device: Union[str, torch.device]) -> Tensor:
@@ -36,12 +36,11 @@ def owner_index(counts: Sequence[int], device: Union[str, torch.device]) -> Tens
     return to_device(torch.from_numpy(np.repeat(np.arange(len(counts), dtype=np.int64), counts)), device)
 
 
-
 def box_pixel_ranges(boxes: Tensor, height: int, width: int) -> Tensor:
     """``(n, 4)`` float ``x1, y1, x2, y2`` -> ``(n, 4)`` long pixel ranges ``c1, r1, c2, r2`` (end
     exclusive), clipped to the ``height x width`` image. A pixel belongs to a box when the
     box covers a positive area of it; a box of zero width or height covers no pixel."""
-    limits = to_device(torch.from_numpy(np.array([width, height, width, height], dtype=np.float64)), boxes.device)
+    limits = constant((width, height, width, height), torch.float64, boxes.device)
     starts = boxes[:, :2].floor()
     # an empty (or inverted) side ends where it starts: no pixel
     ends = torch.where(boxes[:, 2:] > boxes[:, :2], boxes[:, 2:].ceil(), starts)
@@ -114,10 +113,10 @@ def visible_box_parts(boxes: Tensor,
 
 def _edges(edges: Optional[Sequence[int]], size: int, device: Union[str, torch.device]) -> Tensor:
     """Cell edges as a long tensor on ``device``: one cell per pixel by default; given edges
-    are copied from the host without a sync, as :func:`owner_index` is."""
+    are copied from the host once per grid (:func:`~ipswap_mm.core.device.constant`)."""
     if edges is None:
         return torch.arange(size + 1, device=device)
-    return to_device(torch.from_numpy(np.asarray(edges, dtype=np.int64)), device)
+    return constant(tuple(int(edge) for edge in edges), torch.long, torch.device(device))
 
 
 def visible_mask_parts(masks: Tensor, image_index: Tensor, regions: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:

@@ -16,7 +16,7 @@ from mmengine.logging import MessageHub
 
 
 class IterationGenerator:
-    """Make a ``torch.Generator`` for the current training iteration.
+    """Make a (CPU) ``torch.Generator`` for the current training iteration.
 
     The run seed is ``torch.initial_seed()``, which MMEngine sets from
     ``randomness.seed`` (and restores on resume); the iteration comes from the
@@ -38,9 +38,8 @@ class IterationGenerator:
         self._calls += 1
         return int(iteration)
 
-    def __call__(self, device: torch.device) -> torch.Generator:
+    def __call__(self) -> torch.Generator:
+        """A CPU generator: what it draws is the same whatever device the batch is on."""
         entropy = [torch.initial_seed(), self.current_iteration(), get_rank(), self.stream]
         seed = int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0]) & (2**63 - 1)
-        generator = torch.Generator(device=device)
-        generator.manual_seed(seed)
-        return generator
+        return torch.Generator().manual_seed(seed)

@@ -105,8 +105,7 @@ class PairSwapBatchAug(nn.Module):
         valid_hw = None
         if any(hw != (height, width) for hw in valid):
             valid_hw = torch.tensor(valid, dtype=torch.long)
-        generator = self.generator(torch.device('cpu'))
-        cells = self.swap.sample_cells(num_items // 2, height, width, generator, valid_hw)
+        cells = self.swap.sample_cells(num_items // 2, height, width, self.generator(), valid_hw)
         for index, sample in enumerate(data_samples):
             sample.set_metainfo(dict(ips_pair_index=index // 2))
         return cells

@@ -10,7 +10,7 @@ def cells(iteration, rank, seed, monkeypatch):
     torch.manual_seed(seed)
     MessageHub.get_current_instance().update_info('iter', iteration)
     monkeypatch.setattr(randomness, 'get_rank', lambda: rank)
-    generator = IterationGenerator('SegPatchSwap')(torch.device('cpu'))
+    generator = IterationGenerator('SegPatchSwap')()
     return PatchSwap(4, swap_prob=1.0, swap_ratio=0.5).sample_cells(4, 32, 32, generator)
 
 
@@ -26,6 +26,6 @@ def test_swaps_depend_on_seed_iteration_and_rank_only(monkeypatch):
 def test_streams_are_independent(monkeypatch):
     torch.manual_seed(0)
     MessageHub.get_current_instance().update_info('iter', 3)
-    first = torch.rand(8, generator=IterationGenerator('SegPatchSwap')(torch.device('cpu')))
-    second = torch.rand(8, generator=IterationGenerator('DetPatchSwap')(torch.device('cpu')))
+    first = torch.rand(8, generator=IterationGenerator('SegPatchSwap')())
+    second = torch.rand(8, generator=IterationGenerator('DetPatchSwap')())
     assert not torch.equal(first, second)
