@@ -448,11 +448,13 @@ def swap_vs_copy(spec, model, data: dict, device: str, iters: int) -> dict:
 
     Every repetition swaps a fresh copy of the samples: the swap replaces their annotations,
     and swapping its own output again would cut the objects further, repetition after
-    repetition (up to 2x the instances each time)."""
+    repetition (up to 2x the instances each time). Every pair swaps (``swap_prob`` 1 here): a
+    batch in which no pair swaps comes back at once, and would pull the median down."""
     import torch
     processed = model.data_preprocessor(data, training=False)  # padded and normalised, on the device
     inputs, samples = processed['inputs'], processed['data_samples']
     swap = swap_module(model)
+    swap.swap.swap_prob = 1.0  # this worker's model is not trained after this
     swap_times, copy_times = [], []
     for _ in range(max(iters, 20)):
         fresh = copy.deepcopy(samples)

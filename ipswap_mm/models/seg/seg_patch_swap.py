@@ -24,6 +24,7 @@ class SegPatchSwap(PairSwapBatchAug):
 
     Modifies: ``inputs`` (returned as a new tensor) and those pixel maps (replaced): in
     every swapped cell the two images of a pair exchange pixels and labels together.
+    When no pair swaps a cell, both are returned as they came.
     Cells reaching into either image's padding are never swapped.
 
     Adds: metainfo ``ips_pair_index``.
@@ -32,13 +33,16 @@ class SegPatchSwap(PairSwapBatchAug):
     """
 
     def forward(self, inputs: Tensor, data_samples: List) -> Tuple[Tensor, List]:
-        cells = to_device(self.sample_cells(inputs, data_samples), inputs.device)
+        host_cells = self.sample_cells(inputs, data_samples)
+        maps = {key: [getattr(sample, key).data for sample in data_samples]
+                for key in PIXEL_MAP_KEYS if key in data_samples[0]}
+        for key, key_maps in maps.items():
+            self.check_map_sizes(key_maps, key, inputs.shape[-2:], 'pad both to the same size')
+        if not host_cells.any():  # no pair swaps a cell (known on the host: no sync); nothing changes
+            return inputs, data_samples
+        cells = to_device(host_cells, inputs.device)
         inputs = self.swap.swap(inputs, cells)
-        for key in PIXEL_MAP_KEYS:
-            if key not in data_samples[0]:
-                continue
-            maps = [getattr(sample, key).data for sample in data_samples]
-            self.check_map_sizes(maps, key, inputs.shape[-2:], 'pad both to the same size')
-            for sample, swapped in zip(data_samples, self.swap.swap(maps, cells)):
+        for key, key_maps in maps.items():
+            for sample, swapped in zip(data_samples, self.swap.swap(key_maps, cells)):
                 getattr(sample, key).data = swapped
         return inputs, data_samples

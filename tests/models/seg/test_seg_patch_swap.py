@@ -56,6 +56,17 @@ def test_label_map_of_another_size_names_the_key():
         SegPatchSwap(patch_size=8, swap_prob=1.0)(inputs, samples)
 
 
+def test_batch_that_swaps_no_cell_comes_back_as_it_was_after_the_checks():
+    inputs, samples = seg_batch(4, 16, 16)
+    labels = [sample.gt_sem_seg.data for sample in samples]
+    out, out_samples = SegPatchSwap(patch_size=8, swap_prob=0.0)(inputs, samples)
+    assert out is inputs and all(s.gt_sem_seg.data is label for s, label in zip(out_samples, labels))
+    assert [s.ips_pair_index for s in out_samples] == [0, 0, 1, 1]
+    samples[3].gt_sem_seg = PixelData(data=torch.zeros(1, 8, 16, dtype=torch.long))
+    with pytest.raises(ValueError, match='gt_sem_seg is'):  # checked whether or not a cell moves
+        SegPatchSwap(patch_size=8, swap_prob=0.0)(inputs, samples)
+
+
 def test_odd_batch_names_the_batch_size():
     inputs, samples = seg_batch(3, 16, 16)
     with pytest.raises(ValueError, match='batch_size'):
