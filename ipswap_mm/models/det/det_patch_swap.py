@@ -92,9 +92,7 @@ class DetPatchSwap(PairSwapBatchAug):
     def forward(self, inputs: Tensor, data_samples: List) -> Tuple[Tensor, List]:
         """Swap ``inputs`` ``(2P, C, H, W)`` and the annotations of ``data_samples`` (2P of them)."""
         host_cells = self.sample_cells(inputs, data_samples)
-        # which pairs change at all: a NumPy look at host memory, no sync and no operator call
-        cells_array = host_cells.numpy()
-        swapped = cells_array.reshape(len(cells_array), -1).any(1).tolist()
+        swapped = host_cells.flatten(1).any(1).tolist()  # which pairs change at all (no sync: on the host)
         if not any(swapped):
             return inputs, data_samples
         # the samples of pairs that swap nothing keep their annotations as they are
@@ -102,7 +100,7 @@ class DetPatchSwap(PairSwapBatchAug):
         if len(pairs) == len(swapped):
             cells = swapping_cells = to_device(host_cells, inputs.device)
         else:  # one copy: every pair's cells, then those of the pairs that swap
-            both = to_device(torch.from_numpy(np.concatenate([cells_array, cells_array[pairs]])), inputs.device)
+            both = to_device(torch.cat([host_cells, host_cells[pairs]]), inputs.device)
             cells, swapping_cells = both.split([len(swapped), len(pairs)])
         inputs = self.swap.swap(inputs, cells)
         if 'gt_sem_seg' in data_samples[0]:
