@@ -95,23 +95,21 @@ class DetPatchSwap(PairSwapBatchAug):
         swapped = host_cells.flatten(1).any(1).tolist()  # which pairs change at all (no sync: on the host)
         if not any(swapped):
             return inputs, data_samples
-        # the samples of pairs that swap nothing keep their annotations as they are
-        pairs = [pair for pair, changed in enumerate(swapped) if changed]
-        if len(pairs) == len(swapped):
-            cells = swapping_cells = to_device(host_cells, inputs.device)
-        else:  # one copy: every pair's cells, then those of the pairs that swap
-            both = to_device(torch.cat([host_cells, host_cells[pairs]]), inputs.device)
-            cells, swapping_cells = both.split([len(swapped), len(pairs)])
+        cells = to_device(host_cells, inputs.device)
         inputs = self.swap.swap(inputs, cells)
         if 'gt_sem_seg' in data_samples[0]:
             maps = [sample.gt_sem_seg.sem_seg for sample in data_samples]
             self.check_map_sizes(maps, 'gt_sem_seg', inputs.shape[-2:], 'set model.data_preprocessor.pad_seg=True')
             for sample, swapped_map in zip(data_samples, self.swap.swap(maps, cells)):
                 sample.gt_sem_seg.sem_seg = swapped_map
+        # the samples of pairs that swap nothing keep their annotations as they are
+        pairs = [pair for pair, changed in enumerate(swapped) if changed]
         samples = [data_samples[2 * pair + side] for pair in pairs for side in (0, 1)]
+        if len(pairs) < len(swapped):
+            cells = to_device(host_cells[pairs], inputs.device)
         for field in INSTANCE_FIELDS:
             if field in data_samples[0]:
-                self._swap_instances(samples, field, swapping_cells, *inputs.shape[-2:])
+                self._swap_instances(samples, field, cells, *inputs.shape[-2:])
         return inputs, data_samples
 
     def _swap_instances(self, data_samples: List, field: str, cells: Tensor, height: int, width: int) -> None:
