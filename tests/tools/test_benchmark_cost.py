@@ -68,6 +68,30 @@ def test_two_stage_copy_paste_and_swap_carry_masks(one_thread):
         assert ('loss_ips_kl' in result['losses']) == (variant == 'ips')
 
 
+@pytest.mark.timeout(300)
+def test_the_swap_is_timed_on_batches_in_which_every_pair_swaps(one_thread):
+    """The config's swap_prob is 0.5 and a batch that swaps nothing comes back at once: a median
+    over such repetitions would understate the swap."""
+    spec = benchmark_cost.TASKS['one_stage']
+    run = benchmark_cost.VariantStep('one_stage', 'ips', 'cpu', 64, 2)
+    swap = benchmark_cost.swap_module(run.model)
+    assert swap.swap.swap_prob == 0.5
+    forward, unchanged = swap.forward, []
+
+    def recording(inputs, data_samples):
+        outputs = forward(inputs, data_samples)
+        unchanged.append(outputs[0] is inputs)
+        return outputs
+
+    swap.forward = recording
+    with DefaultScope.overwrite_default_scope(spec.scope):
+        result = benchmark_cost.swap_vs_copy(spec, run.model, spec.collate(spec.prepare(run.raw, None), None), 'cpu',
+                                             iters=20)
+    run.close()
+    assert len(unchanged) == 20 and not any(unchanged)
+    assert result['swap_s'] > 0 and result['copy_s'] > 0
+
+
 def test_fastest_round_filters_outside_noise_but_keeps_step_to_step_differences():
     # step 2 is slow in every round (the variant's own cost); round 2 is disturbed at step 0
     rounds = [[1.0, 1.1, 3.0], [2.5, 1.0, 3.2]]
