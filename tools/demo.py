@@ -6,7 +6,8 @@ Segmentation (``--tasks seg``):
    ``data/ipswap_demo/VOCdevkit/VOC2012`` (never over real data).
 2. Trains ``configs/ipswap_deeplabv3_voc.py`` on it on the CPU for a short schedule
    (``shrink_seg_config``: crop size and iterations, plus what a CPU machine with no
-   internet needs: ``data_root`` of the generated data, no pretrained download, 0 workers).
+   internet needs: ``data_root`` of the generated data, no pretrained download, 0 workers),
+   with ``randomness.seed`` from ``--seed`` (0), so that a run repeats on the same machine.
 3. Evaluates mIoU on the generated val split and prints it.
 4. Saves a picture of swapped pairs with their label maps side by side.
 
@@ -125,6 +126,7 @@ def run_seg(args: argparse.Namespace) -> List[str]:
         print(f'Generated a small VOC-layout dataset in {args.seg_data_root}')
     cfg = shrink_seg_config(Config.fromfile(args.seg_config), args.seg_data_root, args.crop, args.iters,
                             args.seg_work_dir)
+    cfg.randomness = dict(seed=args.seed)
     runner, metrics = train_and_test(cfg)
     pairs = swap_training_pairs(runner)
 
@@ -159,6 +161,7 @@ def run_det(args: argparse.Namespace) -> List[str]:
     scale = (DET_IMAGE_SIZE[1], DET_IMAGE_SIZE[0])  # (w, h): the images keep their size
     cfg = shrink_det_config(Config.fromfile(args.det_config), args.det_data_root, scale, args.det_epochs,
                             args.det_work_dir)
+    cfg.randomness = dict(seed=args.seed)
     runner, metrics = train_and_test(cfg)
     pairs = swap_training_pairs(runner)
     picture = save_det_pairs_figure(osp.join(args.det_work_dir, 'swapped_pairs.png'), pairs.before_inputs,
@@ -182,6 +185,9 @@ def parse_tasks(text: str) -> List[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--tasks', type=parse_tasks, default=list(TASKS), help='seg, det or seg,det (default)')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='randomness.seed of both runs (unset, MMEngine would draw one, and every run would '
+                             'print another number)')
     seg = parser.add_argument_group('segmentation')
     seg.add_argument('--seg-config', default=osp.join(ROOT, 'configs/ipswap_deeplabv3_voc.py'))
     seg.add_argument('--seg-data-root', default='data/ipswap_demo/VOCdevkit/VOC2012')
