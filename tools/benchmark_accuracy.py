@@ -29,6 +29,8 @@ parses them (a tuple: ``"(0.3,0.7)"``). Keys of the IPS block:
   model.data_preprocessor.batch_augments.0.patch_size    (must divide the 64-pixel crop: 8, 16, 32)
   model.data_preprocessor.batch_augments.0.swap_prob
   model.data_preprocessor.batch_augments.0.swap_ratio
+  model.data_preprocessor.batch_augments.0.min_visible_ratio   (det: objects cut by a swap)
+  model.data_preprocessor.batch_augments.0.min_visible_area    (det)
   custom_hooks.0.loss.temperature
   custom_hooks.0.loss.loss_weight
   custom_hooks.0.loss.teacher                             (confidence, symmetric, confident_correct)
@@ -103,8 +105,8 @@ OVERRIDES = {
 OPTIM_WRAPPER = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=3e-3, weight_decay=0.01),
                      clip_grad=dict(max_norm=35, norm_type=2))
 # IPS settings the benchmark changes: none, the configs' IPS block is used as it is (patch 32,
-# a 2x2 grid on the 64-pixel crops; swap_prob 0.5, swap_ratio 0.5, T=4, weight 1). In our
-# probes patch 16 (4x4 grid, a digit cut into pieces) lowered both tasks; --sweep measures it.
+# a 2x2 grid on the 64-pixel crops; swap_prob 0.5, swap_ratio 0.5, T=4, weight 1). Patch 16
+# (4x4 grid, a digit cut into pieces) lowers both tasks: docs/benchmark_accuracy_*swap_sweep*.md.
 IPS_OVERRIDES = {'seg': {}, 'det': {}}
 
 
@@ -559,8 +561,9 @@ def check_sweeps(args) -> None:
             if lookup(cfg._cfg_dict, key) is _MISSING:
                 raise SweepError(f'--sweep {key}: the IPS config of task {task} ({TASKS[task]["ips"]}) has no '
                                  f'key {key!r}; IPS keys: model.data_preprocessor.batch_augments.0.<patch_size|'
-                                 'swap_prob|swap_ratio>, custom_hooks.0.loss.<temperature|loss_weight|teacher|'
-                                 'weighting>, custom_hooks.0.warmup_iters')
+                                 'swap_prob|swap_ratio|min_visible_ratio (det)|min_visible_area (det)>, '
+                                 'custom_hooks.0.loss.<temperature|loss_weight|teacher|weighting>, '
+                                 'custom_hooks.0.warmup_iters')
 
 
 def plan(args) -> list:
