@@ -111,8 +111,10 @@ def swap_training_pairs(runner: Runner, num_pairs: int = NUM_PAIRS) -> SwappedBa
                         preprocessor.mean.flatten().tolist(), preprocessor.std.flatten().tolist())
 
 
-def train_and_test(cfg: Config) -> Tuple[Runner, Dict[str, float]]:
-    """Train ``cfg`` and evaluate it with its test loop: ``(runner, metrics)``."""
+def train_and_test(cfg: Config, seed: int) -> Tuple[Runner, Dict[str, float]]:
+    """Train ``cfg`` with ``randomness.seed`` set to ``seed`` and evaluate it with its test loop:
+    ``(runner, metrics)``."""
+    cfg.randomness = dict(seed=seed)
     runner = Runner.from_cfg(cfg)
     runner.train()
     metrics = runner.test()
@@ -126,8 +128,7 @@ def run_seg(args: argparse.Namespace) -> List[str]:
         print(f'Generated a small VOC-layout dataset in {args.seg_data_root}')
     cfg = shrink_seg_config(Config.fromfile(args.seg_config), args.seg_data_root, args.crop, args.iters,
                             args.seg_work_dir)
-    cfg.randomness = dict(seed=args.seed)
-    runner, metrics = train_and_test(cfg)
+    runner, metrics = train_and_test(cfg, args.seed)
     pairs = swap_training_pairs(runner)
 
     def label_maps(samples: list) -> Tensor:
@@ -161,8 +162,7 @@ def run_det(args: argparse.Namespace) -> List[str]:
     scale = (DET_IMAGE_SIZE[1], DET_IMAGE_SIZE[0])  # (w, h): the images keep their size
     cfg = shrink_det_config(Config.fromfile(args.det_config), args.det_data_root, scale, args.det_epochs,
                             args.det_work_dir)
-    cfg.randomness = dict(seed=args.seed)
-    runner, metrics = train_and_test(cfg)
+    runner, metrics = train_and_test(cfg, args.seed)
     pairs = swap_training_pairs(runner)
     picture = save_det_pairs_figure(osp.join(args.det_work_dir, 'swapped_pairs.png'), pairs.before_inputs,
                                     pairs.before_samples, pairs.after_inputs, pairs.after_samples, pairs.mean,

@@ -110,5 +110,11 @@ class PairSwapBatchAug(nn.Module):
             sample.set_metainfo(dict(ips_pair_index=index // 2))
         return cells
 
+    @staticmethod
+    def swapping_pairs(cells: Tensor) -> list:
+        """Indices of the pairs that exchange at least one cell, from the host cells ``(P, Gh, Gw)``
+        of :meth:`sample_cells` (on the host: no sync). Empty: the batch comes back as it came."""
+        return [pair for pair, changed in enumerate(cells.flatten(1).any(1).tolist()) if changed]
+
     def extra_repr(self) -> str:
         return repr(self.swap)

@@ -92,20 +92,20 @@ class DetPatchSwap(PairSwapBatchAug):
     def forward(self, inputs: Tensor, data_samples: List) -> Tuple[Tensor, List]:
         """Swap ``inputs`` ``(2P, C, H, W)`` and the annotations of ``data_samples`` (2P of them)."""
         host_cells = self.sample_cells(inputs, data_samples)
-        swapped = host_cells.flatten(1).any(1).tolist()  # which pairs change at all (no sync: on the host)
-        if not any(swapped):
+        maps = [sample.gt_sem_seg.sem_seg for sample in data_samples] if 'gt_sem_seg' in data_samples[0] else None
+        if maps is not None:
+            self.check_map_sizes(maps, 'gt_sem_seg', inputs.shape[-2:], 'set model.data_preprocessor.pad_seg=True')
+        pairs = self.swapping_pairs(host_cells)
+        if not pairs:
             return inputs, data_samples
         cells = to_device(host_cells, inputs.device)
         inputs = self.swap.swap(inputs, cells)
-        if 'gt_sem_seg' in data_samples[0]:
-            maps = [sample.gt_sem_seg.sem_seg for sample in data_samples]
-            self.check_map_sizes(maps, 'gt_sem_seg', inputs.shape[-2:], 'set model.data_preprocessor.pad_seg=True')
+        if maps is not None:
             for sample, swapped_map in zip(data_samples, self.swap.swap(maps, cells)):
                 sample.gt_sem_seg.sem_seg = swapped_map
         # the samples of pairs that swap nothing keep their annotations as they are
-        pairs = [pair for pair, changed in enumerate(swapped) if changed]
         samples = [data_samples[2 * pair + side] for pair in pairs for side in (0, 1)]
-        if len(pairs) < len(swapped):
+        if len(pairs) < len(host_cells):
             cells = to_device(host_cells[pairs], inputs.device)
         for field in INSTANCE_FIELDS:
             if field in data_samples[0]:

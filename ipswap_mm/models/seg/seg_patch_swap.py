@@ -38,7 +38,7 @@ class SegPatchSwap(PairSwapBatchAug):
                 for key in PIXEL_MAP_KEYS if key in data_samples[0]}
         for key, key_maps in maps.items():
             self.check_map_sizes(key_maps, key, inputs.shape[-2:], 'pad both to the same size')
-        if not host_cells.any():  # no pair swaps a cell (known on the host: no sync); nothing changes
+        if not self.swapping_pairs(host_cells):
             return inputs, data_samples
         cells = to_device(host_cells, inputs.device)
         inputs = self.swap.swap(inputs, cells)

@@ -288,3 +288,14 @@ def test_image_without_annotations_receives_the_partner_objects(kind):
     assert out_samples[1].gt_instances.labels.tolist() == [2]
     if kind != 'boxes':
         assert len(out_samples[0].gt_instances.masks) == 1 and len(out_samples[1].gt_instances.masks) == 1
+
+
+@pytest.mark.parametrize('swap_prob', [0.0, 1.0])
+def test_semantic_map_of_another_size_names_the_key_whether_or_not_a_pair_swaps(swap_prob):
+    from mmengine.structures import PixelData
+    samples = [det_sample([[0, 0, 8, 8]], [1], 16, 16) for _ in range(2)]
+    for sample in samples:
+        sample.gt_sem_seg = PixelData(sem_seg=torch.zeros(1, 16, 16, dtype=torch.uint8))
+    samples[1].gt_sem_seg = PixelData(sem_seg=torch.zeros(1, 8, 16, dtype=torch.uint8))
+    with pytest.raises(ValueError, match=r'gt_sem_seg is .* set model.data_preprocessor.pad_seg=True'):
+        DetPatchSwap(patch_size=8, swap_prob=swap_prob)(torch.rand(2, 3, 16, 16), samples)
