@@ -114,7 +114,7 @@ class PairSwapBatchAug(nn.Module):
     def swapping_pairs(cells: Tensor) -> list:
         """Indices of the pairs that exchange at least one cell, from the host cells ``(P, Gh, Gw)``
         of :meth:`sample_cells` (on the host: no sync). Empty: the batch comes back as it came."""
-        return [pair for pair, changed in enumerate(cells.flatten(1).any(1).tolist()) if changed]
+        return [pair for pair, changed in enumerate(cells.any(dim=(1, 2)).tolist()) if changed]
 
     def extra_repr(self) -> str:
         return repr(self.swap)
