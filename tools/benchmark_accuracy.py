@@ -373,11 +373,11 @@ def _fmt(value, digits: int = 2) -> str:
 
 def row_command(row: dict, args) -> str:
     """A command that reproduces this row alone."""
-    parts = ['python', 'tools/benchmark_accuracy.py', '--tasks', row['task'],
-             '--variants', 'baseline' if row['variant'] == 'baseline' else 'ips',
+    variant = 'baseline' if row['variant'] == 'baseline' else 'ips'
+    parts = ['python', 'tools/benchmark_accuracy.py', '--tasks', row['task'], '--variants', variant,
              '--seeds', ','.join(str(s) for s in row['seeds']), '--iters', str(row['iters'])]
     parts += args.data_flags
-    options = dict(args.cfg_options or {}, **row['cfg_options'])
+    options = dict(variant_options(args, row['task'], variant), **row['cfg_options'])
     if options:
         parts += ['--cfg-options'] + [f'{key}={_option_text(value)}' for key, value in options.items()]
     return shlex.join(parts)
@@ -430,7 +430,13 @@ def write_report(runs: list, args, meta: dict) -> dict:
         ips_line = _options_line(IPS_OVERRIDES[task]) or "none (the config's IPS block as it is)"
         lines.append(f'- {task}: `{_options_line(OVERRIDES[task])}`; IPS only: `{ips_line}`')
     if args.cfg_options:
-        lines.append(f'- `--cfg-options` of this command, every run: `{_options_line(args.cfg_options)}`')
+        ips_only = {key: value for task in args.task_list for key, value in args.ips_only[task].items()}
+        shared = {key: value for key, value in args.cfg_options.items() if key not in ips_only}
+        if shared:
+            lines.append(f'- `--cfg-options` of this command, every run: `{_options_line(shared)}`')
+        if ips_only:
+            lines.append(f'- `--cfg-options` of this command, IPS runs only (keys of the IPS block, which the '
+                         f'baseline config does not have): `{_options_line(ips_only)}`')
     lines += ['', 'Also changed for both variants: the digit classes (`BaseSegDataset` / `CocoDataset` with '
               '`metainfo`), no horizontal flip, seg scale jitter 0.75-1.5, AdamW (lr 3e-3, weight decay 0.01, '
               'gradient clip 35) with an iteration-based schedule (seg: poly; det: 50-iteration warm-up, then poly), '
@@ -566,12 +572,37 @@ def check_sweeps(args) -> None:
                                  'custom_hooks.0.warmup_iters')
 
 
+def ips_only_options(args) -> dict:
+    """Per task, the ``--cfg-options`` keys of the IPS block: present in the IPS config and
+    absent from the baseline config (after the benchmark's overrides). The baseline runs go
+    without them (merged into a config without the block, ``custom_hooks.0.loss.weighting``
+    would make ``custom_hooks`` a dict that MMEngine's runner rejects); every other key goes
+    to every run."""
+    result = {}
+    for task in args.task_list:
+        configs = {variant: build_config(task, variant, 'data', 0, args.iters_of[task], args.val_interval_of[task],
+                                         args.batch, args.size, osp.join(args.out, 'check'))._cfg_dict
+                   for variant in VARIANTS}
+        result[task] = {key: value for key, value in (args.cfg_options or {}).items()
+                        if lookup(configs['baseline'], key) is _MISSING and lookup(configs['ips'], key) is not _MISSING}
+    return result
+
+
+def variant_options(args, task: str, variant: str) -> dict:
+    """The ``--cfg-options`` that a ``variant`` run of ``task`` gets (see :func:`ips_only_options`)."""
+    options = dict(args.cfg_options or {})
+    if variant == 'baseline':
+        for key in args.ips_only[task]:
+            options.pop(key)
+    return options
+
+
 def plan(args) -> list:
     """(task, variant config, row name, cfg_options, reused_from) for every row, in order."""
     items = []
     for task in args.task_list:
         for variant in args.variant_list:
-            items.append((task, variant, variant, dict(args.cfg_options or {}), None))
+            items.append((task, variant, variant, variant_options(args, task, variant), None))
         if not args.sweeps:
             continue
         default = build_config(task, 'ips', 'data', 0, args.iters_of[task], args.val_interval_of[task], args.batch,
@@ -594,6 +625,7 @@ def main(argv=None) -> dict:
         check_sweeps(args)
     except SweepError as error:
         raise SystemExit(f'benchmark_accuracy: {error}') from error
+    args.ips_only = ips_only_options(args)
     start = time.perf_counter()
     roots = prepare_data(args)
     runs = []

@@ -8,6 +8,7 @@ from tools.benchmark_accuracy import (
     _MISSING,
     IPS_OVERRIDES,
     OVERRIDES,
+    TASKS,
     build_config,
     lookup,
     main,
@@ -141,3 +142,23 @@ def test_a_run_can_start_from_a_checkpoint_of_an_earlier_run(tmp_path):
     assert warm['runs'][0]['losses'][0]['loss'] != first['runs'][0]['losses'][0]['loss']
     with open(tmp_path / 'warm' / 'accuracy.md') as file:
         assert f'from the weights of `{checkpoint}`' in file.read()
+
+
+def test_ips_block_options_go_to_the_ips_runs_only(tmp_path):
+    """`--cfg-options custom_hooks.0.loss.loss_weight=...` with both variants: merged into the
+    baseline config it would make `custom_hooks` a dict that MMEngine's runner rejects."""
+    from mmengine.config import Config
+    weight = 'custom_hooks.0.loss.loss_weight'
+    payload = main(['--tasks', 'seg', '--variants', 'baseline,ips', *TOY, '--out', str(tmp_path),
+                    '--cfg-options', f'{weight}=0.5', 'default_hooks.logger.interval=1'])
+    runs = {run['variant']: run for run in payload['runs']}
+    dumped = {variant: Config.fromfile(osp.join(run['work_dir'], osp.basename(TASKS['seg'][variant])))
+              for variant, run in runs.items()}
+    assert 'custom_hooks' not in dumped['baseline'] and lookup(dumped['ips']._cfg_dict, weight) == 0.5
+    assert dumped['baseline'].default_hooks.logger.interval == dumped['ips'].default_hooks.logger.interval == 1
+    commands = {row['variant']: row['command'] for row in payload['rows']}
+    assert weight not in commands['baseline'] and f'{weight}=0.5' in commands['ips']
+    assert 'default_hooks.logger.interval=1' in commands['baseline']
+    with open(osp.join(tmp_path, 'accuracy.md')) as file:
+        assert f'IPS runs only (keys of the IPS block, which the baseline config does not have): `{weight}=0.5`' \
+            in file.read()
