@@ -616,7 +616,8 @@ def report(results: dict, device: str, crop: int, args) -> list:
         if 'swap_over_copy' in row:
             print(f"{row['task']}: the swap alone takes {row['swap_s'] * 1e3:.2f} ms, "
                   f"{row['swap_over_copy']:.2f}x a plain copy of the batch tensors")
-    plot(rows, osp.join(args.out, 'cost.png'))
+    # a single timed step (--iters 1 --rounds 1, as the counting runs use) is no measurement of time
+    plot(rows, osp.join(args.out, 'cost.png'), timed=args.iters * args.rounds > 1)
     return rows
 
 
@@ -625,22 +626,34 @@ def torch_device_name() -> str:
     return torch.cuda.get_device_name()
 
 
-def plot(rows: list, path: str) -> None:
+PLOTTED = (  # (row key, label): the counted ratios first (the same on every run), then the timed ones
+    ('flops_ratio', 'FLOPs'), ('op_calls_ratio', 'operator calls'), ('tensor_memory_ratio', 'tensor peak'),
+    ('time_ratio', 'time (fastest rounds)'), ('memory_ratio', 'peak RSS'))
+
+
+def plot(rows: list, path: str, timed: bool = True) -> None:
+    """Bars of every variant's ratios to its task's baseline: the counted work where the rows
+    have it (profiled steps), and, with ``timed``, the step time and process peak RSS."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    labels = [f"{r['task']}\n{r['variant']}" for r in rows]
-    figure, axis = plt.subplots(figsize=(1.2 * len(rows) + 2, 3.2))
-    positions = range(len(rows))
-    axis.bar([p - 0.2 for p in positions], [r['time_ratio'] for r in rows], 0.4, label='time / baseline')
-    axis.bar([p + 0.2 for p in positions], [r['memory_ratio'] for r in rows], 0.4, label='peak memory / baseline')
+    shown = [(key, label) for key, label in PLOTTED
+             if any(key in row for row in rows) and (timed or key not in ('time_ratio', 'memory_ratio'))]
+    rows = [row for row in rows if row['variant'] != 'baseline']
+    width = 0.8 / len(shown)
+    figure, axis = plt.subplots(figsize=(1.1 * len(rows) + 2, 3.4))
+    for index, (key, label) in enumerate(shown):
+        axis.bar([p + (index - (len(shown) - 1) / 2) * width for p in range(len(rows))],
+                 [row.get(key, float('nan')) for row in rows], width, label=label)
+    axis.axhline(1.0, color='black', linewidth=0.8)
     axis.axhline(1.05, color='grey', linestyle='--', linewidth=1, label='1.05x')
-    axis.set_xticks(list(positions), labels, fontsize=7)
-    axis.legend(fontsize=8)
+    axis.set_xticks(list(range(len(rows))), [f"{row['task']}\n{row['variant']}" for row in rows], fontsize=7)
+    axis.set_ylabel('variant / baseline')
+    axis.set_ylim(bottom=0.8)
+    axis.legend(fontsize=7, ncol=len(shown) + 1)
     figure.tight_layout()
     figure.savefig(path, dpi=90)
     plt.close(figure)
-
 
 if __name__ == '__main__':
     main()
