@@ -520,7 +520,8 @@ def parse_args(argv=None):
     parser.add_argument('--sweep', nargs='+', default=[], metavar='KEY=V1,V2',
                         help='train the IPS variant once per value of KEY (every seed); adds rows')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default=None,
-                        help='key=value overrides for every run')
+                        help='key=value overrides for every run (keys of the IPS block, which the baseline '
+                             'config does not have: the IPS runs only)')
     parser.add_argument('--out', default='work_dirs/benchmark_accuracy')
     parser.add_argument('--verbose', action='store_true', help="MMEngine's INFO log (default: warnings only)")
     args = parser.parse_args(argv)
