@@ -84,6 +84,12 @@ def peak_memory_mb(device: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+# Names of the kernels torch.compile's inductor generates, as the profiler records them (on
+# the CPU with ``torch._inductor.config.cpp.enable_kernel_profile``, which the workers set):
+# each is one call, where the eager operators it fuses were many
+COMPILED_KERNEL_MARKERS = ('cpp_fused_', 'triton_')
+
+
 def cpu_step_profile(step, modules, optimizer) -> dict:
     """Run one CPU training ``step`` under the profiler; what it costs, independent of the machine's noise.
 
@@ -95,7 +101,9 @@ def cpu_step_profile(step, modules, optimizer) -> dict:
     matrix products, element-wise arithmetic), plus the transposed and backward
     convolutions, which it has none for (:func:`uncounted_convolution_flops`), in GFLOP.
     ``op_calls``: operator calls the host dispatches (ATen operators not nested in
-    another): on a GPU, roughly the kernel launches, the cost of a step bound by the host.
+    another, and the kernels ``torch.compile`` generated, one call each: see
+    :data:`COMPILED_KERNEL_MARKERS`): on a GPU, roughly the kernel launches, the cost of a
+    step bound by the host.
     All three are the same for every repetition of a step, unlike its time or the
     process's RSS.
     """
@@ -118,9 +126,11 @@ def cpu_step_profile(step, modules, optimizer) -> dict:
         peak = max(peak, live)
     flops = op_calls = 0
     for event in prof.events():
-        if not event.name.startswith('aten::'):
+        compiled = any(marker in event.name for marker in COMPILED_KERNEL_MARKERS)
+        if not (compiled or event.name.startswith('aten::')):
             continue
-        flops += event.flops or uncounted_convolution_flops(event)
+        if not compiled:  # the profiler has no FLOP formula for generated kernels
+            flops += event.flops or uncounted_convolution_flops(event)
         parent = event.cpu_parent
         while parent is not None and not parent.name.startswith('aten::'):
             parent = parent.cpu_parent
@@ -411,7 +421,9 @@ def worker(task: str, variant: str, device: str, iters: int, warmup: int, crop: 
     On the CPU, then ``memory_steps`` more steps, untimed, each profiled (:func:`cpu_step_profile`;
     their swaps differ, and so do the instances a detector sees): the largest tensor peak and
     the mean work (GFLOP, operator calls) are reported."""
+    import torch._inductor.config
     from mmengine.registry import DefaultScope
+    torch._inductor.config.cpp.enable_kernel_profile = True  # count compiled kernels (cpu_step_profile)
     spec = TASKS[task]
     run = VariantStep(task, variant, device, crop, batch, ips_options)
     with DefaultScope.overwrite_default_scope(spec.scope):

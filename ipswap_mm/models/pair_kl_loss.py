@@ -1,8 +1,9 @@
 """``PairKLDivLoss``: the registered form of :func:`ipswap_mm.core.pair_kl_divergence`."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Union
 
+import torch
 from mmengine.registry import MODELS
 from torch import Tensor, nn
 
@@ -26,6 +27,12 @@ class PairKLDivLoss(nn.Module):
             or ``'classes'`` (every shared class counts the same).
         loss_name: Key of the loss in the loss dict; must contain ``'loss'`` for MMEngine
             to add it to the total.
+        compile: Run the pair KL through ``torch.compile`` (``True``, or a dict of its
+            arguments, e.g. ``dict(mode='max-autotune-no-cudagraphs')``): its forward and
+            gradient, about forty small operations, become a few fused kernels and three
+            matrix products, for steps whose pace the host sets. The first step compiles
+            (seconds); a new input shape (detection: another number of boxes) compiles once
+            more, then shapes are dynamic. ``False`` (default): eager, as the rest of the model.
     """
 
     def __init__(self,
@@ -34,7 +41,8 @@ class PairKLDivLoss(nn.Module):
                  teacher: str = 'confidence',
                  use_sigmoid: Optional[bool] = None,
                  weighting: str = 'elements',
-                 loss_name: str = 'loss_ips_kl') -> None:
+                 loss_name: str = 'loss_ips_kl',
+                 compile: Union[bool, dict] = False) -> None:
         super().__init__()
         if temperature <= 0:
             raise ValueError(f'PairKLDivLoss.temperature must be positive, got {temperature!r}')
@@ -50,6 +58,13 @@ class PairKLDivLoss(nn.Module):
         self.use_sigmoid = use_sigmoid
         self.weighting = weighting
         self.loss_name = loss_name
+        if not isinstance(compile, (bool, dict)):
+            raise ValueError(f'PairKLDivLoss.compile must be a bool or a dict of torch.compile arguments, '
+                             f'got {compile!r}')
+        self.compile = compile
+        self._kl_divergence = pair_kl_divergence
+        if compile is not False:
+            self._kl_divergence = torch.compile(pair_kl_divergence, **({} if compile is True else compile))
 
     def forward(self, logits: Tensor, labels: Tensor, num_classes: int, model_uses_sigmoid: bool = False) -> Tensor:
         """Args: logits ``(2P, C, M)``, labels ``(2P, M)`` (see ``pair_kl_divergence``); whether
@@ -57,10 +72,10 @@ class PairKLDivLoss(nn.Module):
         if self.use_sigmoid is not None and self.use_sigmoid != model_uses_sigmoid:
             raise ValueError(f'PairKLDivLoss.use_sigmoid={self.use_sigmoid} but the model scores classes with '
                              f"{'sigmoids' if model_uses_sigmoid else 'a softmax'}; leave use_sigmoid unset")
-        loss = pair_kl_divergence(logits, labels, num_classes, self.temperature, self.teacher, model_uses_sigmoid,
-                                  self.weighting)
+        loss = self._kl_divergence(logits, labels, num_classes, self.temperature, self.teacher, model_uses_sigmoid,
+                                   self.weighting)
         return loss if self.loss_weight == 1.0 else self.loss_weight * loss
 
     def extra_repr(self) -> str:
         return (f'temperature={self.temperature}, loss_weight={self.loss_weight}, teacher={self.teacher!r}, '
-                f'use_sigmoid={self.use_sigmoid}, weighting={self.weighting!r}')
+                f'use_sigmoid={self.use_sigmoid}, weighting={self.weighting!r}, compile={self.compile!r}')

@@ -40,7 +40,26 @@ def test_use_sigmoid_that_contradicts_the_model_is_refused():
 
 @pytest.mark.parametrize('kwargs, key', [(dict(temperature=0), 'temperature'), (dict(teacher='student'), 'teacher'),
                                          (dict(weighting='pixels'), 'weighting'),
-                                         (dict(loss_name='ips_kl'), 'loss_name')])
+                                         (dict(loss_name='ips_kl'), 'loss_name'), (dict(compile='yes'), 'compile')])
 def test_bad_options_name_the_key(kwargs, key):
     with pytest.raises(ValueError, match=f'PairKLDivLoss.{key}'):
         PairKLDivLoss(**kwargs)
+
+
+def test_compiled_loss_gives_the_eager_loss_and_gradient():
+    """``compile=True``: the same values, softmax and sigmoid, and for a second number of
+    elements (detection: another number of boxes), which compiles again."""
+    torch.manual_seed(0)
+    eager, compiled = PairKLDivLoss(), PairKLDivLoss(compile=True)
+    for classes, elements, sigmoid in ((5, 12, False), (4, 7, True), (4, 9, True)):
+        logits = torch.randn(4, classes, elements, requires_grad=True)
+        labels = torch.randint(0, classes, (4, elements))
+        results = []
+        for loss in (eager, compiled):
+            value = loss(logits, labels, classes, model_uses_sigmoid=sigmoid)
+            gradient, = torch.autograd.grad(value, logits)
+            results.append((value.detach(), gradient))
+        (value, gradient), (compiled_value, compiled_gradient) = results
+        assert value.item() > 0 and compiled_value.dtype == torch.float32
+        torch.testing.assert_close(compiled_value, value)
+        torch.testing.assert_close(compiled_gradient, gradient)

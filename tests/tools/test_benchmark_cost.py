@@ -170,6 +170,23 @@ def test_cpu_step_profile_counts_the_work_of_a_step():
     assert two['op_calls'] == 2 * one['op_calls'] >= 2  # a linear layer is one call; its inner matmul is not
 
 
+def test_cpu_step_profile_counts_a_compiled_kernel_as_one_call(monkeypatch):
+    import torch._inductor.config
+    monkeypatch.setattr(torch._inductor.config.cpp, 'enable_kernel_profile', True)  # as the workers set it
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    inputs = torch.rand(64)
+
+    def chain(x):  # five element-wise operators, which inductor fuses into one kernel
+        return (((x + 1) * 2).sin() - 3).abs()
+
+    compiled = torch.compile(chain)
+    compiled(inputs)  # compiles outside the profile, as a worker's untimed first step does
+    eager = benchmark_cost.cpu_step_profile(lambda: chain(inputs), [], optimizer)
+    fused = benchmark_cost.cpu_step_profile(lambda: compiled(inputs), [], optimizer)
+    assert eager['op_calls'] == 5
+    assert fused['op_calls'] == 1  # the fused kernel; its output is allocated inside it, not by an ATen call
+
+
 @pytest.mark.parametrize('transposed', [False, True])
 def test_backward_convolutions_count_one_forward_per_gradient(transposed):
     conv = (torch.nn.ConvTranspose2d if transposed else torch.nn.Conv2d)(4, 6, 3, groups=2, bias=False)
