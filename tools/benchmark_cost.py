@@ -645,12 +645,14 @@ PLOTTED = (  # (row key, label): the counted ratios first (the same on every run
 
 def plot(rows: list, path: str, timed: bool = True) -> None:
     """Bars of every variant's ratios to its task's baseline: the counted work where the rows
-    have it (profiled steps), and, with ``timed``, the step time and process peak RSS."""
+    have it (profiled CPU steps), and the step time and peak memory unless ``timed`` is
+    False and there are counts."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    shown = [(key, label) for key, label in PLOTTED
-             if any(key in row for row in rows) and (timed or key not in ('time_ratio', 'memory_ratio'))]
+    present = [(key, label) for key, label in PLOTTED if any(key in row for row in rows)]
+    counted = [(key, label) for key, label in present if key not in ('time_ratio', 'memory_ratio')]
+    shown = present if timed or not counted else counted  # a GPU run has no counts: its times, whatever they are
     rows = [row for row in rows if row['variant'] != 'baseline']
     width = 0.8 / len(shown)
     figure, axis = plt.subplots(figsize=(1.1 * len(rows) + 2, 3.4))
