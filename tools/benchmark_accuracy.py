@@ -634,7 +634,8 @@ def main(argv=None) -> dict:
     total = sum(len(args.seed_list) for item in items if item[4] is None)
     done = 0
     for task, variant, name, options, reused_from in items:
-        extra = {k: v for k, v in options.items() if k not in (args.cfg_options or {})}
+        # the row's own options: a sweep value, also where --cfg-options gives its key another value
+        extra = {k: v for k, v in options.items() if (args.cfg_options or {}).get(k, _MISSING) != v}
         for seed in args.seed_list:
             if reused_from is not None:
                 source = next(run for run in runs if run['task'] == task and run['variant'] == reused_from

@@ -162,3 +162,14 @@ def test_ips_block_options_go_to_the_ips_runs_only(tmp_path):
     with open(osp.join(tmp_path, 'accuracy.md')) as file:
         assert f'IPS runs only (keys of the IPS block, which the baseline config does not have): `{weight}=0.5`' \
             in file.read()
+
+
+def test_a_sweep_of_a_key_that_cfg_options_also_sets_reports_the_swept_value(tmp_path):
+    """`--cfg-options T=2.0 --sweep T=1.0`: the swept row trains at 1.0 and its command says so."""
+    payload = main(['--tasks', 'seg', '--variants', 'ips', *TOY, '--out', str(tmp_path),
+                    '--cfg-options', f'{TEMPERATURE}=2.0', '--sweep', f'{TEMPERATURE}=1.0'])
+    rows = {row['variant']: row for row in payload['rows']}
+    assert f'{TEMPERATURE}=2.0' in rows['ips']['command']
+    swept = rows['ips temperature=1.0']
+    assert swept['cfg_options'] == {TEMPERATURE: 1.0}
+    assert f'{TEMPERATURE}=1.0' in swept['command'] and f'{TEMPERATURE}=2.0' not in swept['command']
