@@ -669,5 +669,6 @@ def plot(rows: list, path: str, timed: bool = True) -> None:
     figure.savefig(path, dpi=90)
     plt.close(figure)
 
+
 if __name__ == '__main__':
     main()

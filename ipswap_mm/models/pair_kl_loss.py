@@ -61,7 +61,8 @@ class PairKLDivLoss(nn.Module):
         if not isinstance(compile, (bool, dict)):
             raise ValueError(f'PairKLDivLoss.compile must be a bool or a dict of torch.compile arguments, '
                              f'got {compile!r}')
-        self.compile = compile
+        # not ``self.compile``: that would hide ``nn.Module.compile`` on this module
+        self.compile_options = compile
         self._kl_divergence = pair_kl_divergence
         if compile is not False:
             self._kl_divergence = torch.compile(pair_kl_divergence, **({} if compile is True else compile))
@@ -78,4 +79,4 @@ class PairKLDivLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return (f'temperature={self.temperature}, loss_weight={self.loss_weight}, teacher={self.teacher!r}, '
-                f'use_sigmoid={self.use_sigmoid}, weighting={self.weighting!r}, compile={self.compile!r}')
+                f'use_sigmoid={self.use_sigmoid}, weighting={self.weighting!r}, compile={self.compile_options!r}')

@@ -51,6 +51,7 @@ def test_compiled_loss_gives_the_eager_loss_and_gradient():
     elements (detection: another number of boxes), which compiles again."""
     torch.manual_seed(0)
     eager, compiled = PairKLDivLoss(), PairKLDivLoss(compile=True)
+    assert callable(compiled.compile)  # the option does not hide nn.Module.compile
     for classes, elements, sigmoid in ((5, 12, False), (4, 7, True), (4, 9, True)):
         logits = torch.randn(4, classes, elements, requires_grad=True)
         labels = torch.randint(0, classes, (4, elements))
