@@ -557,15 +557,30 @@ def parse_args(argv=None):
     return args
 
 
+def startup_config(args, task: str, variant: str, with_options: bool = False) -> dict:
+    """The ``variant`` config of ``task`` as the runs get it (seed 0, no data yet), as a dict,
+    with ``--cfg-options`` merged when ``with_options``; built once per task and variant and
+    kept on ``args`` for the start-up checks and the plan."""
+    cache = args.__dict__.setdefault('_startup_configs', {})
+    if (task, variant) not in cache:
+        cache[task, variant] = build_config(task, variant, 'data', 0, args.iters_of[task], args.val_interval_of[task],
+                                            args.batch, args.size, osp.join(args.out, 'check'))
+    if not with_options:
+        return cache[task, variant]._cfg_dict
+    cfg = copy.deepcopy(cache[task, variant])
+    if args.cfg_options:
+        cfg.merge_from_dict(copy.deepcopy(args.cfg_options))
+    return cfg._cfg_dict
+
+
 def check_sweeps(args) -> None:
     """Every sweep key must exist in the IPS config of every task (after the benchmark's overrides)."""
     if not args.sweeps:
         return
     for task in args.task_list:
-        cfg = build_config(task, 'ips', 'data', 0, args.iters_of[task], args.val_interval_of[task], args.batch,
-                           args.size, osp.join(args.out, 'check'), args.cfg_options)
+        cfg = startup_config(args, task, 'ips', with_options=True)
         for key, _ in args.sweeps:
-            if lookup(cfg._cfg_dict, key) is _MISSING:
+            if lookup(cfg, key) is _MISSING:
                 raise SweepError(f'--sweep {key}: the IPS config of task {task} ({TASKS[task]["ips"]}) has no '
                                  f'key {key!r}; IPS keys: model.data_preprocessor.batch_augments.0.<patch_size|'
                                  'swap_prob|swap_ratio|min_visible_ratio (det)|min_visible_area (det)>, '
@@ -581,9 +596,7 @@ def ips_only_options(args) -> dict:
     to every run."""
     result = {}
     for task in args.task_list:
-        configs = {variant: build_config(task, variant, 'data', 0, args.iters_of[task], args.val_interval_of[task],
-                                         args.batch, args.size, osp.join(args.out, 'check'))._cfg_dict
-                   for variant in VARIANTS}
+        configs = {variant: startup_config(args, task, variant) for variant in VARIANTS}
         result[task] = {key: value for key, value in (args.cfg_options or {}).items()
                         if lookup(configs['baseline'], key) is _MISSING and lookup(configs['ips'], key) is not _MISSING}
     return result
@@ -606,13 +619,12 @@ def plan(args) -> list:
             items.append((task, variant, variant, variant_options(args, task, variant), None))
         if not args.sweeps:
             continue
-        default = build_config(task, 'ips', 'data', 0, args.iters_of[task], args.val_interval_of[task], args.batch,
-                               args.size, osp.join(args.out, 'check'), args.cfg_options)
+        default = startup_config(args, task, 'ips', with_options=True)
         for key, values in args.sweeps:
             for value in values:
                 name = f"ips {key.split('.')[-1]}={_option_text(value)}"
                 options = dict(args.cfg_options or {}, **{key: value})
-                same = lookup(default._cfg_dict, key) == value and 'ips' in args.variant_list
+                same = lookup(default, key) == value and 'ips' in args.variant_list
                 items.append((task, 'ips', name, options, 'ips' if same else None))
     return items
 
