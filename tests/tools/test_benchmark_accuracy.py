@@ -173,3 +173,26 @@ def test_a_sweep_of_a_key_that_cfg_options_also_sets_reports_the_swept_value(tmp
     swept = rows['ips temperature=1.0']
     assert swept['cfg_options'] == {TEMPERATURE: 1.0}
     assert f'{TEMPERATURE}=1.0' in swept['command'] and f'{TEMPERATURE}=2.0' not in swept['command']
+
+
+def test_start_up_checks_build_each_config_once(tmp_path, monkeypatch):
+    """The sweep check, the IPS-only options and the plan share one build per task and variant;
+    the IPS config they see carries --cfg-options, the cached one does not."""
+    import tools.benchmark_accuracy as bench
+    built = []
+
+    def counting_build(task, variant, *args, **kwargs):
+        built.append((task, variant))
+        return build_config(task, variant, *args, **kwargs)
+
+    monkeypatch.setattr(bench, 'build_config', counting_build)
+    args = parse_args(['--tasks', 'seg,det', '--out', str(tmp_path), '--sweep', f'{TEMPERATURE}=1.0,4.0',
+                       '--cfg-options', f'{TEMPERATURE}=2.0'])
+    bench.check_sweeps(args)
+    args.ips_only = bench.ips_only_options(args)
+    items = bench.plan(args)
+    assert sorted(built) == sorted((task, variant) for task in ('seg', 'det') for variant in ('baseline', 'ips'))
+    assert lookup(bench.startup_config(args, 'seg', 'ips', with_options=True), TEMPERATURE) == 2.0
+    assert lookup(bench.startup_config(args, 'seg', 'ips'), TEMPERATURE) == 4.0
+    # 4.0 is not the value the IPS runs train with (2.0): its row trains, it reuses nothing
+    assert [item[4] for item in items if item[0] == 'seg'] == [None, None, None, None]
