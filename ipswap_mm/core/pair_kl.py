@@ -122,7 +122,7 @@ class _PairKL(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, logits: Tensor, labels: Tensor, num_classes: int, temperature: float, teacher: str,
-                use_sigmoid: bool, weighting: str) -> Tensor:
+                use_sigmoid: bool, weighting: str, loss_weight: float) -> Tensor:
         values = logits if logits.dtype == torch.float64 else logits.double()
         shares, counts = _class_shares(class_weights(labels, num_classes, values.dtype))  # (N, M, K), (N, 1, K)
         probs = _to_probs(values / temperature, use_sigmoid)  # (N, C, M)
@@ -135,9 +135,10 @@ class _PairKL(torch.autograd.Function):
         kl, pull = _kl_from_partner(means.view(-1, 2, *means.shape[1:]), use_sigmoid)
         # the weighted mean over (pair, shared class); 0 where no class is shared
         weight = weight / weight.sum().clamp(min=torch.finfo(weight.dtype).tiny)
-        loss = (kl.clamp_min(0.0) * weight).sum() * temperature**2
+        # the loss weight joins T^2 in one Python number: no operation of its own, nor in the gradient
+        loss = (kl.clamp_min(0.0) * weight).sum() * (loss_weight * temperature**2)
         if ctx.needs_input_grad[0]:
-            # d loss / d values = -T * pulls, by the chain rule: loss = T^2 * sum(weight * KL),
+            # d loss / d values = -T * pulls (times the loss weight), by the chain rule: loss = T^2 * sum(weight * KL),
             # d KL / d means = -pull, means = probs @ shares, probs = softmax(values / T) over C
             # (or sigmoid): the pull on every probability, then through the softmax's (sigmoid's)
             # own backward, one kernel each
@@ -149,15 +150,15 @@ class _PairKL(torch.autograd.Function):
             # kept in float64 until the incoming gradient (with an fp16 loss scale) is applied:
             # cast first, the small gradients of near-equal views would flush to zero in fp16
             ctx.save_for_backward(pulls)
-            ctx.temperature, ctx.dtype = temperature, logits.dtype
+            ctx.gradient_scale, ctx.dtype = -temperature * loss_weight, logits.dtype
         return loss.float()
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad: Tensor) -> Tuple[Optional[Tensor], None, None, None, None, None, None]:
+    def backward(ctx, grad: Tensor) -> Tuple[Optional[Tensor], None, None, None, None, None, None, None]:
         pulls, = ctx.saved_tensors
-        d_logits = (pulls * (grad * -ctx.temperature)).to(ctx.dtype)
-        return d_logits, None, None, None, None, None, None
+        d_logits = (pulls * (grad * ctx.gradient_scale)).to(ctx.dtype)
+        return d_logits, None, None, None, None, None, None, None
 
 
 def pair_kl_divergence(logits: Tensor,
@@ -166,7 +167,8 @@ def pair_kl_divergence(logits: Tensor,
                        temperature: float = 4.0,
                        teacher: str = 'confidence',
                        use_sigmoid: bool = False,
-                       weighting: str = 'elements') -> Tensor:
+                       weighting: str = 'elements',
+                       loss_weight: float = 1.0) -> Tensor:
     """Class-wise KL between the two views of every pair.
 
     Args:
@@ -192,10 +194,12 @@ def pair_kl_divergence(logits: Tensor,
             that every element counts once, as in the task loss, and a class of a few
             pixels gets a few pixels' share. ``'classes'``: each counts the same, whatever
             its size (ours, both; the paper does not say).
+        loss_weight: Multiplier of the result (and of its gradient), folded into the
+            ``T^2`` factor at no extra operation.
 
     Returns:
-        Scalar (float32): mean over (pair, shared class) of ``T^2 * KL``, weighted as
-        ``weighting`` says; zero (with a graph)
+        Scalar (float32): ``loss_weight`` times the mean over (pair, shared class) of
+        ``T^2 * KL``, weighted as ``weighting`` says; zero (with a graph)
         when no class is shared by the two views of any pair.
 
     Precision: the probabilities, their class means and the KL are float64 (a few hundred
@@ -220,4 +224,4 @@ def pair_kl_divergence(logits: Tensor,
     if use_sigmoid and logits.shape[1] != num_classes:
         raise ValueError(f'sigmoid logits need one channel per class ({num_classes}), got {logits.shape[1]}')
 
-    return _PairKL.apply(logits, labels, num_classes, temperature, teacher, use_sigmoid, weighting)
+    return _PairKL.apply(logits, labels, num_classes, temperature, teacher, use_sigmoid, weighting, loss_weight)

@@ -16,7 +16,10 @@ class PairKLDivLoss(nn.Module):
 
     Args:
         temperature: Softening temperature T; the KL is scaled by ``T^2``.
-        loss_weight: Multiplier of the loss.
+        loss_weight: Multiplier of the loss (and its gradient; no operation of its own).
+            0.1 by default (ours): on the digits benchmarks continued from a trained
+            checkpoint, weight 1 cost about 10 points of mIoU and of mAP, and at 0.1 IPS was
+            above the baseline in segmentation and detection (the README's efficacy results).
         teacher: ``'confidence'`` (per pair and class, the more confident view teaches,
             detached), ``'symmetric'`` (both directions, averaged) or ``'confident_correct'``
             (as ``'confidence'``, only for classes whose teacher mean predicts the class).
@@ -37,7 +40,7 @@ class PairKLDivLoss(nn.Module):
 
     def __init__(self,
                  temperature: float = 4.0,
-                 loss_weight: float = 1.0,
+                 loss_weight: float = 0.1,
                  teacher: str = 'confidence',
                  use_sigmoid: Optional[bool] = None,
                  weighting: str = 'elements',
@@ -73,9 +76,8 @@ class PairKLDivLoss(nn.Module):
         if self.use_sigmoid is not None and self.use_sigmoid != model_uses_sigmoid:
             raise ValueError(f'PairKLDivLoss.use_sigmoid={self.use_sigmoid} but the model scores classes with '
                              f"{'sigmoids' if model_uses_sigmoid else 'a softmax'}; leave use_sigmoid unset")
-        loss = self._kl_divergence(logits, labels, num_classes, self.temperature, self.teacher, model_uses_sigmoid,
-                                   self.weighting)
-        return loss if self.loss_weight == 1.0 else self.loss_weight * loss
+        return self._kl_divergence(logits, labels, num_classes, self.temperature, self.teacher, model_uses_sigmoid,
+                                   self.weighting, self.loss_weight)
 
     def extra_repr(self) -> str:
         return (f'temperature={self.temperature}, loss_weight={self.loss_weight}, teacher={self.teacher!r}, '

@@ -273,3 +273,21 @@ def test_a_teacher_wrong_about_the_class_teaches_nothing_under_confident_correct
     right = torch.tensor([[0.9, 0.1], [0.6, 0.4]]).log()[..., None]  # the teacher predicts class 0
     assert pair_kl_divergence(right, labels, 2, teacher='confident_correct').item() == pytest.approx(
         pair_kl_divergence(right, labels, 2, teacher='confidence').item())
+
+
+@pytest.mark.parametrize('sigmoid', [False, True])
+@pytest.mark.parametrize('weight', [0.1, 0.0, 2.5])
+def test_loss_weight_scales_loss_and_gradient_as_multiplying_the_loss_would(sigmoid, weight):
+    """Folded into the T^2 factor, the weight gives the loss and, bit for bit, the gradient of
+    ``weight * loss``: the same training, one multiplication and its backward fewer."""
+    generator = torch.Generator().manual_seed(3)
+    labels = torch.randint(0, 3, (4, 50), generator=generator)
+    base = torch.randn(4, 3, 50, generator=generator)
+    folded_logits, scaled_logits = base.clone().requires_grad_(), base.clone().requires_grad_()
+    folded = pair_kl_divergence(folded_logits, labels, 3, use_sigmoid=sigmoid, loss_weight=weight)
+    scaled = weight * pair_kl_divergence(scaled_logits, labels, 3, use_sigmoid=sigmoid)
+    folded.backward()
+    scaled.backward()
+    assert folded.item() == pytest.approx(scaled.item(), rel=1e-6, abs=0.0)
+    assert torch.equal(folded_logits.grad, scaled_logits.grad)
+    assert (folded_logits.grad != 0).any() == (weight != 0)

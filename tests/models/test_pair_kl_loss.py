@@ -20,13 +20,13 @@ def test_the_loss_is_the_weighted_pair_kl_at_its_temperature(weight):
 
 def test_teacher_rule_reaches_the_kl():
     logits, labels = views()
-    loss = PairKLDivLoss(teacher='symmetric')(logits, labels, 3)
+    loss = PairKLDivLoss(teacher='symmetric', loss_weight=1.0)(logits, labels, 3)
     assert loss.item() == pytest.approx(pair_kl_divergence(logits, labels, 3, teacher='symmetric').item())
 
 
 def test_weighting_reaches_the_kl():
     logits, labels = views()
-    loss = PairKLDivLoss(weighting='classes')(logits, labels, 3)
+    loss = PairKLDivLoss(weighting='classes', loss_weight=1.0)(logits, labels, 3)
     expected = pair_kl_divergence(logits, labels, 3, weighting='classes')
     assert loss.item() == pytest.approx(expected.item())
     assert expected.item() != pytest.approx(pair_kl_divergence(logits, labels, 3).item())  # 'elements'
