@@ -559,18 +559,18 @@ def parse_args(argv=None):
 
 def startup_config(args, task: str, variant: str, with_options: bool = False) -> dict:
     """The ``variant`` config of ``task`` as the runs get it (seed 0, no data yet), as a dict,
-    with ``--cfg-options`` merged when ``with_options``; built once per task and variant and
-    kept on ``args`` for the start-up checks and the plan."""
+    with ``--cfg-options`` merged when ``with_options``; built once per task and variant (and
+    merged once) and kept on ``args`` for the start-up checks and the plan."""
     cache = args.__dict__.setdefault('_startup_configs', {})
-    if (task, variant) not in cache:
-        cache[task, variant] = build_config(task, variant, 'data', 0, args.iters_of[task], args.val_interval_of[task],
-                                            args.batch, args.size, osp.join(args.out, 'check'))
-    if not with_options:
-        return cache[task, variant]._cfg_dict
-    cfg = copy.deepcopy(cache[task, variant])
-    if args.cfg_options:
-        cfg.merge_from_dict(copy.deepcopy(args.cfg_options))
-    return cfg._cfg_dict
+    if (task, variant, False) not in cache:
+        cache[task, variant, False] = build_config(task, variant, 'data', 0, args.iters_of[task],
+                                                   args.val_interval_of[task], args.batch, args.size,
+                                                   osp.join(args.out, 'check'))
+    if with_options and (task, variant, True) not in cache:
+        cfg = copy.deepcopy(cache[task, variant, False])
+        cfg.merge_from_dict(copy.deepcopy(args.cfg_options or {}))
+        cache[task, variant, True] = cfg
+    return cache[task, variant, with_options]._cfg_dict
 
 
 def check_sweeps(args) -> None:
