@@ -2,7 +2,8 @@
 # make test  - install into .venv, then run the test suite
 # make lint  - ruff
 # make bench - cost benchmark: iteration time and peak memory of IPS vs. the alternatives
-# make bench-accuracy - efficacy benchmark: baseline vs. IPS on handwritten-digit scenes, 3 seeds (CPU)
+# make bench-accuracy - efficacy benchmark: baseline vs. IPS on handwritten-digit scenes, 3 seeds (CPU),
+#   both continuing the same trained baseline (--start warm); BENCH_ARGS='--start scratch' for random weights
 #
 # TORCH picks the PyTorch build: the default is the CPU wheel; on a GPU server use e.g.
 #   make test TORCH='torch==2.1.2 --index-url https://download.pytorch.org/whl/cu121'
@@ -42,7 +43,7 @@ bench: install
 	$(PY) tools/benchmark_cost.py $(BENCH_ARGS)
 
 bench-accuracy: install
-	$(PY) tools/benchmark_accuracy.py $(BENCH_ARGS)
+	$(PY) tools/benchmark_accuracy.py --start warm $(BENCH_ARGS)
 
 lint: install
 	$(PY) -m ruff check ipswap_mm tools tests configs docs

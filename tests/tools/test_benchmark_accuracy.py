@@ -196,3 +196,51 @@ def test_start_up_checks_build_each_config_once(tmp_path, monkeypatch):
     assert lookup(bench.startup_config(args, 'seg', 'ips'), TEMPERATURE) == 4.0
     # 4.0 is not the value the IPS runs train with (2.0): its row trains, it reuses nothing
     assert [item[4] for item in items if item[0] == 'seg'] == [None, None, None, None]
+
+
+def test_warm_start_trains_the_baseline_once_and_every_run_starts_from_it(tmp_path):
+    """`--start warm`: one start run (the baseline config, its own seed and length) saves a
+    checkpoint; both variants load it; a second command reuses it; another seed trains anew."""
+    from mmengine.config import Config
+    toy = ['--tasks', 'seg', '--variants', 'baseline,ips', *TOY, '--out', str(tmp_path), '--start', 'warm',
+           '--init-iters', '3', '--init-seed', '1']
+    first = main(toy)
+    init = first['meta']['init']['seg']
+    assert init['checkpoint'] == osp.join(str(tmp_path), 'init', 'seg', 'seed1_iters3', 'iter_3.pth')
+    assert osp.exists(init['checkpoint']) and not init['reused'] and math.isfinite(init['value'])
+    assert init['val_curve'][-1]['iter'] == 3  # the start run's own length, not --iters
+    for run in first['runs']:
+        dumped = Config.fromfile(osp.join(run['work_dir'], osp.basename(TASKS['seg'][run['variant']])))
+        assert dumped.load_from == init['checkpoint'] and dumped.train_cfg.max_iters == 2
+        assert 'load_from' not in run['cfg_options']  # the rows' commands say --start warm instead
+    for row in first['rows']:
+        assert row['command'].endswith('--start warm --init-seed 1 --init-iters 3')
+    with open(tmp_path / 'accuracy.md') as file:
+        text = file.read()
+    assert f"from the weights of `{init['checkpoint']}` (the baseline, seed 1, 3 iterations from scratch" in text
+    assert '**Warning:** the seg start checkpoint reached' in text  # 3 iterations learn nothing
+    mtime = osp.getmtime(init['checkpoint'])
+    again = main(toy)
+    assert again['meta']['init']['seg']['reused'] and osp.getmtime(init['checkpoint']) == mtime
+    assert [run['value'] for run in again['runs']] == [run['value'] for run in first['runs']]
+    # a shared --cfg-options key changes the start run's config: it trains again
+    changed = main([*toy, '--cfg-options', 'model.decode_head.dropout_ratio=0.1'])
+    assert not changed['meta']['init']['seg']['reused']
+
+
+@pytest.mark.parametrize('flags, message', [
+    (['--start', 'warm', '--cfg-options', 'load_from=x.pth'], '--start warm trains the checkpoint'),
+    (['--init-seed', '1'], '--init-seed and --init-iters belong to --start warm'),
+    (['--start', 'warm', '--init-iters', '0'], '--init-iters must be positive'),
+])
+def test_warm_start_flags_are_checked(flags, message, capsys):
+    with pytest.raises(SystemExit):
+        parse_args(flags)
+    assert message in capsys.readouterr().err
+
+
+def test_warm_start_defaults_are_the_longer_schedules():
+    args = parse_args(['--start', 'warm'])
+    assert args.iters_of == {task: spec['warm_iters'] for task, spec in TASKS.items()}
+    assert args.init_iters_of == {'seg': 800, 'det': 2000} and args.init_seed_of == {'seg': 0, 'det': 2}
+    assert parse_args([]).iters_of == {task: spec['iters'] for task, spec in TASKS.items()}
