@@ -164,7 +164,7 @@ class _PairKL(torch.autograd.Function):
 def pair_kl_divergence(logits: Tensor,
                        labels: Tensor,
                        num_classes: int,
-                       temperature: float = 4.0,
+                       temperature: float = 1.0,
                        teacher: str = 'confidence',
                        use_sigmoid: bool = False,
                        weighting: str = 'elements',

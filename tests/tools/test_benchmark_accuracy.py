@@ -24,8 +24,8 @@ TOY = ['--seeds', '0', '--iters', '2', '--val-interval', '2', '--num-train', '4'
 @pytest.fixture(scope='module')
 def toy_run(tmp_path_factory):
     out = str(tmp_path_factory.mktemp('benchmark_accuracy'))
-    # T=4.0 is the IPS default: the sweep row reuses the ips runs instead of training them again
-    payload = main(['--tasks', 'seg,det', *TOY, '--out', out, '--sweep', f'{TEMPERATURE}=4.0'])
+    # T=1.0 is the IPS default: the sweep row reuses the ips runs instead of training them again
+    payload = main(['--tasks', 'seg,det', *TOY, '--out', out, '--sweep', f'{TEMPERATURE}=1.0'])
     return out, payload
 
 
@@ -35,7 +35,7 @@ def test_toy_run_writes_a_row_per_task_and_variant_with_finite_metrics(toy_run):
         stored = json.load(file)
     rows = {(row['task'], row['variant']): row for row in stored['rows']}
     assert set(rows) == {(task, variant) for task in ('seg', 'det')
-                         for variant in ('baseline', 'ips', 'ips temperature=4.0')}
+                         for variant in ('baseline', 'ips', 'ips temperature=1.0')}
     for row in rows.values():
         assert row['iters'] == 2 and row['seeds'] == [0] and len(row['values']) == 1
         assert math.isfinite(row['mean']) and row['std'] is None  # one seed: no spread
@@ -53,10 +53,10 @@ def test_sweep_row_at_the_default_value_reuses_the_ips_runs(toy_run):
     _, payload = toy_run
     rows = {(row['task'], row['variant']): row for row in payload['rows']}
     for task in ('seg', 'det'):
-        swept = rows[(task, 'ips temperature=4.0')]
+        swept = rows[(task, 'ips temperature=1.0')]
         assert swept['reused_from'] == 'ips' and swept['values'] == rows[(task, 'ips')]['values']
-        assert swept['cfg_options'] == {TEMPERATURE: 4.0}
-        assert swept['command'].endswith(f'--cfg-options {TEMPERATURE}=4.0')
+        assert swept['cfg_options'] == {TEMPERATURE: 1.0}
+        assert swept['command'].endswith(f'--cfg-options {TEMPERATURE}=1.0')
 
 
 def test_markdown_lists_every_row_with_its_command(toy_run):
@@ -193,8 +193,8 @@ def test_start_up_checks_build_each_config_once(tmp_path, monkeypatch):
     items = bench.plan(args)
     assert sorted(built) == sorted((task, variant) for task in ('seg', 'det') for variant in ('baseline', 'ips'))
     assert lookup(bench.startup_config(args, 'seg', 'ips', with_options=True), TEMPERATURE) == 2.0
-    assert lookup(bench.startup_config(args, 'seg', 'ips'), TEMPERATURE) == 4.0
-    # 4.0 is not the value the IPS runs train with (2.0): its row trains, it reuses nothing
+    assert lookup(bench.startup_config(args, 'seg', 'ips'), TEMPERATURE) == 1.0
+    # 1.0 is not the value the IPS runs train with (2.0): its row trains, it reuses nothing
     assert [item[4] for item in items if item[0] == 'seg'] == [None, None, None, None]
 
 
