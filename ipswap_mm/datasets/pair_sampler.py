@@ -18,8 +18,7 @@ from .class_index import dataset_class_sets
 class IntraClassPairSampler(Sampler):
     """Yield dataset indices pair by pair: ``a0, b0, a1, b1, ...``; ``a_i`` and ``b_i`` share a class.
 
-    Drop-in for ``DefaultSampler`` / ``InfiniteSampler`` in ``train_dataloader.sampler``
-    (MMEngine's iteration-based loop restarts it with ``set_epoch`` when it runs out).
+    Drop-in for ``DefaultSampler`` / ``InfiniteSampler`` in ``train_dataloader.sampler``.
     Every epoch pairs the whole dataset anew from ``(seed, epoch)`` (see
     :func:`ipswap_mm.core.build_intra_class_pairs`): ``ceil(N / 2)`` pairs, the same on every
     rank, which are then dealt out whole, pair ``j`` to rank ``j % world_size`` (padded by
@@ -40,6 +39,13 @@ class IntraClassPairSampler(Sampler):
             classes named 'background'), ``None`` or a list of ids.
         cache_dir: Where the label-map scan is cached; ``None``: ``<work_dir>/ipswap_cache``.
         scan_workers: Threads reading label maps during the one-off scan.
+        infinite: Go on to the next epoch's pairs when an epoch's run out, in one iterator, as
+            ``InfiniteSampler`` does. ``None`` (default): ``IPSDistillHook`` sets it for the
+            train loop, ``True`` under an iteration-based loop (whose dataloader, when a
+            finite sampler runs out, MMEngine restarts after a 2-second pause: a stall every
+            epoch that the stock ``InfiniteSampler`` never has), ``False`` under an
+            epoch-based one, whose epochs must end. Either way the epochs and their pairs
+            are the same, ``(seed, 0)``, ``(seed, 1)``, ...; ``__len__`` is one epoch's.
     """
 
     def __init__(self,
@@ -51,7 +57,8 @@ class IntraClassPairSampler(Sampler):
                  ignore_index: int = 255,
                  background_classes: Union[str, Sequence[int], None] = 'auto',
                  cache_dir: Optional[str] = None,
-                 scan_workers: int = 8) -> None:
+                 scan_workers: int = 8,
+                 infinite: Optional[bool] = None) -> None:
         if pair_key not in PAIR_KEYS:
             raise ValueError(f'train_dataloader.sampler.pair_key must be one of {PAIR_KEYS}, got {pair_key!r}')
         self.rank, self.world_size = get_dist_info()
@@ -63,6 +70,7 @@ class IntraClassPairSampler(Sampler):
                                              cache_dir, scan_workers)
         self.num_pairs = (len(self.class_sets) + 1) // 2
         self.pairs_per_rank = math.ceil(self.num_pairs / self.world_size)
+        self.infinite = infinite
         self.epoch = 0
         self._reported_epochs: set = set()
 
@@ -91,7 +99,14 @@ class IntraClassPairSampler(Sampler):
         return pairs[self.rank:total:self.world_size]
 
     def __iter__(self) -> Iterator[int]:
-        return iter(self.rank_pairs(self.epoch).reshape(-1).tolist())
+        """This rank's indices of epoch ``self.epoch``, then, if ``infinite`` (read when an epoch
+        runs out, so that the hook can still set it after the iterator started), of the next
+        epochs, advancing ``self.epoch``."""
+        while True:
+            yield from self.rank_pairs(self.epoch).reshape(-1).tolist()
+            if not self.infinite:
+                return
+            self.epoch += 1
 
     def __len__(self) -> int:
         return 2 * self.pairs_per_rank

@@ -6,6 +6,7 @@ from typing import Optional
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS, MODELS
+from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
 from torch import nn
 from torch.utils.data import BatchSampler
 
@@ -70,6 +71,7 @@ class IPSDistillHook(Hook):
     def before_train(self, runner) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         check_pair_dataloader(runner.train_dataloader)
+        set_sampler_infinite(runner.train_loop)
         check_swap_configured(model)
         self.attach(model)
 
@@ -130,6 +132,18 @@ def check_pair_dataloader(dataloader) -> None:
     if batch_sampler.batch_size % 2:
         raise ValueError(f'train_dataloader.batch_size={batch_sampler.batch_size} is odd: IPS batches '
                          'hold whole pairs, so it must be even')
+
+
+def set_sampler_infinite(train_loop) -> None:
+    """Resolve ``IntraClassPairSampler(infinite=None)`` for ``train_loop``: ``True`` under an
+    iteration-based loop, ``False`` otherwise; raise if ``True`` was set for an epoch-based one."""
+    dataloader = train_loop.dataloader
+    sampler = getattr(dataloader.batch_sampler, 'sampler', dataloader.sampler)
+    if sampler.infinite is None:
+        sampler.infinite = isinstance(train_loop, IterBasedTrainLoop)
+    elif sampler.infinite and isinstance(train_loop, EpochBasedTrainLoop):
+        raise ValueError('train_dataloader.sampler.infinite=True never ends an epoch of the epoch-based '
+                         'train loop (train_cfg); set it to None (the default: chosen for the loop) or False')
 
 
 def check_swap_configured(model: nn.Module) -> None:

@@ -89,6 +89,38 @@ def test_length_is_constant_and_even(monkeypatch):
         assert len(list(sampler)) == len(sampler)
 
 
+def test_an_infinite_sampler_runs_the_epochs_back_to_back(monkeypatch):
+    """The same epochs, in one iterator; ``infinite`` is read when an epoch runs out."""
+    finite = sampler_on_rank(random_dataset(size=11), 1, 2, monkeypatch)
+    epochs = []
+    for epoch in range(3):
+        finite.set_epoch(epoch)
+        epochs += list(finite)
+    endless = sampler_on_rank(random_dataset(size=11), 1, 2, monkeypatch)
+    indices = iter(endless)
+    first = [next(indices)]  # the iterator has started before the hook decides
+    endless.infinite = True
+    assert first + [next(indices) for _ in range(len(epochs) - 1)] == epochs
+    assert endless.epoch == 2 and len(endless) == len(finite)
+
+
+def test_no_epoch_end_stalls_an_iteration_based_loop(monkeypatch):
+    """MMEngine's iteration-based loop pauses 2 s (``time.sleep``) and restarts the dataloader
+    when a finite sampler runs out; an infinite one never runs out."""
+    from mmengine.runner import loops
+    sleeps = []
+    monkeypatch.setattr(loops.time, 'sleep', sleeps.append)
+    dataset = random_dataset(size=12)
+    batches = {}
+    for infinite in (False, True):
+        sampler = sampler_on_rank(dataset, 0, 1, monkeypatch, infinite=infinite)
+        iterator = loops._InfiniteDataloaderIterator(DataLoader(dataset, batch_size=4, sampler=sampler))
+        batches[infinite] = [next(iterator).tolist() for _ in range(3 * 3)]  # 3 epochs of 3 batches
+        assert len(sleeps) == (0 if infinite else 2)
+        sleeps.clear()
+    assert batches[True] == batches[False]
+
+
 def test_bad_pair_key_names_the_key(monkeypatch):
     with pytest.raises(ValueError, match='pair_key'):
         sampler_on_rank(random_dataset(), 0, 1, monkeypatch, pair_key='largest')

@@ -3,12 +3,13 @@ from types import SimpleNamespace
 import pytest
 import torch
 from mmengine.registry import init_default_scope
+from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
 from mmseg.registry import MODELS
 from torch.utils.data import DataLoader
 
 from ipswap_mm.datasets import class_index, pair_sampler
 from ipswap_mm.datasets.pair_sampler import IntraClassPairSampler
-from ipswap_mm.engine.distill_hook import IPSDistillHook, check_pair_dataloader
+from ipswap_mm.engine.distill_hook import IPSDistillHook, check_pair_dataloader, set_sampler_infinite
 from tests.models.seg.test_seg_patch_swap import seg_batch
 
 
@@ -47,7 +48,7 @@ def pair_loader(batch_size=4, monkeypatch=None):
 
 
 def fake_runner(model, loader):
-    return SimpleNamespace(model=model, train_dataloader=loader)
+    return SimpleNamespace(model=model, train_dataloader=loader, train_loop=SimpleNamespace(dataloader=loader))
 
 
 def test_adds_pair_loss_without_touching_the_model(monkeypatch):
@@ -134,3 +135,28 @@ def test_warmup_ramps_the_pair_loss_in(monkeypatch):
 def test_bad_warmup_names_the_key(value):
     with pytest.raises(ValueError, match='warmup_iters'):
         IPSDistillHook(warmup_iters=value)
+
+
+def loop_of(loop_type, loader):
+    """A train loop of ``loop_type`` with only its dataloader (what the hook reads)."""
+    loop = object.__new__(loop_type)
+    loop.dataloader = loader
+    return loop
+
+
+@pytest.mark.parametrize('loop_type, infinite', [(IterBasedTrainLoop, True), (EpochBasedTrainLoop, False)])
+def test_the_pair_sampler_is_infinite_under_an_iteration_based_loop_only(monkeypatch, loop_type, infinite):
+    loader = pair_loader(monkeypatch=monkeypatch)
+    assert loader.sampler.infinite is None
+    set_sampler_infinite(loop_of(loop_type, loader))
+    assert loader.sampler.infinite is infinite
+    loader.sampler.infinite = False  # set in the config: kept
+    set_sampler_infinite(loop_of(IterBasedTrainLoop, loader))
+    assert loader.sampler.infinite is False
+
+
+def test_an_infinite_pair_sampler_under_an_epoch_based_loop_names_the_key(monkeypatch):
+    loader = pair_loader(monkeypatch=monkeypatch)
+    loader.sampler.infinite = True
+    with pytest.raises(ValueError, match='train_dataloader.sampler.infinite=True never ends an epoch'):
+        set_sampler_infinite(loop_of(EpochBasedTrainLoop, loader))
