@@ -338,8 +338,9 @@ def warm_start_checkpoint(task: str, args, data_root: str) -> dict:
     work_dir = osp.join(args.out, 'init', task, f'seed{seed}_iters{iters}')
     options = dict(variant_options(args, task, 'baseline'), **{'default_hooks.checkpoint.interval': iters})
     cfg = build_config(task, 'baseline', data_root, seed, iters, max(1, iters // 5), args.batch, args.size,
-                       work_dir, options, args.verbose)
+                       work_dir, options)
     fingerprint = hashlib.sha256(cfg.pretty_text.encode()).hexdigest()
+    cfg.log_level = 'INFO' if args.verbose else 'WARNING'  # after the hash: --verbose trains nothing anew
     record_path = osp.join(work_dir, 'init.json')
     if osp.exists(record_path):
         with open(record_path) as file:

@@ -223,6 +223,7 @@ def test_warm_start_trains_the_baseline_once_and_every_run_starts_from_it(tmp_pa
     again = main(toy)
     assert again['meta']['init']['seg']['reused'] and osp.getmtime(init['checkpoint']) == mtime
     assert [run['value'] for run in again['runs']] == [run['value'] for run in first['runs']]
+    assert main([*toy, '--verbose'])['meta']['init']['seg']['reused']  # the log level is not the model's
     # a shared --cfg-options key changes the start run's config: it trains again
     changed = main([*toy, '--cfg-options', 'model.decode_head.dropout_ratio=0.1'])
     assert not changed['meta']['init']['seg']['reused']
