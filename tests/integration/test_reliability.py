@@ -117,19 +117,23 @@ def test_two_processes_on_cpu_train_whole_pairs_detection(coco_root, tmp_path):
 
 @pytest.mark.timeout(480)
 def test_resume_replays_the_uninterrupted_run(voc_root, tmp_path):
+    """Resumed at iteration 6 of 18; 32 training images (train + aug) in pairs, a batch of 2,
+    make 16-iteration epochs, so the resumed part crosses into the next epoch, which the pair
+    sampler runs on into (infinite, under the iteration-based loop)."""
     no_dropout = {'model.decode_head.dropout_ratio': 0.0, 'model.auxiliary_head.dropout_ratio': 0.0,
                   'randomness': dict(seed=3, deterministic=True), 'default_hooks.checkpoint.interval': 3}
-    straight = seg_config(voc_root, str(tmp_path / 'straight'), str(tmp_path / 'a.py'), iters=6, **no_dropout)
+    straight = seg_config(voc_root, str(tmp_path / 'straight'), str(tmp_path / 'a.py'), iters=18, **no_dropout)
     run_python([TRAIN, straight], cwd=str(tmp_path))
-    interrupted = seg_config(voc_root, str(tmp_path / 'resumed'), str(tmp_path / 'b.py'), iters=6,
-                             **{**no_dropout, 'train_cfg.max_iters': 3})
+    interrupted = seg_config(voc_root, str(tmp_path / 'resumed'), str(tmp_path / 'b.py'), iters=18,
+                             **{**no_dropout, 'train_cfg.max_iters': 6})
     run_python([TRAIN, interrupted], cwd=str(tmp_path))
-    checkpoint = torch.load(osp.join(tmp_path, 'resumed', 'iter_3.pth'), map_location='cpu', weights_only=True)
+    checkpoint = torch.load(osp.join(tmp_path, 'resumed', 'iter_6.pth'), map_location='cpu', weights_only=True)
     assert set(checkpoint) == {'meta', 'state_dict', 'message_hub', 'optimizer', 'param_schedulers'}
-    output = run_python([TRAIN, interrupted, '--resume', '--cfg-options', 'train_cfg.max_iters=6'],
+    output = run_python([TRAIN, interrupted, '--resume', '--cfg-options', 'train_cfg.max_iters=18'],
                  cwd=str(tmp_path))
-    assert 'resumed epoch: 0, iter: 3' in output
+    assert 'resumed epoch: 0, iter: 6' in output
+    assert 'Reach the end of the dataloader' not in output  # no epoch-end restart, no 2-second pause
     expected = losses_by_iter(str(tmp_path / 'straight'))
     resumed = losses_by_iter(str(tmp_path / 'resumed'))
-    for iteration in (4, 5, 6):
+    for iteration in range(7, 19):
         assert resumed[iteration] == pytest.approx(expected[iteration], rel=1e-6, abs=1e-7), iteration
