@@ -40,7 +40,8 @@ class IPSDistillHook(Hook):
 
     Before training it checks the rest of the IPS setup (pair sampler, even batch size,
     a swap in ``model.data_preprocessor.batch_augments``) and raises naming the key to
-    fix. It then registers PyTorch forward hooks on the model: one records the class
+    fix, and sets the pair sampler's ``infinite`` for the train loop (see
+    :func:`set_sampler_infinite`). It then registers PyTorch forward hooks on the model: one records the class
     logits of the training forward, one adds ``loss(logits, labels)`` to the loss dict
     under ``loss.loss_name`` (``'loss_ips_kl'``). The model's class, parameters and
     ``state_dict`` are untouched, so checkpoints load into the baseline config; the hooks
