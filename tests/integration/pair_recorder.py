@@ -11,13 +11,16 @@ from mmengine.registry import HOOKS
 class PairRecorderHook(Hook):
     """Appends ``{"iter", "epoch", "names": [image names of the batch in order], "losses": {name: value}}``
     to ``pairs_rank{R}.jsonl`` (this rank's own losses, before any averaging across ranks), and
-    writes the sum of every parameter to ``checksum_rank{R}.json`` after training."""
+    writes the sum of every parameter to ``checksum_rank{R}.json`` after training. ``epoch`` is
+    the pair sampler's: under an iteration-based loop (the runner's epoch stays 0) it counts
+    the epochs the sampler ran through (exact with ``num_workers=0``: nothing is prefetched)."""
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
         names = [osp.splitext(osp.basename(sample.img_path))[0] for sample in data_batch['data_samples']]
         losses = {key: float(value) for key, value in (outputs or {}).items() if 'loss' in key}
+        epoch = runner.train_dataloader.sampler.epoch
         with open(osp.join(runner.work_dir, f'pairs_rank{get_rank()}.jsonl'), 'a') as file:
-            file.write(json.dumps(dict(iter=runner.iter, epoch=runner.epoch, names=names, losses=losses)) + '\n')
+            file.write(json.dumps(dict(iter=runner.iter, epoch=epoch, names=names, losses=losses)) + '\n')
 
     def after_train(self, runner) -> None:
         model = runner.model.module if hasattr(runner.model, 'module') else runner.model

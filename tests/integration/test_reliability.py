@@ -82,14 +82,15 @@ def check_two_rank_run(work_dir, expected_pairs, classes):
 @pytest.mark.timeout(480)
 def test_two_processes_on_cpu_train_whole_pairs(voc_root, tmp_path):
     work_dir = str(tmp_path / 'dist')
-    # the train list only (not train + aug): 16 images, 8 pairs, one epoch is 4 iterations per rank
-    config = seg_config(voc_root, work_dir, str(tmp_path / 'cfg.py'), iters=4, **RECORDER)
+    # the train list only (not train + aug): 16 images, 8 pairs, one epoch is 4 iterations per rank;
+    # 8 iterations: two epochs, which the (infinite) pair sampler runs back to back
+    config = seg_config(voc_root, work_dir, str(tmp_path / 'cfg.py'), iters=8, **RECORDER)
     cfg = Config.fromfile(config)
     cfg.train_dataloader.dataset = cfg.train_dataloader.dataset.datasets[0]
     cfg.dump(config)
     train_on_two_cpu_processes(config, work_dir, str(tmp_path), port=29517, timeout=420)
-    pairs, classes = single_process_pairs(cfg, 'mmseg', [0], str(tmp_path / 'cache'))
-    assert len(pairs[0]) == 8
+    pairs, classes = single_process_pairs(cfg, 'mmseg', [0, 1], str(tmp_path / 'cache'))
+    assert len(pairs[0]) == len(pairs[1]) == 8 and pairs[0] != pairs[1]  # new pairs every epoch
     for name, class_set in classes.items():
         assert class_set == image_classes(voc_root, name)
     check_two_rank_run(work_dir, pairs, classes)
