@@ -348,7 +348,7 @@ def warm_start_checkpoint(task: str, args, data_root: str) -> dict:
         if record.get('fingerprint') == fingerprint and osp.exists(record['checkpoint']):
             print(f"{task} start checkpoint: reusing {record['checkpoint']} "
                   f"({TASKS[task]['label']} {record['value']:.2f})", flush=True)
-            return dict(record, reused=True)
+            return dict(record, reused=True, warning=init_warning(task, record['value']))
     run = train_one(task, 'baseline', seed, args, data_root, options, 'init', cfg=cfg)
     checkpoint = osp.join(work_dir, f'iter_{iters}.pth')
     if not osp.exists(checkpoint):
@@ -359,15 +359,16 @@ def warm_start_checkpoint(task: str, args, data_root: str) -> dict:
         json.dump(record, file, indent=1)
     print(f"{task} start checkpoint: {checkpoint} ({TASKS[task]['label']} {run['value']:.2f}, "
           f"{run['seconds']:.0f} s)", flush=True)
-    return dict(record, reused=False)
+    return dict(record, reused=False, warning=init_warning(task, run['value']))
 
 
-def init_warning(task: str, init: dict) -> str:
-    """A line for the report when the warm start's checkpoint has not learned the task."""
+def init_warning(task: str, value: float) -> str:
+    """A line for the report when the warm start's checkpoint (metric ``value``) has not learned
+    the task; empty when it has."""
     floor = TASKS[task]['init_min']
-    if init['value'] >= floor:
+    if value >= floor:
         return ''
-    return (f"the {task} start checkpoint reached {TASKS[task]['label']} {init['value']:.2f}, below "
+    return (f"the {task} start checkpoint reached {TASKS[task]['label']} {value:.2f}, below "
             f"{floor:.0f}: it has not learned the digits, and this warm start compares runs from a "
             f"barely trained model; try another --init-seed or more --init-iters")
 
@@ -480,7 +481,7 @@ def write_report(runs: list, args, meta: dict) -> dict:
             start = (f"from the weights of `{init['checkpoint']}` (the baseline, seed {init['seed']}, "
                      f"{init['iters']} iterations from scratch: val {TASKS[task]['label']} {init['value']:.2f}), "
                      'with a fresh optimizer and schedule')
-            warnings.append(init_warning(task, init))
+            warnings.append(init['warning'])
         else:
             start = f'from the weights of `{load_from}`' if load_from else 'from scratch'
         lines.append(f"- {task}: {TASKS[task]['model']}; {start}, batch {args.batch}, "
@@ -780,9 +781,9 @@ def main(argv=None) -> dict:
     for diff in payload['differences']:
         print(f"{diff['task']:<4} {diff['variant']} - baseline: {diff['mean']:+.2f} ± {_fmt(diff['std'])} "
               f"(IPS higher in {diff['wins']} of {diff['n']} seeds)")
-    for task, init in inits.items():
-        if init_warning(task, init):
-            print(f'Warning: {init_warning(task, init)}')
+    for init in inits.values():
+        if init['warning']:
+            print(f"Warning: {init['warning']}")
     print(f"Wrote {osp.join(args.out, 'accuracy.md')}, accuracy.json and curves.png")
     if not all(math.isfinite(run['value']) for run in runs):
         raise SystemExit('benchmark_accuracy: a run produced a non-finite metric')

@@ -120,10 +120,15 @@ class IPSDistillHook(Hook):
         return output
 
 
+def pair_sampler_of(dataloader):
+    """The sampler that draws ``dataloader``'s indices (inside its batch sampler, if any)."""
+    return getattr(dataloader.batch_sampler, 'sampler', dataloader.sampler)
+
+
 def check_pair_dataloader(dataloader) -> None:
     """Raise unless the training batches are whole same-class pairs."""
     batch_sampler = dataloader.batch_sampler
-    sampler = getattr(batch_sampler, 'sampler', dataloader.sampler)
+    sampler = pair_sampler_of(dataloader)
     if not isinstance(sampler, IntraClassPairSampler):
         raise ValueError("IPSDistillHook needs train_dataloader.sampler=dict(type='IntraClassPairSampler'), "
                          f'got {type(sampler).__name__}')
@@ -138,8 +143,7 @@ def check_pair_dataloader(dataloader) -> None:
 def set_sampler_infinite(train_loop) -> None:
     """Resolve ``IntraClassPairSampler(infinite=None)`` for ``train_loop``: ``True`` under an
     iteration-based loop, ``False`` otherwise; raise if ``True`` was set for an epoch-based one."""
-    dataloader = train_loop.dataloader
-    sampler = getattr(dataloader.batch_sampler, 'sampler', dataloader.sampler)
+    sampler = pair_sampler_of(train_loop.dataloader)
     if sampler.infinite is None:
         sampler.infinite = isinstance(train_loop, IterBasedTrainLoop)
     elif sampler.infinite and isinstance(train_loop, EpochBasedTrainLoop):
