@@ -54,11 +54,33 @@ def _detect_source(info: dict) -> str:
                      f'"instances" (MMDetection); keys present: {sorted(info)}')
 
 
-def _all_infos(dataset) -> List[dict]:
+def _dataset_infos(dataset) -> Tuple[List[dict], np.ndarray]:
+    """The data infos of ``dataset``'s distinct entries, and ``(len(dataset),)`` the entry each
+    index reads.
+
+    MMEngine's ``RepeatDataset`` and ``ClassBalancedDataset`` repeat the entries of the
+    dataset they wrap (MMSegmentation's DRIVE config: 20 images, 40000 times): each entry is
+    read once, not once per repetition. ``ConcatDataset``: its datasets one after another.
+    """
+    from mmengine.dataset import ClassBalancedDataset, ConcatDataset, RepeatDataset
+    if isinstance(dataset, RepeatDataset):
+        infos, index = _dataset_infos(dataset.dataset)
+        return infos, np.tile(index, dataset.times)
+    if isinstance(dataset, ClassBalancedDataset):
+        dataset.full_init()  # draws the repeat indices
+        infos, index = _dataset_infos(dataset.dataset)
+        return infos, index[np.asarray(dataset.repeat_indices, dtype=np.int64)]
+    if isinstance(dataset, ConcatDataset):
+        infos, indices = [], []
+        for part in dataset.datasets:
+            part_infos, part_index = _dataset_infos(part)
+            indices.append(part_index + len(infos))
+            infos += part_infos
+        return infos, np.concatenate(indices) if indices else np.zeros(0, dtype=np.int64)
     if not hasattr(dataset, 'get_data_info'):
         raise TypeError(f'train_dataloader.dataset ({type(dataset).__name__}) has no get_data_info(); '
                         'IntraClassPairSampler needs an MMEngine BaseDataset or a wrapper of one')
-    return [dataset.get_data_info(i) for i in range(len(dataset))]
+    return [dataset.get_data_info(i) for i in range(len(dataset))], np.arange(len(dataset), dtype=np.int64)
 
 
 def _instance_classes(info: dict) -> ClassCounts:
@@ -84,16 +106,16 @@ def read_label_classes(path: str, label_map: Optional[Dict[int, int]], reduce_ze
         seg = seg[..., 0]
     if seg is None or seg.ndim != 2:
         raise OSError(f'label map {path!r} is not a single-channel image')
-    seg = seg.astype(np.int64)
-    if label_map:
-        mapped = seg.copy()
-        for old, new in label_map.items():
-            mapped[seg == old] = new
-        seg = mapped
+    # as LoadAnnotations: 8-bit labels, the zero label reduced first, then the label map
+    seg = seg.astype(np.uint8)
     if reduce_zero_label:
         seg[seg == 0] = 255
         seg = seg - 1
         seg[seg == 254] = 255
+    if label_map:
+        original = seg.copy()
+        for old, new in label_map.items():
+            seg[original == old] = new
     classes, counts = np.unique(seg, return_counts=True)
     order = np.argsort(-counts, kind='stable')
     return classes[order].tolist(), counts[order].tolist()
@@ -172,15 +194,17 @@ def _scan_seg_maps(infos: Sequence[dict], cache_dir: Optional[str], workers: int
 
 
 def _compute_class_counts(dataset, source: str, cache_dir: Optional[str], workers: int,
-                          backend_args: Optional[dict]) -> List[ClassCounts]:
-    infos = _all_infos(dataset)
-    if not infos:
+                          backend_args: Optional[dict]) -> Tuple[str, List[ClassCounts], np.ndarray]:
+    """The class source used (``'auto'`` resolved), the classes of every distinct entry, and
+    the entry of every index (see :func:`_dataset_infos`)."""
+    infos, index = _dataset_infos(dataset)
+    if not len(index):
         raise ValueError('train_dataloader.dataset is empty: nothing to pair')
     if source == 'auto':
         source = _detect_source(infos[0])
     if source == 'instances':
-        return [_instance_classes(info) for info in infos]
-    return _scan_seg_maps(infos, cache_dir, workers, backend_args)
+        return source, [_instance_classes(info) for info in infos], index
+    return source, _scan_seg_maps(infos, cache_dir, workers, backend_args), index
 
 
 def background_class_ids(dataset, background_classes: Union[str, Sequence[int], None]) -> List[int]:
@@ -211,7 +235,8 @@ def dataset_class_sets(dataset,
     Args:
         dataset: An MMEngine dataset (or ``ConcatDataset``/``RepeatDataset`` wrapper).
         source: ``'auto'``, ``'seg_map'`` or ``'instances'``.
-        ignore_index: Label value that is not a class (segmentation).
+        ignore_index: Label-map value that is not a class. Label maps only: every class id
+            of a detection annotation is a class (LVIS and Objects365 have a class 255).
         background_classes: Classes that never make two images a pair.
         cache_dir: Folder of the segmentation cache; ``None``: the run's work dir.
         workers: Threads reading label maps.
@@ -235,7 +260,10 @@ def dataset_class_sets(dataset,
         broadcast_object_list(payload, src=0)
     if isinstance(payload[0], Exception):
         raise payload[0]
-    entries: List[ClassCounts] = payload[0]
-    excluded = set(background_class_ids(dataset, background_classes)) | {int(ignore_index)}
-    return [np.asarray([c for c in classes if c not in excluded and c >= 0], dtype=np.int64)
+    resolved_source, entries, index = payload[0]
+    excluded = set(background_class_ids(dataset, background_classes))
+    if resolved_source == 'seg_map':
+        excluded.add(int(ignore_index))
+    sets = [np.asarray([c for c in classes if c not in excluded and c >= 0], dtype=np.int64)
             for classes, _ in entries]
+    return [sets[entry] for entry in index.tolist()]

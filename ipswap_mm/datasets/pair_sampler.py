@@ -34,7 +34,7 @@ class IntraClassPairSampler(Sampler):
             each epoch) or ``'dominant'`` (the class it holds most of).
         class_source: ``'auto'``, ``'seg_map'`` (scan label maps) or ``'instances'``
             (detection annotations).
-        ignore_index: Label-map value that is not a class.
+        ignore_index: Label-map value that is not a class (label maps only; every detection class id is a class).
         background_classes: Classes that do not make two images a pair: ``'auto'`` (the
             classes named 'background'), ``None`` or a list of ids.
         cache_dir: Where the label-map scan is cached; ``None``: ``<work_dir>/ipswap_cache``.

@@ -4,6 +4,7 @@ import shutil
 
 import numpy as np
 import pytest
+from mmengine.dataset import BaseDataset, ClassBalancedDataset, ConcatDataset, RepeatDataset
 from PIL import Image
 
 from ipswap_mm.datasets import class_index
@@ -58,6 +59,21 @@ def test_reduce_zero_label_and_label_map(tmp_path):
     path = write_maps(str(tmp_path), [np.array([[0, 1, 2, 2]])])[0]
     assert read_label_classes(path, None, True)[0] == [1, 0, 255]  # 2 -> 1 (twice), 1 -> 0, 0 -> 255
     assert read_label_classes(path, {2: 5}, False)[0] == [5, 0, 1]
+
+
+@pytest.mark.parametrize('reduce_zero_label', [False, True])
+@pytest.mark.parametrize('label_map', [None, {2: 0, 3: 1, 0: 255}, {1: 255, 2: 0, 3: 1, 255: 2}])
+def test_label_options_as_mmsegmentation_loads_the_map(tmp_path, reduce_zero_label, label_map):
+    """Both options together (ADE20K with a class subset): the zero label is reduced first,
+    then the label map applied, in 8 bits, exactly as MMSegmentation's LoadAnnotations does."""
+    from mmseg.datasets.transforms import LoadAnnotations
+    array = np.array([[0, 1, 2, 2, 3, 3, 3, 4], [4, 4, 4, 4, 255, 255, 7, 0]])
+    path = write_maps(str(tmp_path), [array])[0]
+    loaded = LoadAnnotations()(dict(seg_map_path=path, reduce_zero_label=reduce_zero_label, label_map=label_map,
+                                    seg_fields=[]))['gt_seg_map']
+    expected_classes, expected_counts = np.unique(loaded, return_counts=True)
+    classes, counts = read_label_classes(path, label_map, reduce_zero_label)
+    assert sorted(zip(classes, counts)) == list(zip(expected_classes.tolist(), expected_counts.tolist()))
 
 
 def test_cache_is_reused(maps_dataset, tmp_path, monkeypatch):
@@ -128,6 +144,61 @@ def test_detection_instances_skip_ignored_boxes():
                     dict(instances=[])][index]
 
     assert [s.tolist() for s in dataset_class_sets(Det())] == [[2, 0], []]
+
+
+def test_detection_class_ids_are_never_the_ignore_index():
+    """255 is an ordinary class of a detection dataset with more classes (LVIS, Objects365)."""
+    class ManyClasses:
+        metainfo = dict(classes=tuple(f'c{i}' for i in range(300)))
+
+        def __len__(self):
+            return 2
+
+        def get_data_info(self, index):
+            return dict(instances=[dict(bbox_label=255, ignore_flag=0), dict(bbox_label=3 + index, ignore_flag=0),
+                                   dict(bbox_label=255, ignore_flag=0)])
+
+    assert [s.tolist() for s in dataset_class_sets(ManyClasses())] == [[255, 3], [255, 4]]
+
+
+class MapsDataset(BaseDataset):
+    """A real MMEngine dataset of label maps, for the dataset wrappers."""
+
+    METAINFO = dict(classes=('background', 'cat', 'dog', 'bird'))
+
+    def __init__(self, paths):
+        self.paths = paths
+        super().__init__(serialize_data=False)
+
+    def load_data_list(self):
+        return [dict(seg_map_path=path, reduce_zero_label=False, label_map=None) for path in self.paths]
+
+    def get_cat_ids(self, index):  # ClassBalancedDataset's input
+        return read_label_classes(self.paths[index], None, False)[0]
+
+
+@pytest.mark.parametrize('wrap', ['repeat', 'class_balanced', 'concat'])
+def test_dataset_wrappers_read_each_map_once(maps_dataset, tmp_path, monkeypatch, wrap):
+    """A wrapper's index i has the classes of the entry its get_data_info(i) reads; each
+    label map is read once, however often the wrapper repeats it."""
+    inner = MapsDataset(maps_dataset.paths)
+    dataset = dict(repeat=lambda: RepeatDataset(inner, times=500),
+                   class_balanced=lambda: ClassBalancedDataset(inner, oversample_thr=0.9),
+                   concat=lambda: ConcatDataset([inner, MapsDataset(maps_dataset.paths[::-1])]))[wrap]()
+    reads = []
+
+    def counted(path, *args):
+        reads.append(path)
+        return read_label_classes(path, *args)
+
+    monkeypatch.setattr(class_index, 'read_label_classes', counted)
+    sets = dataset_class_sets(dataset, cache_dir=str(tmp_path / 'cache'))
+    assert len(sets) == len(dataset) > len(maps_dataset.paths)
+    by_path = {path: classes for path, classes in zip(maps_dataset.paths, [[1], [2, 3], []])}
+    assert [s.tolist() for s in sets] == [by_path[dataset.get_data_info(i)['seg_map_path']]
+                                          for i in range(len(dataset))]
+    distinct = len(maps_dataset.paths) * (2 if wrap == 'concat' else 1)
+    assert len(reads) == distinct and sorted(set(reads)) == sorted(maps_dataset.paths)
 
 
 def test_dataset_without_labels_is_rejected():
