@@ -40,10 +40,11 @@ class IPSDistillHook(Hook):
 
     Before training it checks the rest of the IPS setup (pair sampler, even batch size,
     a swap in ``model.data_preprocessor.batch_augments``) and raises naming the key to
-    fix, and sets the pair sampler's ``infinite`` for the train loop (see
-    :func:`set_sampler_infinite`). It then registers PyTorch forward hooks on the model: one records the class
-    logits of the training forward, one adds ``loss(logits, labels)`` to the loss dict
-    under ``loss.loss_name`` (``'loss_ips_kl'``). The model's class, parameters and
+    fix, sets the pair sampler's ``infinite`` for the train loop (see
+    :func:`set_sampler_infinite`) and, after a resume, its seed (see
+    :func:`follow_resumed_seed`). It then registers PyTorch forward hooks on the model:
+    one records the class logits of the training forward, one adds ``loss(logits,
+    labels)`` to the loss dict under ``loss.loss_name`` (``'loss_ips_kl'``). The model's class, parameters and
     ``state_dict`` are untouched, so checkpoints load into the baseline config; the hooks
     are removed after training. Checkpoints are saved so that
     ``torch.load(weights_only=True)`` reads them (see ``checkpoint_safety``).
@@ -68,11 +69,17 @@ class IPSDistillHook(Hook):
         self._pair_logits = None
         self._handle = None
         self._scale = 1.0
+        self._seed_at_build: Optional[int] = None
+
+    def before_run(self, runner) -> None:
+        # the seed the runner built the train dataloader (and the pair sampler) with; a resume changes it after
+        self._seed_at_build = runner.seed
 
     def before_train(self, runner) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         check_pair_dataloader(runner.train_dataloader)
         set_sampler_infinite(runner.train_loop)
+        follow_resumed_seed(runner.train_loop, self._seed_at_build, runner.seed)
         check_swap_configured(model)
         self.attach(model)
 
@@ -149,6 +156,24 @@ def set_sampler_infinite(train_loop) -> None:
     elif sampler.infinite and isinstance(train_loop, EpochBasedTrainLoop):
         raise ValueError('train_dataloader.sampler.infinite=True never ends an epoch of the epoch-based '
                          'train loop (train_cfg); set it to None (the default: chosen for the loop) or False')
+
+
+def follow_resumed_seed(train_loop, seed_at_build: Optional[int], seed: int) -> None:
+    """Pair with the resumed run's seed when the sampler took the runner's.
+
+    Without ``randomness.seed`` the runner draws a seed, builds the sampler with it, and a
+    resume then restores the checkpoint's seed (the swaps follow it by themselves); here the
+    pairs follow it too, so that a resumed run pairs as the run it continues. An
+    iteration-based loop's dataloader iterator exists already (its workers may have drawn
+    indices), so it is built again. A seed given to the sampler itself is left alone.
+    """
+    sampler = pair_sampler_of(train_loop.dataloader)
+    if seed_at_build is None or seed == seed_at_build or sampler.seed != seed_at_build:
+        return
+    sampler.seed = seed
+    iterator = getattr(train_loop, 'dataloader_iterator', None)
+    if iterator is not None:
+        train_loop.dataloader_iterator = type(iterator)(train_loop.dataloader)
 
 
 def check_swap_configured(model: nn.Module) -> None:

@@ -3,13 +3,18 @@ from types import SimpleNamespace
 import pytest
 import torch
 from mmengine.registry import init_default_scope
-from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
+from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop, loops
 from mmseg.registry import MODELS
 from torch.utils.data import DataLoader
 
 from ipswap_mm.datasets import class_index, pair_sampler
 from ipswap_mm.datasets.pair_sampler import IntraClassPairSampler
-from ipswap_mm.engine.distill_hook import IPSDistillHook, check_pair_dataloader, set_sampler_infinite
+from ipswap_mm.engine.distill_hook import (
+    IPSDistillHook,
+    check_pair_dataloader,
+    follow_resumed_seed,
+    set_sampler_infinite,
+)
 from tests.models.seg.test_seg_patch_swap import seg_batch
 
 
@@ -48,7 +53,7 @@ def pair_loader(batch_size=4, monkeypatch=None):
 
 
 def fake_runner(model, loader):
-    return SimpleNamespace(model=model, train_dataloader=loader, train_loop=SimpleNamespace(dataloader=loader))
+    return SimpleNamespace(model=model, train_dataloader=loader, train_loop=SimpleNamespace(dataloader=loader), seed=0)
 
 
 def test_adds_pair_loss_without_touching_the_model(monkeypatch):
@@ -160,3 +165,31 @@ def test_an_infinite_pair_sampler_under_an_epoch_based_loop_names_the_key(monkey
     loader.sampler.infinite = True
     with pytest.raises(ValueError, match='train_dataloader.sampler.infinite=True never ends an epoch'):
         set_sampler_infinite(loop_of(EpochBasedTrainLoop, loader))
+
+
+def test_a_resume_that_restores_the_runner_seed_restores_the_pairs(monkeypatch):
+    """randomness.seed unset: the runner built the sampler with the seed it drew (11), then the
+    resume restored the checkpoint's (0). The loop's iterator, whose worker had already
+    drawn indices with seed 11, is built again and yields the pairs of seed 0."""
+    def one_epoch(seed, **loader_args):
+        return [batch.tolist() for batch in DataLoader(Indices(), batch_size=2, **loader_args,
+                                                       sampler=IntraClassPairSampler(Indices(), seed=seed))]
+
+    loader = pair_loader(batch_size=2, monkeypatch=monkeypatch)
+    assert one_epoch(0) != one_epoch(11)
+    loader = DataLoader(Indices(), batch_size=2, sampler=IntraClassPairSampler(Indices(), seed=11), num_workers=1)
+    loop = loop_of(IterBasedTrainLoop, loader)
+    loop.dataloader_iterator = loops._InfiniteDataloaderIterator(loader)  # its worker prefetches
+    follow_resumed_seed(loop, seed_at_build=11, seed=0)
+    assert loader.sampler.seed == 0
+    assert [next(loop.dataloader_iterator).tolist() for _ in range(4)] == one_epoch(0)
+
+
+@pytest.mark.parametrize('sampler_seed, seed_at_build, seed', [(5, 11, 0), (11, 11, 11)])
+def test_a_seed_of_the_sampler_or_an_unchanged_one_is_kept(monkeypatch, sampler_seed, seed_at_build, seed):
+    loader = pair_loader(monkeypatch=monkeypatch)
+    loader.sampler.seed = sampler_seed  # 5: given to the sampler in the config, not the runner's
+    loop = loop_of(IterBasedTrainLoop, loader)
+    loop.dataloader_iterator = iterator = object()
+    follow_resumed_seed(loop, seed_at_build, seed)
+    assert loader.sampler.seed == sampler_seed and loop.dataloader_iterator is iterator

@@ -120,16 +120,20 @@ def test_two_processes_on_cpu_train_whole_pairs_detection(coco_root, tmp_path):
 def test_resume_replays_the_uninterrupted_run(voc_root, tmp_path):
     """Resumed at iteration 6 of 18; 32 training images (train + aug) in pairs, a batch of 2,
     make 16-iteration epochs, so the resumed part crosses into the next epoch, which the pair
-    sampler runs on into (infinite, under the iteration-based loop)."""
+    sampler runs on into (infinite, under the iteration-based loop). ``randomness.seed`` is
+    not set: the first run draws one, the resumed process draws another and then takes the
+    checkpoint's, and the pairs follow it; the uninterrupted run is given that seed."""
     no_dropout = {'model.decode_head.dropout_ratio': 0.0, 'model.auxiliary_head.dropout_ratio': 0.0,
-                  'randomness': dict(seed=3, deterministic=True), 'default_hooks.checkpoint.interval': 3}
-    straight = seg_config(voc_root, str(tmp_path / 'straight'), str(tmp_path / 'a.py'), iters=18, **no_dropout)
-    run_python([TRAIN, straight], cwd=str(tmp_path))
+                  'randomness': dict(seed=None, deterministic=True), 'default_hooks.checkpoint.interval': 3}
     interrupted = seg_config(voc_root, str(tmp_path / 'resumed'), str(tmp_path / 'b.py'), iters=18,
                              **{**no_dropout, 'train_cfg.max_iters': 6})
     run_python([TRAIN, interrupted], cwd=str(tmp_path))
     checkpoint = torch.load(osp.join(tmp_path, 'resumed', 'iter_6.pth'), map_location='cpu', weights_only=True)
     assert set(checkpoint) == {'meta', 'state_dict', 'message_hub', 'optimizer', 'param_schedulers'}
+    seed = checkpoint['meta']['seed']
+    straight = seg_config(voc_root, str(tmp_path / 'straight'), str(tmp_path / 'a.py'), iters=18,
+                          **{**no_dropout, 'randomness': dict(seed=seed, deterministic=True)})
+    run_python([TRAIN, straight], cwd=str(tmp_path))
     output = run_python([TRAIN, interrupted, '--resume', '--cfg-options', 'train_cfg.max_iters=18'],
                  cwd=str(tmp_path))
     assert 'resumed epoch: 0, iter: 6' in output
