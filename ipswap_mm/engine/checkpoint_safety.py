@@ -64,9 +64,12 @@ def restore_history_buffers(checkpoint: dict) -> dict:
 
 
 def mmengine_checkpoint_globals() -> list:
-    """Globals an MMEngine 0.10 checkpoint pickles besides tensors."""
+    """Globals an MMEngine 0.10 checkpoint pickles besides tensors; NumPy's array and scalar
+    rebuilders also under the module path a checkpoint written under NumPy 1.x names."""
     multiarray = getattr(np, '_core', np.core).multiarray
-    return [HistoryBuffer, getattr, np.ndarray, np.dtype, multiarray._reconstruct, multiarray.scalar,
+    rebuilders = [multiarray._reconstruct, multiarray.scalar]
+    numpy1_names = [(function, f'numpy.core.multiarray.{function.__name__}') for function in rebuilders]
+    return [HistoryBuffer, getattr, np.ndarray, np.dtype, *rebuilders, *numpy1_names,
             *{type(np.dtype(name)) for name in ('float64', 'float32', 'int64', 'int32', 'bool')}]
 
 

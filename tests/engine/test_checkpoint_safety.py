@@ -1,0 +1,68 @@
+import io
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from mmengine.logging import HistoryBuffer
+
+from ipswap_mm.engine.checkpoint_safety import (
+    make_weights_only_safe,
+    restore_history_buffers,
+    trusted_checkpoint_globals,
+)
+
+
+def mmengine_checkpoint() -> dict:
+    """What an MMEngine 0.10.7 checkpoint holds besides tensors: history buffers, NumPy values."""
+    buffer = HistoryBuffer()
+    buffer.update(0.5, 2)
+    buffer.update(0.25)
+    return dict(meta=dict(seed=3, epoch=np.int64(1), dataset_meta=dict(palette=np.zeros((2, 3)))),
+                state_dict=dict(weight=torch.ones(2)),
+                message_hub=dict(log_scalars={'train/loss': buffer}, runtime_info=dict(iter=np.int64(6))))
+
+
+def same_history(buffer, expected: HistoryBuffer) -> bool:
+    return (isinstance(buffer, HistoryBuffer) and buffer.max_length == expected.max_length
+            and buffer._log_history.tolist() == expected._log_history.tolist()
+            and buffer._count_history.tolist() == expected._count_history.tolist())
+
+
+def saved(checkpoint: dict, numpy_module: str = None) -> io.BytesIO:
+    """``torch.save`` of ``checkpoint``; ``numpy_module``: the module path its pickle names
+    NumPy's rebuilders under (``numpy.core``: as a checkpoint written under NumPy 1.x)."""
+    file = io.BytesIO()
+    torch.save(checkpoint, file)
+    if numpy_module is None:
+        file.seek(0)
+        return file
+    source, rewritten = zipfile.ZipFile(file), io.BytesIO()
+    with zipfile.ZipFile(rewritten, 'w', zipfile.ZIP_STORED) as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename.endswith('data.pkl'):
+                assert b'numpy._core.multiarray' in data
+                data = data.replace(b'numpy._core.multiarray', numpy_module.encode() + b'.multiarray')
+            target.writestr(item, data)
+    rewritten.seek(0)
+    return rewritten
+
+
+@pytest.mark.parametrize('numpy_module', [None, 'numpy.core'])
+def test_an_mmengine_checkpoint_loads_weights_only_inside_the_block(numpy_module):
+    with pytest.raises(Exception, match='Unsupported global'):
+        torch.load(saved(mmengine_checkpoint(), numpy_module), weights_only=True)
+    with trusted_checkpoint_globals():
+        loaded = torch.load(saved(mmengine_checkpoint(), numpy_module), weights_only=True)
+    assert loaded['meta']['dataset_meta']['palette'].shape == (2, 3)
+    assert same_history(loaded['message_hub']['log_scalars']['train/loss'],
+                        mmengine_checkpoint()['message_hub']['log_scalars']['train/loss'])
+
+
+def test_a_checkpoint_made_safe_loads_weights_only_and_restores_its_buffers():
+    checkpoint = make_weights_only_safe(mmengine_checkpoint())
+    loaded = restore_history_buffers(torch.load(saved(checkpoint), weights_only=True))
+    assert same_history(loaded['message_hub']['log_scalars']['train/loss'],
+                        mmengine_checkpoint()['message_hub']['log_scalars']['train/loss'])
+    assert loaded['meta']['epoch'] == 1 and loaded['message_hub']['runtime_info']['iter'] == 6
