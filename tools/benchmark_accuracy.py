@@ -75,6 +75,8 @@ import time
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from ipswap_mm.engine.cfg_options import MISSING, ips_block_options, lookup  # noqa: E402
+
 TASKS = {
     'seg': dict(baseline='configs/baseline_deeplabv3_voc.py', ips='configs/ipswap_deeplabv3_voc.py',
                 metric='mIoU', label='mIoU (%)', scale=1.0, iters=800, warm_iters=2000,
@@ -167,24 +169,6 @@ def parse_sweep(items) -> list:
             raise SweepError(f'--sweep {item!r}: empty value in {text!r}')
         sweeps.append((key, [DictAction._parse_iterable(piece) for piece in pieces]))
     return sweeps
-
-
-_MISSING = object()
-
-
-def lookup(cfg, key: str):
-    """The value at dotted ``key`` (list items by index), or ``_MISSING``."""
-    node = cfg
-    for part in key.split('.'):
-        if isinstance(node, (list, tuple)):
-            if not part.isdigit() or int(part) >= len(node):
-                return _MISSING
-            node = node[int(part)]
-        elif isinstance(node, dict) and part in node:
-            node = node[part]
-        else:
-            return _MISSING
-    return node
 
 
 def _adapt_pipeline(pipeline) -> None:
@@ -683,7 +667,7 @@ def check_sweeps(args) -> None:
     for task in args.task_list:
         cfg = startup_config(args, task, 'ips', with_options=True)
         for key, _ in args.sweeps:
-            if lookup(cfg, key) is _MISSING:
+            if lookup(cfg, key) is MISSING:
                 raise SweepError(f'--sweep {key}: the IPS config of task {task} ({TASKS[task]["ips"]}) has no '
                                  f'key {key!r}; IPS keys: model.data_preprocessor.batch_augments.0.<patch_size|'
                                  'swap_prob|swap_ratio|min_visible_ratio (det)|min_visible_area (det)>, '
@@ -700,8 +684,7 @@ def ips_only_options(args) -> dict:
     result = {}
     for task in args.task_list:
         configs = {variant: startup_config(args, task, variant) for variant in VARIANTS}
-        result[task] = {key: value for key, value in (args.cfg_options or {}).items()
-                        if lookup(configs['baseline'], key) is _MISSING and lookup(configs['ips'], key) is not _MISSING}
+        result[task] = ips_block_options(args.cfg_options or {}, configs['baseline'], configs['ips'])
     return result
 
 
@@ -752,7 +735,7 @@ def main(argv=None) -> dict:
     done = 0
     for task, variant, name, options, reused_from in items:
         # the row's own options: a sweep value, also where --cfg-options gives its key another value
-        extra = {k: v for k, v in options.items() if (args.cfg_options or {}).get(k, _MISSING) != v}
+        extra = {k: v for k, v in options.items() if (args.cfg_options or {}).get(k, MISSING) != v}
         for seed in args.seed_list:
             if reused_from is not None:
                 source = next(run for run in runs if run['task'] == task and run['variant'] == reused_from

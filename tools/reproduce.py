@@ -1,16 +1,20 @@
 """Reproduction recipes on the real datasets: baseline and IPS, trained and evaluated, one table.
 
-    python tools/reproduce.py RECIPE --gpus 8            # train both with tools/dist_train.sh, test, write the table
-    python tools/reproduce.py RECIPE --check             # build the full configs and datasets only
+    python tools/reproduce.py RECIPE [--gpus N]          # train both with tools/dist_train.sh, test, write the table
+    python tools/reproduce.py RECIPE --check             # build both runs and load a first training sample only
     python tools/reproduce.py --list
 
 Each run goes to ``<work-root>/<recipe>/<baseline|ips>``; the table (markdown and JSON) to
-``<work-root>/<recipe>/results.md``. Extra ``--cfg-options`` apply to both runs, e.g. a
-sweep point: ``--cfg-options model.data_preprocessor.batch_augments.0.patch_size=64``.
+``<work-root>/<recipe>/results.md``. ``--gpus`` defaults to the GPUs of the stock config's
+schedule (4 for MMSegmentation's ``4xb4`` VOC configs, 8 for MMDetection's ``8xb2``). Extra
+``--cfg-options`` apply to both runs, except the IPS block's keys, which the baseline config
+does not have (they go to the IPS run only), e.g. a sweep point:
+``--cfg-options model.data_preprocessor.batch_augments.0.patch_size=64``.
 On a Slurm cluster, run the same configs with the stock ``slurm_train.sh`` of MMSegmentation
 / MMDetection (the configs carry ``custom_imports``).
 """
 import argparse
+import copy
 import json
 import os
 import os.path as osp
@@ -20,18 +24,25 @@ import sys
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from ipswap_mm.engine.cfg_options import ips_block_options  # noqa: E402
+
+VARIANTS = ('baseline', 'ips')
+
+# gpus: those of the stock config's schedule; scale: to percent (MMDetection's metrics are fractions)
+VOC_AUG = 'Pascal VOC 2012 with SegmentationClassAug'
 RECIPES = {
-    'voc12aug_deeplabv3_r50': dict(scope='mmseg', metrics=['mIoU'], data='Pascal VOC 2012 with SegmentationClassAug',
+    'voc12aug_deeplabv3_r50': dict(scope='mmseg', metrics=['mIoU'], gpus=4, scale=1, data=VOC_AUG,
                                    baseline='baseline_deeplabv3_voc.py', ips='ipswap_deeplabv3_voc.py'),
-    'voc12aug_deeplabv3_r101': dict(scope='mmseg', metrics=['mIoU'], data='Pascal VOC 2012 with SegmentationClassAug',
+    'voc12aug_deeplabv3_r101': dict(scope='mmseg', metrics=['mIoU'], gpus=4, scale=1, data=VOC_AUG,
                                     baseline='baseline_deeplabv3_r101_voc.py', ips='ipswap_deeplabv3_r101_voc.py'),
-    'voc0712_faster_rcnn': dict(scope='mmdet', metrics=['pascal_voc/mAP'], data='Pascal VOC 2007 + 2012',
-                                baseline='baseline_faster-rcnn_r50_fpn_voc0712.py',
+    'voc0712_faster_rcnn': dict(scope='mmdet', metrics=['pascal_voc/mAP'], gpus=8, scale=100,
+                                data='Pascal VOC 2007 + 2012', baseline='baseline_faster-rcnn_r50_fpn_voc0712.py',
                                 ips='ipswap_faster-rcnn_r50_fpn_voc0712.py'),
-    'coco_retinanet': dict(scope='mmdet', metrics=['coco/bbox_mAP'], data='COCO 2017',
+    'coco_retinanet': dict(scope='mmdet', metrics=['coco/bbox_mAP'], gpus=8, scale=100, data='COCO 2017',
                            baseline='baseline_retinanet_r50_fpn_1x_coco.py', ips='ipswap_retinanet_r50_fpn_1x_coco.py'),
-    'coco_mask_rcnn': dict(scope='mmdet', metrics=['coco/bbox_mAP', 'coco/segm_mAP'], data='COCO 2017',
-                           baseline='baseline_mask-rcnn_r50_fpn_1x_coco.py', ips='ipswap_mask-rcnn_r50_fpn_1x_coco.py'),
+    'coco_mask_rcnn': dict(scope='mmdet', metrics=['coco/bbox_mAP', 'coco/segm_mAP'], gpus=8, scale=100,
+                           data='COCO 2017', baseline='baseline_mask-rcnn_r50_fpn_1x_coco.py',
+                           ips='ipswap_mask-rcnn_r50_fpn_1x_coco.py'),
 }
 
 
@@ -43,36 +54,75 @@ def load_config(name: str, cfg_options: dict = None):
     return cfg
 
 
-def check_recipe(recipe: str, cfg_options: dict = None) -> None:
-    """Build both configs and their training datasets; raise naming the missing data."""
-    from mmengine.registry import DATASETS, init_default_scope
+def variant_options(recipe: str, cfg_options: dict) -> dict:
+    """``{variant: its --cfg-options}``: all of them for the IPS run; for the baseline run, all
+    but the IPS block's keys, which its config does not have (merged in, MMEngine would
+    create them: see :mod:`ipswap_mm.engine.cfg_options`)."""
+    spec = RECIPES[recipe]
+    configs = {variant: load_config(spec[variant]).to_dict() for variant in VARIANTS}
+    ips_only = ips_block_options(cfg_options, configs['baseline'], configs['ips'])
+    return dict(baseline={key: value for key, value in cfg_options.items() if key not in ips_only},
+                ips=dict(cfg_options))
+
+
+def check_recipe(recipe: str, cfg_options: dict = None, work_root: str = 'work_dirs/reproduce') -> None:
+    """Build both runs' models and training dataloaders and load a first training sample (of
+    every dataset a ``ConcatDataset`` joins);
+    raise naming the missing data. The IPS run's pair sampler scans the dataset's classes
+    once, into the cache the run will read (``<work_root>/<recipe>/ips/ipswap_cache``)."""
+    from mmengine.registry import MODELS, init_default_scope
+    from mmengine.runner import Runner
 
     import ipswap_mm  # noqa: F401
     from ipswap_mm.synthetic.small_run import leaf_datasets
     spec = RECIPES[recipe]
-    for variant in ('baseline', 'ips'):
-        cfg = load_config(spec[variant], cfg_options)
+    for variant, options in variant_options(recipe, cfg_options or {}).items():
+        cfg = load_config(spec[variant], options)
         init_default_scope(cfg.get('default_scope', spec['scope']))
-        dataset_cfg = cfg.train_dataloader.dataset
+        MODELS.build(cfg.model)
+        loader_cfg = copy.deepcopy(cfg.train_dataloader)
+        sampler = loader_cfg.get('sampler') or {}
+        if sampler.get('type') == 'IntraClassPairSampler' and sampler.get('cache_dir') is None:
+            sampler['cache_dir'] = osp.join(work_root, recipe, variant, 'ipswap_cache')
         try:
-            dataset = DATASETS.build(dataset_cfg)
-        except (AssertionError, OSError) as error:  # MMSegmentation asserts the ann_file exists
-            roots = sorted({d.get('data_root', '') for d in leaf_datasets(dataset_cfg)})
-            raise SystemExit(f'{recipe}: the {spec["data"]} data was not found ({error}). Put it under '
+            loader = Runner.build_dataloader(loader_cfg, seed=0)
+            for part in getattr(loader.dataset, 'datasets', [loader.dataset]):  # ConcatDataset: each part
+                part[0]  # reads an image and its annotations through the pipeline
+        except (AssertionError, OSError) as error:  # MMSegmentation asserts the image folder exists
+            roots = sorted({d.get('data_root', '') for d in leaf_datasets(cfg.train_dataloader.dataset)})
+            missing = missing_paths(cfg.train_dataloader.dataset)
+            detail = str(error) or (f'missing: {", ".join(missing)}' if missing else type(error).__name__)
+            raise SystemExit(f'{recipe}: the {spec["data"]} data was not found ({detail}). Put it under '
                              f'{", ".join(roots)} relative to {os.getcwd()} (the layout of the MMSegmentation / '
                              'MMDetection dataset docs), or pass --cfg-options with the data_root keys.') from error
-        print(f'{recipe} {variant}: {spec[variant]} builds, {len(dataset)} training images')
+        print(f'{recipe} {variant}: {spec[variant]} builds (model, training dataloader, a first sample), '
+              f'{len(loader.dataset)} training images')
+
+
+def missing_paths(dataset_cfg) -> list:
+    """The annotation files and data folders a training dataset config names that do not exist."""
+    from ipswap_mm.synthetic.small_run import leaf_datasets
+    paths = []
+    for leaf in leaf_datasets(dataset_cfg):
+        root = leaf.get('data_root', '')
+        names = [leaf.get('ann_file') or '', *(leaf.get('data_prefix') or {}).values()]
+        paths += [osp.join(root, name) for name in names if name and not osp.exists(osp.join(root, name))]
+    return sorted(set(paths))
 
 
 def run_recipe(recipe: str, gpus: int, work_root: str, cfg_options: list) -> str:
     spec = RECIPES[recipe]
+    keys = variant_options(recipe, {item.partition('=')[0]: None for item in cfg_options})
+    # dist_train.sh starts this interpreter, not the first ``python`` on PATH
+    env = dict(os.environ, PYTHON=sys.executable)
     results = {}
-    extra = ['--cfg-options', *cfg_options] if cfg_options else []
-    for variant in ('baseline', 'ips'):
+    for variant in VARIANTS:
+        options = [item for item in cfg_options if item.partition('=')[0] in keys[variant]]
+        extra = ['--cfg-options', *options] if options else []
         config = osp.join(ROOT, 'configs', spec[variant])
         work_dir = osp.join(work_root, recipe, variant)
         subprocess.run([osp.join(ROOT, 'tools', 'dist_train.sh'), config, str(gpus), '--work-dir', work_dir, *extra],
-                       check=True)
+                       check=True, env=env)
         with open(osp.join(work_dir, 'last_checkpoint')) as file:
             checkpoint = file.read().strip()
         metrics_file = osp.join(work_dir, 'test_metrics.json')
@@ -85,9 +135,13 @@ def run_recipe(recipe: str, gpus: int, work_root: str, cfg_options: list) -> str
 
 def write_table(recipe: str, results: dict, folder: str) -> str:
     spec = RECIPES[recipe]
-    lines = [f'| {recipe} | ' + ' | '.join(spec['metrics']) + ' |', '| --- |' + ' --- |' * len(spec['metrics'])]
-    for variant in ('baseline', 'ips'):
-        values = [f"{results[variant].get(metric, float('nan')):.2f}" for metric in spec['metrics']]
+    # MMDetection's metrics are fractions rounded to 3 digits: shown in percent, to 0.1
+    digits = 2 if spec['scale'] == 1 else 1
+    lines = [f'| {recipe} | ' + ' | '.join(f'{metric} (%)' for metric in spec['metrics']) + ' |',
+             '| --- |' + ' ---: |' * len(spec['metrics'])]
+    for variant in VARIANTS:
+        values = [f"{results[variant].get(metric, float('nan')) * spec['scale']:.{digits}f}"
+                  for metric in spec['metrics']]
         lines.append(f'| {variant} ({spec[variant]}) | ' + ' | '.join(values) + ' |')
     table = '\n'.join(lines) + '\n'
     os.makedirs(folder, exist_ok=True)
@@ -102,11 +156,13 @@ def main() -> None:
     from mmengine.config import DictAction
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('recipe', nargs='?', choices=sorted(RECIPES))
-    parser.add_argument('--gpus', type=int, default=8)
+    parser.add_argument('--gpus', type=int, help="processes (GPUs); default: the stock config's (4 seg, 8 det)")
     parser.add_argument('--work-root', default='work_dirs/reproduce')
-    parser.add_argument('--check', action='store_true', help='only build the configs and datasets')
+    parser.add_argument('--check', action='store_true',
+                        help='only build both runs (models, training dataloaders) and load a first sample')
     parser.add_argument('--list', action='store_true')
-    parser.add_argument('--cfg-options', nargs='+', default=[], help='key=value overrides for both runs')
+    parser.add_argument('--cfg-options', nargs='+', default=[],
+                        help="key=value overrides for both runs (the IPS block's keys: the IPS run only)")
     args = parser.parse_args()
     if args.list or not args.recipe:
         for name, spec in RECIPES.items():
@@ -116,9 +172,10 @@ def main() -> None:
     for item in args.cfg_options:
         key, _, value = item.partition('=')
         overrides[key] = DictAction._parse_iterable(value)
-    check_recipe(args.recipe, overrides)
+    check_recipe(args.recipe, overrides, args.work_root)
     if not args.check:
-        print(run_recipe(args.recipe, args.gpus, args.work_root, args.cfg_options))
+        gpus = args.gpus or RECIPES[args.recipe]['gpus']
+        print(run_recipe(args.recipe, gpus, args.work_root, args.cfg_options))
 
 
 if __name__ == '__main__':

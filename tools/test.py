@@ -28,6 +28,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
+    if args.out and not args.out.endswith(('.json', '.pkl', '.pickle', '.yaml', '.yml')):
+        parser.error(f'--out {args.out}: the metrics are written as .json, .pkl or .yaml; name such a file')
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 

@@ -1,7 +1,7 @@
 """Train with MMEngine's Runner, ``ipswap_mm`` imported: the stock ``train.py`` of MMSegmentation
 and MMDetection, plus CPU multi-process training (gloo) and ``--resume`` of any MMEngine checkpoint under torch >= 2.6.
 
-    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--cfg-options k=v ...]
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--auto-scale-lr] [--cfg-options k=v ...]
     torchrun --nproc_per_node=N tools/train.py CONFIG --launcher pytorch
 """
 import argparse
@@ -25,6 +25,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
                         help='resume from the given checkpoint, or from the latest one in the work dir')
     parser.add_argument('--amp', action='store_true', default=False, help='enable automatic mixed precision')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='scale the learning rate to the total batch size (auto_scale_lr in the config)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings in the config, key=value')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
@@ -40,6 +42,11 @@ def main() -> None:
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    if args.auto_scale_lr:
+        if 'enable' not in cfg.get('auto_scale_lr', {}) or 'base_batch_size' not in cfg.auto_scale_lr:
+            raise SystemExit('--auto-scale-lr needs auto_scale_lr = dict(enable=False, base_batch_size=N) in the '
+                             'config (MMDetection configs have it; N: the total batch size the learning rate is for)')
+        cfg.auto_scale_lr.enable = True
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None

@@ -44,10 +44,10 @@ RECORDER = dict(custom_imports=dict(imports=['ipswap_mm', 'tests.integration.pai
                 randomness=dict(seed=5))
 
 
-def train_on_two_cpu_processes(config, work_dir, cwd, port, timeout):
+def train_on_two_cpu_processes(config, work_dir, cwd, port, timeout, *train_args) -> str:
     """``torchrun --nproc_per_node=2 tools/train.py CONFIG --launcher pytorch``; a hang fails the test."""
-    run_python(['-m', 'torch.distributed.run', '--nproc_per_node=2', f'--master_port={port}', TRAIN,
-                config, '--launcher', 'pytorch', '--work-dir', work_dir], cwd=cwd, timeout=timeout)
+    return run_python(['-m', 'torch.distributed.run', '--nproc_per_node=2', f'--master_port={port}', TRAIN,
+                       config, '--launcher', 'pytorch', '--work-dir', work_dir, *train_args], cwd=cwd, timeout=timeout)
 
 
 def check_two_rank_run(work_dir, expected_pairs, classes):
@@ -98,7 +98,8 @@ def test_two_processes_on_cpu_train_whole_pairs(voc_root, tmp_path):
 
 @pytest.mark.timeout(300)
 def test_two_processes_on_cpu_train_whole_pairs_detection(coco_root, tmp_path):
-    """The same for a detector: RetinaNet (ResNet-18, slim FPN and head) on generated COCO data, 2 epochs."""
+    """The same for a detector: RetinaNet (ResNet-18, slim FPN and head) on generated COCO data, 2 epochs;
+    with ``--auto-scale-lr``, as MMDetection's ``train.py`` takes it."""
     work_dir = str(tmp_path / 'dist')
     cfg = shrink_det_config(Config.fromfile(osp.join(REPO, 'configs', 'ipswap_retinanet_r50_fpn_1x_coco.py')),
                             coco_root, scale=(128, 96), epochs=2, work_dir=work_dir, batch_size=2)
@@ -110,7 +111,9 @@ def test_two_processes_on_cpu_train_whole_pairs_detection(coco_root, tmp_path):
     cfg.merge_from_dict(RECORDER)
     config = str(tmp_path / 'cfg.py')
     cfg.dump(config)
-    train_on_two_cpu_processes(config, work_dir, str(tmp_path), port=29541, timeout=240)
+    output = train_on_two_cpu_processes(config, work_dir, str(tmp_path), 29541, 240, '--auto-scale-lr')
+    # MMDetection's flag: the learning rate of the config's 16 images a step, scaled to 2 x 2
+    assert 'LR is set based on batch size of 16 and the current batch size is 4' in output
     pairs, classes = single_process_pairs(cfg, 'mmdet', [0, 1], str(tmp_path / 'cache'))
     assert len(pairs[0]) == len(pairs[1]) == 4 and pairs[0] != pairs[1]  # new pairs every epoch
     check_two_rank_run(work_dir, pairs, classes)

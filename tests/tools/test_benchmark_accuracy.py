@@ -5,8 +5,8 @@ import os.path as osp
 import pytest
 
 from tools.benchmark_accuracy import (
-    _MISSING,
     IPS_OVERRIDES,
+    MISSING,
     OVERRIDES,
     TASKS,
     build_config,
@@ -112,7 +112,7 @@ def test_variants_share_the_overrides_and_a_sweep_value_lands_in_the_config(tmp_
         assert baseline.optim_wrapper == ips.optim_wrapper and baseline.param_scheduler == ips.param_scheduler
         assert baseline.train_dataloader.batch_size == ips.train_dataloader.batch_size == 4
         assert baseline.randomness.seed == ips.randomness.seed == 3
-        assert lookup(baseline._cfg_dict, PATCH) is _MISSING
+        assert lookup(baseline._cfg_dict, PATCH) is MISSING
         assert lookup(ips._cfg_dict, PATCH) == IPS_OVERRIDES[task].get(PATCH, 32)  # the config's own value
         assert lookup(swept._cfg_dict, PATCH) == 32 and lookup(swept._cfg_dict, TEMPERATURE) == 2.0
 
