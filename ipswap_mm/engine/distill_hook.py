@@ -44,9 +44,9 @@ class IPSDistillHook(Hook):
     :func:`set_sampler_infinite`) and, after a resume, its seed (see
     :func:`follow_resumed_seed`). It then registers PyTorch forward hooks on the model:
     one records the class logits of the training forward, one adds ``loss(logits,
-    labels)`` to the loss dict under ``loss.loss_name`` (``'loss_ips_kl'``). The model's class, parameters and
-    ``state_dict`` are untouched, so checkpoints load into the baseline config; the hooks
-    are removed after training. Checkpoints are saved so that
+    labels)`` to the loss dict under ``loss.loss_name`` (``'loss_ips_kl'``). The model's
+    class, parameters and ``state_dict`` are untouched, so checkpoints load into the
+    baseline config; the hooks are removed after training. Checkpoints are saved so that
     ``torch.load(weights_only=True)`` reads them (see ``checkpoint_safety``).
 
     Args:
