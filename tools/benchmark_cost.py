@@ -1,7 +1,7 @@
 """What IPS costs per training iteration, next to the alternatives (``make bench``).
 
 For one segmentation model, one two-stage and one one-stage detector, the same generated
-batch is trained with four variants, each in its own process (so peak memory is its
+batch is trained with five variants, each in its own process (so peak memory is its
 own): iteration time (after warm-up) and peak memory, reported as ratios to the
 baseline at equal batch size. Runs on the CPU, or on a GPU with ``--device cuda``.
 
@@ -37,8 +37,10 @@ Variants:
               the model step, and cost step time only when the workers cannot keep up. The
               loading of the extra image that ``MultiImageMixDataset`` does is not counted.
   teacher_kd  the baseline step plus a frozen teacher's forward pass on the same batch (the
-              baseline model with a ResNet-101 backbone), as a teacher-KD framework runs it;
-              the distillation loss itself is not added, so this is a lower bound of its cost
+              baseline model with a ResNet-101 backbone, its heads included), as a logit-
+              level teacher-KD method runs it; the distillation loss itself is not added
+  feature_kd  the same teacher, only its backbone and neck (``extract_feat``), as feature-
+              distillation methods (FGD, PKD, CWD on FPN features) run it; no loss added
 For detection, every variant packs the samples (``PackDetInputs``) inside the timed step,
 so the mixing transforms see pipeline data; segmentation batches come packed.
 For the ips variant it also times the swap alone against a plain copy of the same batch
@@ -344,7 +346,7 @@ TASKS = {
 
 
 def variants(task: str) -> tuple:
-    return ('baseline', 'ips', TASKS[task].mix, 'teacher_kd')
+    return ('baseline', 'ips', TASKS[task].mix, 'teacher_kd', 'feature_kd')
 
 
 class VariantStep:
@@ -381,7 +383,8 @@ class VariantStep:
                 self.hook.attach(self.model)
             self.mix = spec.mixing(self.model, crop) if variant == spec.mix else None
             self.teacher = None
-            if variant == 'teacher_kd':
+            self.teacher_features_only = variant == 'feature_kd'
+            if variant in ('teacher_kd', 'feature_kd'):
                 _, self.teacher = spec.build(spec.baseline, crop, device, depth=TEACHER_DEPTH)
                 self.teacher.eval().requires_grad_(False)
         # foreach: the multi-tensor update that torch picks by default for CUDA parameters (a
@@ -404,7 +407,10 @@ class VariantStep:
         if self.teacher is not None:
             with torch.no_grad():
                 processed = self.teacher.data_preprocessor(data, training=False)
-                self.teacher._forward(processed['inputs'], processed['data_samples'])
+                if self.teacher_features_only:
+                    self.teacher.extract_feat(processed['inputs'])
+                else:
+                    self.teacher._forward(processed['inputs'], processed['data_samples'])
         return self.model.train_step(data, self.optim)
 
     def step(self) -> dict:
@@ -505,7 +511,8 @@ def main(argv=None) -> None:
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--rounds', type=int, default=3, help='repeat every variant this many times, interleaved')
     parser.add_argument('--variants', default=None,
-                        help='comma-separated subset of baseline, ips and the task\'s mixing and teacher_kd variants '
+                        help='comma-separated subset of baseline, ips and the task\'s mixing, teacher_kd and '
+                             'feature_kd variants '
                              '(default: all; baseline is always run)')
     parser.add_argument('--crop', type=int, default=None,
                         help='image side (the crop for segmentation); default: 512 on cuda, 128 on cpu')
@@ -607,7 +614,8 @@ def report(results: dict, device: str, crop: int, args) -> list:
                 tasks={task: dict(baseline=TASKS[task].baseline, ips=TASKS[task].ips, mixing=TASKS[task].mix)
                        for task in sorted({row['task'] for row in rows})},
                 note='detection mixing (copypaste, mixup) is a CPU pipeline transform timed inside the step; '
-                     'teacher_kd adds a frozen ResNet-101 twin forward, without the distillation loss',
+                     'teacher_kd adds a frozen ResNet-101 twin forward, feature_kd its backbone and neck only, '
+                     'both without the distillation loss',
                 command=' '.join(sys.argv))
     with open(osp.join(args.out, 'cost.json'), 'w') as file:
         json.dump(dict(meta=meta, rows=rows), file, indent=2)

@@ -5,7 +5,7 @@ noisy machine can resolve.
 memory; on a shared VM two processes can run at speeds 10% apart for reasons of their own
 (seen here: the same DeepLabV3 step, 1.18 s in one process and 1.30 s in the next). This
 tool builds the baseline and the chosen variants of a task (``benchmark_cost.py``'s tasks
-and variants: ``ips``, the mixing augmentation, ``teacher_kd``) in one process and trains
+and variants: ``ips``, the mixing augmentation, ``teacher_kd``, ``feature_kd``) in one process and trains
 them in alternation on the same generated batch, rotating which goes first every round, so
 that what the machine does to the process falls on all of them. It reports each variant's
 median step, its ratio to the baseline's, the median of the per-round ratios (its step over
@@ -71,7 +71,7 @@ def main(argv=None) -> None:
     parser.add_argument('--tasks', default='seg,two_stage,one_stage')
     parser.add_argument('--variants', default='ips',
                         help="comma-separated, timed against the baseline: ips, the task's mixing variant "
-                             '(cutmix, copypaste, mixup), teacher_kd; or all')
+                             '(cutmix, copypaste, mixup), teacher_kd, feature_kd; or all')
     parser.add_argument('--steps', type=int, default=16, help='timed steps of each variant')
     parser.add_argument('--warmup', type=int, default=2, help='untimed steps of each variant first')
     parser.add_argument('--crop', type=int, default=128)

@@ -38,7 +38,7 @@ def test_one_stage_variants_are_timed_and_reported(tmp_path, monkeypatch, capsys
     with open(tmp_path / 'cost.json') as file:
         report = json.load(file)
     rows = {row['variant']: row for row in report['rows']}
-    assert sorted(rows) == ['baseline', 'ips', 'mixup', 'teacher_kd']
+    assert sorted(rows) == ['baseline', 'feature_kd', 'ips', 'mixup', 'teacher_kd']
     for row in rows.values():
         assert row['task'] == 'one_stage'
         for key in ('time_s', 'median_s', 'peak_mb', 'time_ratio', 'median_ratio', 'memory_ratio', 'loss'):
@@ -48,6 +48,8 @@ def test_one_stage_variants_are_timed_and_reported(tmp_path, monkeypatch, capsys
     assert rows['baseline']['op_calls_ratio'] == 1.0
     # a frozen teacher's forward is more work, and more calls, than the step alone
     assert rows['teacher_kd']['flops_ratio'] > 1.2 and rows['teacher_kd']['op_calls_ratio'] > 1.2
+    # its backbone and neck alone: more than the step, less than its whole forward
+    assert 1.0 < rows['feature_kd']['flops_ratio'] < rows['teacher_kd']['flops_ratio']
     # the teacher's ResNet-101 weights are resident tensors: counted
     assert rows['teacher_kd']['tensor_peak_mb'] > rows['baseline']['tensor_peak_mb'] + 100
     assert all(math.isfinite(rows['ips'][key]) and rows['ips'][key] > 0 for key in ('swap_s', 'copy_s'))

@@ -15,7 +15,7 @@ def test_every_variant_is_timed_in_alternation_with_the_baseline(tmp_path, capsy
         report = json.load(file)
     row, = report['rows']
     assert row['task'] == 'one_stage'
-    assert sorted(row['times_s']) == ['baseline', 'ips', 'mixup', 'teacher_kd']
+    assert sorted(row['times_s']) == ['baseline', 'feature_kd', 'ips', 'mixup', 'teacher_kd']
     for name, times in row['times_s'].items():
         assert len(times) == 3 and all(math.isfinite(t) and t > 0 for t in times)
         ratios = sorted(t / base for base, t in zip(row['times_s']['baseline'], times))
