@@ -37,7 +37,8 @@ def interleaved(task: str, device: str, steps: int, warmup: int, crop: int, batc
 
     Each round runs one step of every variant, the order rotating from round to round. The
     ratio of every variant to the baseline: of the medians, and the median of the per-round
-    ratios (its step over the baseline's step of the same round)."""
+    ratios (its step over the baseline's step of the same round). Raises unless ``ips``, and
+    only ``ips``, logged the pair loss."""
     from mmengine.registry import DefaultScope
 
     from tools.benchmark_cost import TASKS, VariantStep, synchronize
@@ -58,6 +59,9 @@ def interleaved(task: str, device: str, steps: int, warmup: int, crop: int, batc
                     times[name].append(time.perf_counter() - start)
     for run in runs.values():
         run.close()
+    with_pair_loss = sorted(name for name, keys in losses.items() if 'loss_ips_kl' in keys)
+    if with_pair_loss != (['ips'] if 'ips' in names else []):
+        raise RuntimeError(f'{task}: loss_ips_kl was logged by {with_pair_loss}; only the ips variant may log it')
     baseline = times['baseline']
     medians = {name: statistics.median(values) for name, values in times.items()}
     return dict(task=task, times_s=times, losses=losses, median_s=medians,

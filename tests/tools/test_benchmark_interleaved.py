@@ -31,3 +31,25 @@ def test_every_variant_is_timed_in_alternation_with_the_baseline(tmp_path, capsy
 def test_bad_arguments_are_refused(argv):
     with pytest.raises(SystemExit):
         benchmark_interleaved.main(argv)
+
+
+def test_a_pair_loss_outside_the_ips_variant_is_an_error(monkeypatch):
+    """The tool refuses to report a run in which the pair loss is not where it belongs."""
+    from tools import benchmark_cost
+
+    class Step:
+        def __init__(self, task, name, *args):
+            self.name = name
+
+        def prepared(self):
+            return None
+
+        def train_step(self, prepared):
+            return {'loss_cls': 1.0, **({'loss_ips_kl': 0.1} if self.name in ('baseline', 'ips') else {})}
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(benchmark_cost, 'VariantStep', Step)
+    with pytest.raises(RuntimeError, match=r"loss_ips_kl was logged by \['baseline', 'ips'\]"):
+        benchmark_interleaved.interleaved('one_stage', 'cpu', 1, 0, 64, 2, ('ips',))
