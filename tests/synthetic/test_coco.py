@@ -1,6 +1,7 @@
 import json
 import os.path as osp
 
+import cv2
 import numpy as np
 import pytest
 from mmdet.datasets import CocoDataset
@@ -66,21 +67,32 @@ def test_annotations_follow_the_scene_masks(coco_root):
             assert ann['category_id'] == COCO_CATEGORY_IDS[label]
             assert all(len(polygon) >= 6 and len(polygon) % 2 == 0 for polygon in ann['segmentation'])
             raster = PolygonMasks([[np.asarray(p) for p in ann['segmentation']]], *SIZE).to_ndarray()[0] > 0
-            # the outline runs through the border pixels' centres (and fills a ring's hole): the
-            # polygon lies inside the box and covers most of the mask
+            # the polygon, rasterised as MMDetection does, covers every pixel of the mask and lies
+            # inside its box (it fills a ring's hole: outer contours)
+            assert not (mask & ~raster).any()
             assert not raster[:, :x].any() and not raster[:, x + w:].any()
             assert not raster[:y].any() and not raster[y + h:].any()
-            assert (raster & mask).sum() >= 0.5 * mask.sum()
+            filled = cv2.drawContours(np.zeros(SIZE, np.uint8), cv2.findContours(
+                mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)[0], -1, 1, cv2.FILLED) > 0
+            assert not (raster & ~filled).any()
 
 
-def test_degenerate_contours_give_no_polygon():
-    line = np.zeros((8, 8), bool)
-    line[2, 1:6] = True  # one row: a contour with no area
-    assert mask_polygons(line) == []
-    square = np.zeros((8, 8), bool)
-    square[2:6, 2:6] = True
-    (polygon,) = mask_polygons(square)
-    assert len(polygon) == 8 and min(polygon) == 2 and max(polygon) == 5
+@pytest.mark.parametrize('rows, cols', [(slice(2, 6), slice(2, 6)), (slice(2, 3), slice(1, 6)),
+                                        (slice(0, 8), slice(7, 8)), (slice(3, 4), slice(3, 4))])
+def test_a_polygon_rasterises_to_its_mask(rows, cols):
+    """A square, a one-row line, a column at the image's edge, a single pixel: each polygon
+    covers exactly its pixels, as MMDetection rasterises it (an outline through the border
+    pixels' centres would lose the right column and the bottom row)."""
+    mask = np.zeros((8, 8), bool)
+    mask[rows, cols] = True
+    polygons = mask_polygons(mask)
+    assert len(polygons) == 1 and len(polygons[0]) == 8  # four corners, an eighth of a pixel inside the edges
+    raster = PolygonMasks([[np.asarray(polygons[0])]], 8, 8).to_ndarray()[0] > 0
+    assert (raster == mask).all()
+
+
+def test_an_empty_mask_gives_no_polygon():
+    assert mask_polygons(np.zeros((8, 8), bool)) == []
 
 
 def test_refuses_to_overwrite_foreign_data(tmp_path):
