@@ -112,7 +112,7 @@ def missing_paths(dataset_cfg) -> list:
 
 def run_recipe(recipe: str, gpus: int, work_root: str, cfg_options: list) -> str:
     spec = RECIPES[recipe]
-    keys = variant_options(recipe, {item.partition('=')[0]: None for item in cfg_options})
+    keys = variant_options(recipe, parse_options(cfg_options))
     # dist_train.sh starts this interpreter, not the first ``python`` on PATH
     env = dict(os.environ, PYTHON=sys.executable)
     results = {}
@@ -152,8 +152,13 @@ def write_table(recipe: str, results: dict, folder: str) -> str:
     return table
 
 
-def main() -> None:
+def parse_options(items: list) -> dict:
+    """``key=value`` items, as ``--cfg-options`` takes them, as a dict (values parsed as MMEngine does)."""
     from mmengine.config import DictAction
+    return {key: DictAction._parse_iterable(value) for key, _, value in (item.partition('=') for item in items)}
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('recipe', nargs='?', choices=sorted(RECIPES))
     parser.add_argument('--gpus', type=int, help="processes (GPUs); default: the stock config's (4 seg, 8 det)")
@@ -168,11 +173,7 @@ def main() -> None:
         for name, spec in RECIPES.items():
             print(f"{name:<26} {spec['data']:<42} {spec['baseline']} vs {spec['ips']}")
         return
-    overrides = {}
-    for item in args.cfg_options:
-        key, _, value = item.partition('=')
-        overrides[key] = DictAction._parse_iterable(value)
-    check_recipe(args.recipe, overrides, args.work_root)
+    check_recipe(args.recipe, parse_options(args.cfg_options), args.work_root)
     if not args.check:
         gpus = args.gpus or RECIPES[args.recipe]['gpus']
         print(run_recipe(args.recipe, gpus, args.work_root, args.cfg_options))
