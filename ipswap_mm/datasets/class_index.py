@@ -11,6 +11,8 @@ Two sources, chosen from what the dataset's ``get_data_info`` returns:
   read from disk, nothing cached.
 
 Each image's classes are ordered by prominence (pixels, or number of boxes), most first.
+Indices that read one image (a repeated dataset, or joined lists naming the same
+``img_path``) get one image id, so that pairing does not pair an image with itself.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import os
 import os.path as osp
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from mmengine.dist import broadcast_object_list, get_dist_info
@@ -31,6 +33,15 @@ CLASS_SOURCES = ('auto', 'seg_map', 'instances')
 
 # (class ids, counts) per image, most prominent first.
 ClassCounts = Tuple[List[int], List[int]]
+
+
+class ClassIndex(NamedTuple):
+    """The input of intra-class pairing, one entry per dataset index."""
+
+    class_sets: List[np.ndarray]
+    """Foreground class ids of every index, most prominent first."""
+    image_ids: np.ndarray
+    """``(N,)`` int64: indices with one id read one image."""
 
 
 def default_cache_dir() -> Optional[str]:
@@ -193,18 +204,27 @@ def _scan_seg_maps(infos: Sequence[dict], cache_dir: Optional[str], workers: int
     return entries
 
 
+def _entry_images(infos: Sequence[dict]) -> np.ndarray:
+    """``(len(infos),)`` one id per image: entries with the same ``img_path`` share it."""
+    paths = [info.get('img_path') or ('entry', number) for number, info in enumerate(infos)]
+    ids: dict = {}
+    return np.fromiter((ids.setdefault(path, len(ids)) for path in paths), dtype=np.int64, count=len(paths))
+
+
 def _compute_class_counts(dataset, source: str, cache_dir: Optional[str], workers: int,
-                          backend_args: Optional[dict]) -> Tuple[str, List[ClassCounts], np.ndarray]:
-    """The class source used (``'auto'`` resolved), the classes of every distinct entry, and
-    the entry of every index (see :func:`_dataset_infos`)."""
+                          backend_args: Optional[dict]) -> Tuple[str, List[ClassCounts], np.ndarray, np.ndarray]:
+    """The class source used (``'auto'`` resolved), the classes of every distinct entry, the
+    entry of every index (see :func:`_dataset_infos`) and the image of every entry."""
     infos, index = _dataset_infos(dataset)
     if not len(index):
         raise ValueError('train_dataloader.dataset is empty: nothing to pair')
     if source == 'auto':
         source = _detect_source(infos[0])
     if source == 'instances':
-        return source, [_instance_classes(info) for info in infos], index
-    return source, _scan_seg_maps(infos, cache_dir, workers, backend_args), index
+        entries = [_instance_classes(info) for info in infos]
+    else:
+        entries = _scan_seg_maps(infos, cache_dir, workers, backend_args)
+    return source, entries, index, _entry_images(infos)
 
 
 def background_class_ids(dataset, background_classes: Union[str, Sequence[int], None]) -> List[int]:
@@ -220,14 +240,15 @@ def background_class_ids(dataset, background_classes: Union[str, Sequence[int], 
     return [int(c) for c in background_classes]
 
 
-def dataset_class_sets(dataset,
-                       source: str = 'auto',
-                       ignore_index: int = 255,
-                       background_classes: Union[str, Sequence[int], None] = 'auto',
-                       cache_dir: Optional[str] = None,
-                       workers: int = 8,
-                       backend_args: Optional[dict] = None) -> List[np.ndarray]:
-    """Foreground classes of every image of ``dataset``, most prominent first.
+def dataset_class_index(dataset,
+                        source: str = 'auto',
+                        ignore_index: int = 255,
+                        background_classes: Union[str, Sequence[int], None] = 'auto',
+                        cache_dir: Optional[str] = None,
+                        workers: int = 8,
+                        backend_args: Optional[dict] = None) -> ClassIndex:
+    """Foreground classes of every image of ``dataset``, most prominent first, and which
+    indices read the same image.
 
     Under distributed training rank 0 computes (or loads) the index and broadcasts it,
     so label maps are read once and the cache is written by one process.
@@ -260,10 +281,10 @@ def dataset_class_sets(dataset,
         broadcast_object_list(payload, src=0)
     if isinstance(payload[0], Exception):
         raise payload[0]
-    resolved_source, entries, index = payload[0]
+    resolved_source, entries, index, entry_images = payload[0]
     excluded = set(background_class_ids(dataset, background_classes))
     if resolved_source == 'seg_map':
         excluded.add(int(ignore_index))
     sets = [np.asarray([c for c in classes if c not in excluded and c >= 0], dtype=np.int64)
             for classes, _ in entries]
-    return [sets[entry] for entry in index.tolist()]
+    return ClassIndex([sets[entry] for entry in index.tolist()], entry_images[index])

@@ -11,7 +11,7 @@ from mmengine.registry import DATA_SAMPLERS
 from torch.utils.data import Sampler
 
 from ..core.pairing import PAIR_KEYS, PairingStats, build_intra_class_pairs
-from .class_index import dataset_class_sets
+from .class_index import dataset_class_index
 
 
 @DATA_SAMPLERS.register_module()
@@ -66,9 +66,9 @@ class IntraClassPairSampler(Sampler):
         self.shuffle = shuffle
         self.seed = sync_random_seed() if seed is None else int(seed)
         self.pair_key = pair_key
-        self.class_sets = dataset_class_sets(dataset, class_source, ignore_index, background_classes,
-                                             cache_dir, scan_workers)
-        self.num_pairs = (len(self.class_sets) + 1) // 2
+        self.class_index = dataset_class_index(dataset, class_source, ignore_index, background_classes,
+                                               cache_dir, scan_workers)
+        self.num_pairs = (len(self.class_index.class_sets) + 1) // 2
         self.pairs_per_rank = math.ceil(self.num_pairs / self.world_size)
         self.infinite = infinite
         self.epoch = 0
@@ -80,7 +80,7 @@ class IntraClassPairSampler(Sampler):
 
     def _pairs_and_stats(self, epoch: int) -> tuple[np.ndarray, PairingStats]:
         rng = np.random.default_rng([self.seed, epoch if self.shuffle else 0])
-        return build_intra_class_pairs(self.class_sets, rng, self.pair_key)
+        return build_intra_class_pairs(self.class_index.class_sets, rng, self.pair_key, self.class_index.image_ids)
 
     def rank_pairs(self, epoch: int) -> np.ndarray:
         """This rank's share of ``epoch``'s pairs: ``(pairs_per_rank, 2)``."""

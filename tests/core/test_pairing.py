@@ -54,3 +54,36 @@ def test_multi_label_leftovers_pair_with_each_other():
     pairs, stats = build_intra_class_pairs(class_sets, np.random.default_rng(5), 'dominant')
     assert stats.leftovers == 2 and stats.repeated == 0 and stats.self_pairs == 0 and stats.dropped == 0
     assert sorted(pairs.ravel().tolist()) == [0, 1]
+
+
+@settings(max_examples=80, deadline=None)
+@given(raw=class_sets_strategy, copies=st.lists(st.integers(0, 79), min_size=1, max_size=160),
+       seed=st.integers(0, 2**31), rule=st.sampled_from(['random', 'dominant']))
+def test_pairs_of_repeated_images_share_a_class_and_self_pairs_are_counted(raw, copies, seed, rule):
+    image_ids = np.asarray([c % len(raw) for c in copies])
+    class_sets = [np.asarray(raw[i], dtype=np.int64) for i in image_ids]
+    pairs, stats = build_intra_class_pairs(class_sets, np.random.default_rng(seed), rule, image_ids)
+    assert pairs.shape == ((len(copies) + 1) // 2, 2)
+    for a, b in pairs:
+        assert image_ids[a] == image_ids[b] or shares_class(class_sets, a, b)
+    assert stats.self_pairs == sum(int(image_ids[a] == image_ids[b]) for a, b in pairs)
+    assert len(copies) - len(set(pairs.ravel().tolist())) <= stats.dropped
+
+
+@settings(max_examples=60, deadline=None)
+@given(num_images=st.integers(2, 30), times=st.integers(1, 60), seed=st.integers(0, 2**31))
+def test_repeated_images_pair_with_other_images(num_images, times, seed):
+    """A dataset repeated ``times`` times (MMSegmentation's DRIVE config: 20 images of one
+    class, 40000 times) never pairs an image with a copy of itself."""
+    image_ids = np.tile(np.arange(num_images), times)
+    class_sets = [np.array([1])] * len(image_ids)
+    pairs, stats = build_intra_class_pairs(class_sets, np.random.default_rng(seed), 'random', image_ids)
+    assert stats.self_pairs == 0 and not (image_ids[pairs[:, 0]] == image_ids[pairs[:, 1]]).any()
+    assert set(pairs.ravel().tolist()) == set(range(len(image_ids)))
+
+
+def test_distinct_images_pair_as_without_image_ids():
+    class_sets = [np.array([i % 5]) for i in range(101)]
+    plain, _ = build_intra_class_pairs(class_sets, np.random.default_rng(3))
+    with_ids, _ = build_intra_class_pairs(class_sets, np.random.default_rng(3), image_ids=np.arange(101))
+    assert np.array_equal(plain, with_ids)

@@ -8,7 +8,7 @@ from mmengine.dataset import BaseDataset, ClassBalancedDataset, ConcatDataset, R
 from PIL import Image
 
 from ipswap_mm.datasets import class_index
-from ipswap_mm.datasets.class_index import dataset_class_sets, read_label_classes
+from ipswap_mm.datasets.class_index import dataset_class_index, read_label_classes
 
 
 class LabelMapDataset:
@@ -46,12 +46,12 @@ def maps_dataset(tmp_path):
 
 
 def test_classes_ordered_by_area_background_and_ignore_dropped(maps_dataset, tmp_path):
-    sets = dataset_class_sets(maps_dataset, cache_dir=str(tmp_path / 'cache'))
+    sets = dataset_class_index(maps_dataset, cache_dir=str(tmp_path / 'cache')).class_sets
     assert [s.tolist() for s in sets] == [[1], [2, 3], []]
 
 
 def test_background_kept_when_asked(maps_dataset, tmp_path):
-    sets = dataset_class_sets(maps_dataset, background_classes=None, cache_dir=str(tmp_path / 'cache'))
+    sets = dataset_class_index(maps_dataset, background_classes=None, cache_dir=str(tmp_path / 'cache')).class_sets
     assert [s.tolist() for s in sets] == [[1, 0], [0, 2, 3], [0]]
 
 
@@ -78,57 +78,57 @@ def test_label_options_as_mmsegmentation_loads_the_map(tmp_path, reduce_zero_lab
 
 def test_cache_is_reused(maps_dataset, tmp_path, monkeypatch):
     cache = str(tmp_path / 'cache')
-    first = dataset_class_sets(maps_dataset, cache_dir=cache)
+    first = dataset_class_index(maps_dataset, cache_dir=cache).class_sets
     assert len(os.listdir(cache)) == 1
 
     def fail(*args, **kwargs):
         raise AssertionError('label maps were read again')
 
     monkeypatch.setattr(class_index, 'read_label_classes', fail)
-    again = dataset_class_sets(maps_dataset, cache_dir=cache)
+    again = dataset_class_index(maps_dataset, cache_dir=cache).class_sets
     assert [a.tolist() for a in again] == [f.tolist() for f in first]
 
 
 def test_changed_label_map_is_rescanned(maps_dataset, tmp_path):
     cache = str(tmp_path / 'cache')
-    dataset_class_sets(maps_dataset, cache_dir=cache)
+    dataset_class_index(maps_dataset, cache_dir=cache)
     write_maps(os.path.dirname(maps_dataset.paths[0]), [np.array([[3, 3, 3], [3, 3, 3]])])
     os.utime(maps_dataset.paths[0], ns=(1, 1))
-    assert dataset_class_sets(maps_dataset, cache_dir=cache)[0].tolist() == [3]
+    assert dataset_class_index(maps_dataset, cache_dir=cache).class_sets[0].tolist() == [3]
     assert len(os.listdir(cache)) == 2
 
 
 def test_corrupt_cache_is_rebuilt(maps_dataset, tmp_path):
     cache = tmp_path / 'cache'
-    dataset_class_sets(maps_dataset, cache_dir=str(cache))
+    dataset_class_index(maps_dataset, cache_dir=str(cache))
     (path,) = list(cache.iterdir())
     path.write_text('{not json')
-    assert dataset_class_sets(maps_dataset, cache_dir=str(cache))[1].tolist() == [2, 3]
+    assert dataset_class_index(maps_dataset, cache_dir=str(cache)).class_sets[1].tolist() == [2, 3]
     assert json.loads(path.read_text())['num_images'] == 3
 
 
 def test_cache_of_another_dataset_is_an_error(maps_dataset, tmp_path):
     cache = tmp_path / 'cache'
-    dataset_class_sets(maps_dataset, cache_dir=str(cache))
+    dataset_class_index(maps_dataset, cache_dir=str(cache))
     (path,) = list(cache.iterdir())
     payload = json.loads(path.read_text())
     payload['fingerprint'] = 'f' * 64
     path.write_text(json.dumps(payload))
     with pytest.raises(ValueError, match='another dataset'):
-        dataset_class_sets(maps_dataset, cache_dir=str(cache))
+        dataset_class_index(maps_dataset, cache_dir=str(cache))
 
 
 def test_unwritable_cache_dir_warns_and_continues(maps_dataset, tmp_path):
     blocker = tmp_path / 'not_a_dir'
     blocker.write_text('')
-    sets = dataset_class_sets(maps_dataset, cache_dir=str(blocker / 'cache'))
+    sets = dataset_class_index(maps_dataset, cache_dir=str(blocker / 'cache')).class_sets
     assert sets[1].tolist() == [2, 3]
 
 
 def test_unreadable_label_map_names_the_file(maps_dataset, tmp_path):
     shutil.copy(__file__, maps_dataset.paths[1])  # not an image
     with pytest.raises(OSError, match=r'1\.png'):
-        dataset_class_sets(maps_dataset, cache_dir=None)
+        dataset_class_index(maps_dataset, cache_dir=None)
 
 
 def test_detection_instances_skip_ignored_boxes():
@@ -143,7 +143,7 @@ def test_detection_instances_skip_ignored_boxes():
                                     dict(bbox_label=2, ignore_flag=0), dict(bbox_label=0, ignore_flag=0)]),
                     dict(instances=[])][index]
 
-    assert [s.tolist() for s in dataset_class_sets(Det())] == [[2, 0], []]
+    assert [s.tolist() for s in dataset_class_index(Det()).class_sets] == [[2, 0], []]
 
 
 def test_detection_class_ids_are_never_the_ignore_index():
@@ -158,7 +158,7 @@ def test_detection_class_ids_are_never_the_ignore_index():
             return dict(instances=[dict(bbox_label=255, ignore_flag=0), dict(bbox_label=3 + index, ignore_flag=0),
                                    dict(bbox_label=255, ignore_flag=0)])
 
-    assert [s.tolist() for s in dataset_class_sets(ManyClasses())] == [[255, 3], [255, 4]]
+    assert [s.tolist() for s in dataset_class_index(ManyClasses()).class_sets] == [[255, 3], [255, 4]]
 
 
 class MapsDataset(BaseDataset):
@@ -171,7 +171,8 @@ class MapsDataset(BaseDataset):
         super().__init__(serialize_data=False)
 
     def load_data_list(self):
-        return [dict(seg_map_path=path, reduce_zero_label=False, label_map=None) for path in self.paths]
+        return [dict(img_path=path[:-len('.png')] + '.jpg', seg_map_path=path, reduce_zero_label=False,
+                     label_map=None) for path in self.paths]
 
     def get_cat_ids(self, index):  # ClassBalancedDataset's input
         return read_label_classes(self.paths[index], None, False)[0]
@@ -180,7 +181,8 @@ class MapsDataset(BaseDataset):
 @pytest.mark.parametrize('wrap', ['repeat', 'class_balanced', 'concat'])
 def test_dataset_wrappers_read_each_map_once(maps_dataset, tmp_path, monkeypatch, wrap):
     """A wrapper's index i has the classes of the entry its get_data_info(i) reads; each
-    label map is read once, however often the wrapper repeats it."""
+    label map is read once, however often the wrapper repeats it; indices share an image
+    id exactly when they read one image."""
     inner = MapsDataset(maps_dataset.paths)
     dataset = dict(repeat=lambda: RepeatDataset(inner, times=500),
                    class_balanced=lambda: ClassBalancedDataset(inner, oversample_thr=0.9),
@@ -192,8 +194,12 @@ def test_dataset_wrappers_read_each_map_once(maps_dataset, tmp_path, monkeypatch
         return read_label_classes(path, *args)
 
     monkeypatch.setattr(class_index, 'read_label_classes', counted)
-    sets = dataset_class_sets(dataset, cache_dir=str(tmp_path / 'cache'))
+    index = dataset_class_index(dataset, cache_dir=str(tmp_path / 'cache'))
+    sets = index.class_sets
     assert len(sets) == len(dataset) > len(maps_dataset.paths)
+    images = [dataset.get_data_info(i)['img_path'] for i in range(len(dataset))]
+    same_partition = set(zip(index.image_ids.tolist(), images))
+    assert len(same_partition) == len(set(images)) == len(set(index.image_ids.tolist())) == len(maps_dataset.paths)
     by_path = {path: classes for path, classes in zip(maps_dataset.paths, [[1], [2, 3], []])}
     assert [s.tolist() for s in sets] == [by_path[dataset.get_data_info(i)['seg_map_path']]
                                           for i in range(len(dataset))]
@@ -210,4 +216,4 @@ def test_dataset_without_labels_is_rejected():
             return dict(img_path='x.jpg')
 
     with pytest.raises(ValueError, match='seg_map_path'):
-        dataset_class_sets(Plain())
+        dataset_class_index(Plain())

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from mmengine.dataset import BaseDataset, ConcatDataset, RepeatDataset
 from torch.utils.data import DataLoader
 
 from ipswap_mm.datasets import class_index, pair_sampler
@@ -124,3 +125,29 @@ def test_no_epoch_end_stalls_an_iteration_based_loop(monkeypatch):
 def test_bad_pair_key_names_the_key(monkeypatch):
     with pytest.raises(ValueError, match='pair_key'):
         sampler_on_rank(random_dataset(), 0, 1, monkeypatch, pair_key='largest')
+
+
+class OneClassImages(BaseDataset):
+    """``num_images`` images, each holding one object of class 0."""
+
+    METAINFO = dict(classes=('digit',))
+
+    def __init__(self, num_images):
+        self.num_images = num_images
+        super().__init__(serialize_data=False)
+
+    def load_data_list(self):
+        return [dict(img_path=f'{i}.jpg', instances=[dict(bbox_label=0, ignore_flag=0)])
+                for i in range(self.num_images)]
+
+
+@pytest.mark.parametrize('wrap', ['repeat', 'concat'])
+def test_an_image_is_never_paired_with_its_copy(monkeypatch, wrap):
+    """RepeatDataset (MMSegmentation's DRIVE config) and a ConcatDataset of lists naming the
+    same images read one image under several indices."""
+    dataset = dict(repeat=lambda: RepeatDataset(OneClassImages(5), times=40),
+                   concat=lambda: ConcatDataset([OneClassImages(5)] * 3))[wrap]()
+    sampler = sampler_on_rank(dataset, 0, 1, monkeypatch)
+    for epoch in range(3):
+        for a, b in sampler.epoch_pairs(epoch).tolist():
+            assert dataset.get_data_info(a)['img_path'] != dataset.get_data_info(b)['img_path']

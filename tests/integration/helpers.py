@@ -88,6 +88,6 @@ def single_process_pairs(cfg, scope, epochs, cache_dir):
     names = [osp.splitext(osp.basename(dataset.get_data_info(i)['img_path']))[0] for i in range(len(dataset))]
     pairs = {epoch: [(names[a], names[b]) for a, b in sampler.epoch_pairs(epoch).tolist()] for epoch in epochs}
     classes = {}
-    for name, class_set in zip(names, sampler.class_sets):
+    for name, class_set in zip(names, sampler.class_index.class_sets):
         classes.setdefault(name, set()).update(class_set)
     return pairs, classes
