@@ -1,7 +1,7 @@
 """``DetPatchSwap``: intra-class patch swap as an MMDetection batch augmentation."""
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -55,6 +55,9 @@ class DetPatchSwap(PairSwapBatchAug):
     * ``inputs`` (returned as a new tensor) and ``gt_sem_seg``: pixels exchanged cell by
       cell; cells reaching into either image's padding, and a border strip narrower than
       a cell, are never swapped.
+    * ``gt_sem_seg`` (panoptic configs, objects with instance masks): the pixels an object
+      dropped by the rule below still shows are set to ``seg_ignore_index``, so that the
+      semantic head is not taught a thing the instance heads are taught is not there.
     * Objects: each object stays in its image with the part that was not swapped away,
       and reappears in the partner image with the part that was. Boxes are recomputed
       from the instance masks when there are masks, and otherwise shrunk to the visible
@@ -73,6 +76,8 @@ class DetPatchSwap(PairSwapBatchAug):
         patch_size, swap_prob, swap_ratio, check_finite: see :class:`PairSwapBatchAug`.
         min_visible_area: Pixels an object that lost pixels or moved must keep.
         min_visible_ratio: Fraction of its full area such an object must keep.
+        seg_ignore_index: Written into ``gt_sem_seg`` over a dropped object's visible
+            pixels; MMDetection's panoptic heads ignore 255.
     """
 
     def __init__(self,
@@ -81,6 +86,7 @@ class DetPatchSwap(PairSwapBatchAug):
                  swap_ratio: Ratio = 0.5,
                  min_visible_area: float = 16.0,
                  min_visible_ratio: float = 0.25,
+                 seg_ignore_index: int = 255,
                  check_finite: bool = True) -> None:
         super().__init__(patch_size, swap_prob, swap_ratio, allow_partial_grid=True, check_finite=check_finite)
         if min_visible_area < 0 or not 0 <= min_visible_ratio <= 1:
@@ -88,6 +94,7 @@ class DetPatchSwap(PairSwapBatchAug):
                              f'{min_visible_area!r} and {min_visible_ratio!r}')
         self.min_visible_area = float(min_visible_area)
         self.min_visible_ratio = float(min_visible_ratio)
+        self.seg_ignore_index = int(seg_ignore_index)
 
     def forward(self, inputs: Tensor, data_samples: List) -> Tuple[Tensor, List]:
         """Swap ``inputs`` ``(2P, C, H, W)`` and the annotations of ``data_samples`` (2P of them)."""
@@ -109,10 +116,15 @@ class DetPatchSwap(PairSwapBatchAug):
             cells = to_device(host_cells[pairs], inputs.device)
         for field in INSTANCE_FIELDS:
             if field in data_samples[0]:
-                self._swap_instances(samples, field, cells, *inputs.shape[-2:])
+                dropped = self._swap_instances(samples, field, cells, *inputs.shape[-2:], maps is not None)
+                if dropped is not None:
+                    for sample, pixels in zip(samples, dropped):
+                        sample.gt_sem_seg.sem_seg = sample.gt_sem_seg.sem_seg.masked_fill(pixels,
+                                                                                          self.seg_ignore_index)
         return inputs, data_samples
 
-    def _swap_instances(self, data_samples: List, field: str, cells: Tensor, height: int, width: int) -> None:
+    def _swap_instances(self, data_samples: List, field: str, cells: Tensor, height: int, width: int,
+                        mark_dropped: bool = False) -> Optional[Tensor]:
         """Replace ``field`` of every sample by the objects it shows after the swap.
 
         Args:
@@ -120,6 +132,12 @@ class DetPatchSwap(PairSwapBatchAug):
             field: ``'gt_instances'`` or ``'ignored_instances'``.
             cells: ``(Q, Gh, Gw)`` bool, the cells each of these pairs exchanges.
             height, width: Size of the batch tensor.
+            mark_dropped: Return the pixels that dropped objects still show.
+
+        Returns:
+            With ``mark_dropped``, objects with masks, and some dropped with pixels left:
+            ``(2Q, 1, H, W)`` bool, the pixels dropped objects still show in each image.
+            Otherwise None.
         """
         device = cells.device
         num_images = 2 * cells.shape[0]
@@ -127,7 +145,7 @@ class DetPatchSwap(PairSwapBatchAug):
         counts = [len(inst) for inst in instances]
         num = sum(counts)
         if num == 0:
-            return
+            return None
         box_type = type(instances[0].bboxes)
         plain_boxes = issubclass(box_type, Tensor)
         boxes = to_device(torch.cat([_box_tensor(inst.bboxes) for inst in instances]), device)
@@ -150,7 +168,16 @@ class DetPatchSwap(PairSwapBatchAug):
                                                               row_edges, col_edges)
         moved = torch.arange(2, device=device)[:, None] == 1  # row 0 stays, row 1 moves
         keep = keep_visible_objects(visible, full_area, self.min_visible_area, self.min_visible_ratio, moved)
-        keep = keep.cpu().numpy()  # one sync: instance counts change
+        # one sync: instance counts change
+        keep, shown = torch.stack([keep, visible > 0]).cpu().numpy()
+        dropped = None
+        if mark_dropped and with_masks and (shown & ~keep).any():
+            dropped = torch.zeros(num_images, 1, height, width, dtype=torch.bool, device=device)
+            # destination image of each candidate: its owner (row 0), the owner's partner (row 1)
+            host_owner = np.repeat(np.arange(num_images), counts)
+            destination = np.stack([host_owner, host_owner ^ 1])
+            for row, index in zip(*np.nonzero(shown & ~keep)):
+                dropped[destination[row, index], 0] |= new_masks[row, index]
         # each sample's new objects: its own that stay, then its partner's that came over;
         # ``picks`` index the 2n candidates (stay: 0 .. n-1, moved: n .. 2n-1)
         starts = np.cumsum([0] + counts)
@@ -177,6 +204,7 @@ class DetPatchSwap(PairSwapBatchAug):
                 mask_h, mask_w = inst.masks.height, inst.masks.width
                 result.masks = BitmapMasks(masks[index][:, :mask_h, :mask_w].astype(np.uint8), mask_h, mask_w)
             setattr(sample, field, result)
+        return dropped
 
 
 def _carried_fields(instances: InstanceData) -> List[str]:

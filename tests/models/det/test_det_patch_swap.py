@@ -299,3 +299,26 @@ def test_semantic_map_of_another_size_names_the_key_whether_or_not_a_pair_swaps(
     samples[1].gt_sem_seg = PixelData(sem_seg=torch.zeros(1, 8, 16, dtype=torch.uint8))
     with pytest.raises(ValueError, match=r'gt_sem_seg is .* set model.data_preprocessor.pad_seg=True'):
         DetPatchSwap(patch_size=8, swap_prob=swap_prob)(torch.rand(2, 3, 16, 16), samples)
+
+
+@pytest.mark.parametrize('kind', KINDS)
+def test_dropped_objects_pixels_are_ignored_in_the_semantic_map(kind):
+    """Panoptic configs: the pixels a dropped object still shows (PAIR_0: object 3 on both
+    sides, the part of object 4 that moves) become 255 in gt_sem_seg; everything else is the
+    swapped map. Without masks the pixels are unknown and the map is only swapped."""
+    from mmengine.structures import PixelData
+    samples = [det_sample(d['boxes'], d['labels'], 32, 32, kind, d['ignored']) for d in PAIR_0]
+    maps = [torch.randint(0, 200, (1, 32, 32), dtype=torch.uint8) for _ in samples]
+    for sample, sem_seg in zip(samples, maps):
+        sample.gt_sem_seg = PixelData(sem_seg=sem_seg.clone())
+    cells = torch.ones(1, 2, 2, dtype=torch.bool) & torch.tensor([[True, False], [False, False]])
+    aug = fixed_cells(DetPatchSwap(patch_size=16, min_visible_area=16, min_visible_ratio=0.25), cells)
+    _, out_samples = aug(torch.rand(2, 3, 32, 32), samples)
+    expected = [maps[0].clone(), maps[1].clone()]
+    expected[0][:, :16, :16], expected[1][:, :16, :16] = maps[1][:, :16, :16], maps[0][:, :16, :16]
+    if kind != 'boxes':
+        expected[0][:, 2:6, 16:18] = 255  # object 3's part that stays: 8 pixels
+        expected[1][:, 2:6, 15] = 255  # object 3's part that moves: 4 pixels
+        expected[1][:, 14:16, 0:16] = 255  # object 4's part that moves: 32 of 256 pixels
+    for sample, expected_map in zip(out_samples, expected):
+        assert torch.equal(sample.gt_sem_seg.sem_seg, expected_map)
