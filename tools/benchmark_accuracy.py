@@ -128,7 +128,7 @@ OPTIM_WRAPPER = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=3e-3, 
                      clip_grad=dict(max_norm=35, norm_type=2))
 # IPS settings the benchmark changes: none, the configs' IPS block is used as it is (patch 32,
 # a 2x2 grid on the 64-pixel crops; swap_prob 0.5, swap_ratio 0.5, T=1, weight 0.1). Patch 16
-# (4x4 grid, a digit cut into pieces) lowers both tasks: docs/benchmark_accuracy_*swap_sweep*.md.
+# (4x4 grid, a digit cut into pieces) lowers both tasks: docs/runs/benchmark_accuracy_*swap_sweep*.md.
 IPS_OVERRIDES = {'seg': {}, 'det': {}}
 
 

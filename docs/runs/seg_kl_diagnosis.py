@@ -1,7 +1,7 @@
 """What the segmentation pair KL does to a segmentor that has learned the digits.
 
 Run from the repository root after the warm-start command of the README:
-    python docs/seg_kl_diagnosis.py work_dirs/warm_start_init/runs/seg/baseline/seed0/iter_800.pth [WEIGHTING]
+    python docs/runs/seg_kl_diagnosis.py work_dirs/warm_start_init/runs/seg/baseline/seed0/iter_800.pth [WEIGHTING]
 
 WEIGHTING: the pair KL's ``weighting``, ``elements`` (the default) or ``classes``.
 
