@@ -1,6 +1,7 @@
 """Reproduction recipes on the real datasets: baseline and IPS, trained and evaluated, one table.
 
     python tools/reproduce.py RECIPE [--gpus N]          # train both with tools/dist_train.sh, test, write the table
+    python tools/reproduce.py RECIPE --slurm PARTITION   # the same through tools/slurm_train.sh / slurm_test.sh
     python tools/reproduce.py RECIPE --check             # build both runs and load a first training sample only
     python tools/reproduce.py --list
 
@@ -10,8 +11,9 @@ schedule (4 for MMSegmentation's ``4xb4`` VOC configs, 8 for MMDetection's ``8xb
 ``--cfg-options`` apply to both runs, except the IPS block's keys, which the baseline config
 does not have (they go to the IPS run only), e.g. a sweep point:
 ``--cfg-options model.data_preprocessor.batch_augments.0.patch_size=64``.
-On a Slurm cluster, run the same configs with the stock ``slurm_train.sh`` of MMSegmentation
-/ MMDetection (the configs carry ``custom_imports``).
+On a Slurm cluster, ``--slurm PARTITION`` trains with ``tools/slurm_train.sh`` (``--gpus``
+tasks, at most 8 per node) and tests with ``tools/slurm_test.sh`` on one GPU; set
+``SRUN_ARGS``, ``CPUS_PER_TASK`` as for the stock scripts.
 """
 import argparse
 import copy
@@ -110,10 +112,14 @@ def missing_paths(dataset_cfg) -> list:
     return sorted(set(paths))
 
 
-def run_recipe(recipe: str, gpus: int, work_root: str, cfg_options: list) -> str:
+def run_recipe(recipe: str, gpus: int, work_root: str, cfg_options: list, slurm_partition: str = None) -> str:
+    """Train and test both runs, one after the other, and write the table. Without
+    ``slurm_partition``: ``tools/dist_train.sh`` on this machine, then ``tools/test.py``;
+    with it: ``tools/slurm_train.sh`` and ``tools/slurm_test.sh`` (one GPU) on that partition."""
     spec = RECIPES[recipe]
     keys = variant_options(recipe, parse_options(cfg_options))
-    # dist_train.sh starts this interpreter, not the first ``python`` on PATH
+    tools = osp.join(ROOT, 'tools')
+    # the launch scripts start this interpreter, not the first ``python`` on PATH
     env = dict(os.environ, PYTHON=sys.executable)
     results = {}
     for variant in VARIANTS:
@@ -121,13 +127,22 @@ def run_recipe(recipe: str, gpus: int, work_root: str, cfg_options: list) -> str
         extra = ['--cfg-options', *options] if options else []
         config = osp.join(ROOT, 'configs', spec[variant])
         work_dir = osp.join(work_root, recipe, variant)
-        subprocess.run([osp.join(ROOT, 'tools', 'dist_train.sh'), config, str(gpus), '--work-dir', work_dir, *extra],
-                       check=True, env=env)
+        metrics_file = osp.join(work_dir, 'test_metrics.json')
+        job = f'ips-{recipe}-{variant}'
+        if slurm_partition is None:
+            train = [osp.join(tools, 'dist_train.sh'), config, str(gpus), '--work-dir', work_dir]
+            test = [sys.executable, osp.join(tools, 'test.py'), config]
+            test_env = None
+        else:
+            train = [osp.join(tools, 'slurm_train.sh'), slurm_partition, job, config, work_dir]
+            env['GPUS'] = str(gpus)
+            test = [osp.join(tools, 'slurm_test.sh'), slurm_partition, job, config]
+            test_env = dict(env, GPUS='1')
+        subprocess.run([*train, *extra], check=True, env=env)
         with open(osp.join(work_dir, 'last_checkpoint')) as file:
             checkpoint = file.read().strip()
-        metrics_file = osp.join(work_dir, 'test_metrics.json')
-        subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'test.py'), config, checkpoint, '--work-dir', work_dir,
-                        '--out', metrics_file, *extra], check=True)
+        subprocess.run([*test, checkpoint, '--work-dir', work_dir, '--out', metrics_file, *extra], check=True,
+                       env=test_env)
         with open(metrics_file) as file:
             results[variant] = json.load(file)
     return write_table(recipe, results, osp.join(work_root, recipe))
@@ -162,6 +177,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('recipe', nargs='?', choices=sorted(RECIPES))
     parser.add_argument('--gpus', type=int, help="processes (GPUs); default: the stock config's (4 seg, 8 det)")
+    parser.add_argument('--slurm', metavar='PARTITION',
+                        help='train and test through tools/slurm_train.sh and slurm_test.sh on this partition')
     parser.add_argument('--work-root', default='work_dirs/reproduce')
     parser.add_argument('--check', action='store_true',
                         help='only build both runs (models, training dataloaders) and load a first sample')
@@ -176,7 +193,7 @@ def main() -> None:
     check_recipe(args.recipe, parse_options(args.cfg_options), args.work_root)
     if not args.check:
         gpus = args.gpus or RECIPES[args.recipe]['gpus']
-        print(run_recipe(args.recipe, gpus, args.work_root, args.cfg_options))
+        print(run_recipe(args.recipe, gpus, args.work_root, args.cfg_options, args.slurm))
 
 
 if __name__ == '__main__':

@@ -1,6 +1,7 @@
 import json
 import os
 import shutil
+import subprocess
 import sys
 
 import pytest
@@ -8,6 +9,7 @@ import pytest
 from tools import reproduce
 from tools.reproduce import RECIPES, check_recipe, variant_options, write_table
 
+ROOT = reproduce.ROOT
 PATCH = 'model.data_preprocessor.batch_augments.0.patch_size'
 
 
@@ -93,3 +95,47 @@ def test_table_lists_both_runs_in_percent(tmp_path):
     assert '| baseline (baseline_mask-rcnn_r50_fpn_1x_coco.py) | 37.4 | 20.0 |' in table
     assert '| ips (ipswap_mask-rcnn_r50_fpn_1x_coco.py) | 37.1 | 40.0 |' in table
     assert (tmp_path / 'results.md').read_text() == table
+
+
+def test_a_slurm_run_trains_on_the_gpus_and_tests_on_one(tmp_path, monkeypatch):
+    commands = []
+
+    def run(command, check, env=None):
+        commands.append((command, env))
+        work_dir = command[4] if command[0].endswith('slurm_train.sh') else command[command.index('--work-dir') + 1]
+        os.makedirs(work_dir, exist_ok=True)
+        if command[0].endswith('slurm_train.sh'):
+            with open(os.path.join(work_dir, 'last_checkpoint'), 'w') as file:
+                file.write(os.path.join(work_dir, 'epoch_12.pth'))
+        else:
+            with open(command[command.index('--out') + 1], 'w') as file:
+                json.dump({'coco/bbox_mAP': 0.37}, file)
+
+    monkeypatch.setattr(reproduce.subprocess, 'run', run)
+    reproduce.run_recipe('coco_retinanet', 16, str(tmp_path), [], slurm_partition='gpu')
+    names = [os.path.basename(command[0]) for command, _ in commands]
+    assert names == ['slurm_train.sh', 'slurm_test.sh'] * 2
+    (train, train_env), (test, test_env) = commands[2:]
+    assert train[1:3] == ['gpu', 'ips-coco_retinanet-ips'] and train[4] == str(tmp_path / 'coco_retinanet' / 'ips')
+    assert train_env['GPUS'] == '16' and test_env['GPUS'] == '1' and train_env['PYTHON'] == sys.executable
+    assert test[4] == str(tmp_path / 'coco_retinanet' / 'ips' / 'epoch_12.pth')
+
+
+@pytest.mark.parametrize('gpus, per_node', [('4', '4'), ('16', '8')])
+@pytest.mark.parametrize('script, tool', [('slurm_train.sh', 'train.py'), ('slurm_test.sh', 'test.py')])
+def test_slurm_scripts_start_the_tool_through_srun(tmp_path, gpus, per_node, script, tool):
+    """The scripts as a cluster runs them, with an ``srun`` on PATH that records its arguments."""
+    record = tmp_path / 'srun_args'
+    (tmp_path / 'srun').write_text(f'#!/usr/bin/env bash\nprintf "%s\\n" "$@" > {record}\n')
+    (tmp_path / 'srun').chmod(0o755)
+    env = dict(os.environ, PATH=f'{tmp_path}:{os.environ["PATH"]}', GPUS=gpus, PYTHON='/opt/py/bin/python',
+               SRUN_ARGS='--time=10 --qos=high')
+    subprocess.run([os.path.join(ROOT, 'tools', script), 'part', 'job', 'my config.py', 'second arg',
+                    '--cfg-options', 'a=1'], check=True, env=env)
+    args = record.read_text().splitlines()
+    assert args[:8] == ['-p', 'part', '--job-name=job', f'--gres=gpu:{per_node}', f'--ntasks={gpus}',
+                        f'--ntasks-per-node={per_node}', '--cpus-per-task=5', '--kill-on-bad-exit=1']
+    assert args[8:10] == ['--time=10', '--qos=high']
+    third = '--work-dir=second arg' if tool == 'train.py' else 'second arg'
+    assert args[10:] == ['/opt/py/bin/python', '-u', os.path.join(ROOT, 'tools', tool), 'my config.py', third,
+                         '--launcher=slurm', '--cfg-options', 'a=1']
