@@ -63,21 +63,29 @@ def test_the_ips_block_options_go_to_the_ips_run_only(recipe):
     assert split == dict(baseline={'train_cfg.val_interval': 7}, ips=options)
 
 
-def test_a_run_trains_both_with_this_python_and_their_options(tmp_path, monkeypatch):
+def record_runs(monkeypatch, metric: str) -> list:
+    """Replace ``subprocess.run`` in reproduce.py: record ``(command, env)``; a training command
+    leaves a ``last_checkpoint``, a test command its metrics (``metric``: 70 for IPS, 69 else)."""
     commands = []
 
     def run(command, check, env=None):
         commands.append((command, env))
-        work_dir = command[command.index('--work-dir') + 1]
+        training = command[0].endswith(('dist_train.sh', 'slurm_train.sh'))
+        work_dir = command[4] if command[0].endswith('slurm_train.sh') else command[command.index('--work-dir') + 1]
         os.makedirs(work_dir, exist_ok=True)
-        if command[0].endswith('dist_train.sh'):
+        if training:
             with open(os.path.join(work_dir, 'last_checkpoint'), 'w') as file:
                 file.write(os.path.join(work_dir, 'iter_20000.pth'))
         else:
             with open(command[command.index('--out') + 1], 'w') as file:
-                json.dump({'mIoU': 70.0 if 'ips' in work_dir else 69.0}, file)
+                json.dump({metric: 70.0 if 'ips' in work_dir else 69.0}, file)
 
     monkeypatch.setattr(reproduce.subprocess, 'run', run)
+    return commands
+
+
+def test_a_run_trains_both_with_this_python_and_their_options(tmp_path, monkeypatch):
+    commands = record_runs(monkeypatch, 'mIoU')
     table = reproduce.run_recipe('voc12aug_deeplabv3_r50', 4, str(tmp_path),
                                  [f'{PATCH}=64', 'train_cfg.val_interval=7'])
     trains = [(command, env) for command, env in commands if command[0].endswith('dist_train.sh')]
@@ -98,27 +106,14 @@ def test_table_lists_both_runs_in_percent(tmp_path):
 
 
 def test_a_slurm_run_trains_on_the_gpus_and_tests_on_one(tmp_path, monkeypatch):
-    commands = []
-
-    def run(command, check, env=None):
-        commands.append((command, env))
-        work_dir = command[4] if command[0].endswith('slurm_train.sh') else command[command.index('--work-dir') + 1]
-        os.makedirs(work_dir, exist_ok=True)
-        if command[0].endswith('slurm_train.sh'):
-            with open(os.path.join(work_dir, 'last_checkpoint'), 'w') as file:
-                file.write(os.path.join(work_dir, 'epoch_12.pth'))
-        else:
-            with open(command[command.index('--out') + 1], 'w') as file:
-                json.dump({'coco/bbox_mAP': 0.37}, file)
-
-    monkeypatch.setattr(reproduce.subprocess, 'run', run)
+    commands = record_runs(monkeypatch, 'coco/bbox_mAP')
     reproduce.run_recipe('coco_retinanet', 16, str(tmp_path), [], slurm_partition='gpu')
     names = [os.path.basename(command[0]) for command, _ in commands]
     assert names == ['slurm_train.sh', 'slurm_test.sh'] * 2
     (train, train_env), (test, test_env) = commands[2:]
     assert train[1:3] == ['gpu', 'ips-coco_retinanet-ips'] and train[4] == str(tmp_path / 'coco_retinanet' / 'ips')
     assert train_env['GPUS'] == '16' and test_env['GPUS'] == '1' and train_env['PYTHON'] == sys.executable
-    assert test[4] == str(tmp_path / 'coco_retinanet' / 'ips' / 'epoch_12.pth')
+    assert test[4] == str(tmp_path / 'coco_retinanet' / 'ips' / 'iter_20000.pth')
 
 
 @pytest.mark.parametrize('gpus, per_node', [('4', '4'), ('16', '8')])
