@@ -11,8 +11,8 @@ instance masks and a semantic map (detection) or label maps (segmentation).
 
 A config ends as one of:
 
-* ``trains``: the step ran, logged a finite loss and ``loss_ips_kl`` (its value is reported), and
-  left the model's ``state_dict`` keys as they were (an IPS checkpoint loads into the baseline);
+* ``trains``: the step ran, logged a finite loss and a finite ``loss_ips_kl`` with a gradient (its
+  value is reported), and left the model's ``state_dict`` keys as they were (an IPS checkpoint loads into the baseline);
 * ``rejected``: ``ipswap_mm`` refused the model with a ``TypeError`` (the message names the head);
 * ``fails``: anything else raised (the last line of the error is reported).
 
@@ -49,6 +49,7 @@ SCOPE = {'det': 'mmdet', 'seg': 'mmseg'}
 # than 128 pixels; DINO selects 900 encoder points as queries, which 128 pixels do not have
 DET_CONFIGS = [
     ('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py', 128),
+    ('faster_rcnn/faster-rcnn_r50_fpn_ohem_1x_coco.py', 320),  # at 320 OHEM's sampler mines
     ('mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py', 128),
     ('mask_rcnn/mask-rcnn_r50-caffe-c4_1x_coco.py', 128),
     ('cascade_rcnn/cascade-mask-rcnn_r50_fpn_1x_coco.py', 128),
@@ -324,6 +325,8 @@ def train_one_step(config: str, task: str, size: int, with_ips: bool = True, see
             row.update(status='fails', message=f'state_dict keys changed: {sorted(changed)[:5]}')
         elif with_ips and (kl is None or not torch.isfinite(torch.as_tensor(kl))):
             row.update(status='fails', message=f'loss_ips_kl not logged or not finite: {kl}')
+        elif with_ips and not kl.requires_grad:  # computed where it cannot train (OHEM's sampler, no_grad)
+            row.update(status='fails', message='loss_ips_kl has no gradient: it trains nothing')
         else:
             row.update(status='trains', loss=float(log_vars['loss'].detach()),
                        loss_ips_kl=None if kl is None else float(kl.detach()))

@@ -74,10 +74,13 @@ class RoIPairLogits:
     see the result. So everything ``_bbox_forward`` does with its RoIs sees the boxes too:
     the box RoI extractor, a semantic branch fused into the box features (HTC, SCNet), the
     box features a mask branch reuses (``share_roi_extractor``, the C4 Mask R-CNN), box heads
-    with nested outputs (SABL). The boxes cost no second pass through the extractor and the
-    box head, which would compute the FC weights' gradient twice (50 MB for the stock
-    ``Shared2FCBBoxHead``) and, through the extractor's guard for pyramid levels without
-    RoIs, allocate a gradient the size of a whole feature level. The wrapper is an instance
+    with nested outputs (SABL). A call without gradients or on another number of images than
+    the batch's is not the training forward and runs as it is: OHEM's and PISA's samplers
+    score one image's RoIs through ``_bbox_forward`` under ``no_grad`` first. The boxes cost
+    no second pass through the extractor and the box head, which would compute the FC
+    weights' gradient twice (50 MB for the stock ``Shared2FCBBoxHead``) and, through the
+    extractor's guard for pyramid levels without RoIs, allocate a gradient the size of a
+    whole feature level. The wrapper is an instance
     attribute that :meth:`remove` deletes; the head's class and ``state_dict`` are untouched.
     """
 
@@ -100,6 +103,7 @@ class RoIPairLogits:
                             'with a softmax over C + 1; the pair KL supports softmax RoI heads')
         self.num_classes = int(bbox_head.num_classes)
         self._gt_rois: Optional[Tensor] = None  # (g, 5), from the loss forward's start to its last box stage
+        self._num_images = 0
         self._scores: Optional[Tensor] = None
         self._bbox_forward_of_head = wrap_method(roi_head, '_bbox_forward', self._bbox_forward)
         self._handle = detector.register_forward_pre_hook(self._arm, with_kwargs=True)
@@ -107,6 +111,7 @@ class RoIPairLogits:
     def _arm(self, detector: nn.Module, args: tuple, kwargs: dict) -> None:
         data_samples = loss_call_samples(detector, args, kwargs)
         self._gt_rois = None if data_samples is None else _rois(_gt_boxes(data_samples)[0])
+        self._num_images = 0 if data_samples is None else len(data_samples)
         self._scores = None
 
     def _bbox_forward(self, *args, **kwargs) -> dict:
@@ -118,6 +123,10 @@ class RoIPairLogits:
         call = self._signature.bind(*args, **kwargs)
         if self.stages and call.arguments['stage'] != self.stages - 1:
             return forward(*args, **kwargs)
+        features = call.arguments.get('x')
+        if not torch.is_grad_enabled() or (isinstance(features, (tuple, list)) and features
+                                           and features[0].shape[0] != self._num_images):
+            return forward(*args, **kwargs)  # a sampler scoring RoIs (OHEM, PISA), not the training forward
         rois, gt_rois, self._gt_rois = call.arguments['rois'], self._gt_rois, None
         own, rows = rois.shape[0], rois.shape[0] + gt_rois.shape[0]
         call.arguments['rois'] = torch.cat([rois, gt_rois.to(rois)])
@@ -160,8 +169,16 @@ def _leading_rows(value, rows: int, own: int):
     return value
 
 
+# a probability is clamped to [eps, 1 - eps] before its logit (TOOD): logits within +-13.8
+PROBABILITY_EPS = 1e-6
+
+
 class DensePairLogits:
-    """Dense-head classification maps read at the ground-truth box centres (one-stage)."""
+    """Dense-head classification maps read at the ground-truth box centres (one-stage).
+
+    A head whose maps are already sigmoid probabilities (TOOD; its ``loss_cls`` has
+    ``activated=True``) has them turned back into logits before the pair KL.
+    """
 
     def __init__(self, detector: nn.Module) -> None:
         head = detector.bbox_head
@@ -186,6 +203,11 @@ class DensePairLogits:
             self.prior_channels = int(head.num_attrib)
             self.class_offset = self.prior_channels - self.num_classes
         self.use_sigmoid = bool(getattr(head, 'use_sigmoid_cls', True))
+        # TOOD's head outputs probabilities (its losses take them ``activated``): back to logits
+        self.activated = bool(getattr(getattr(head, 'loss_cls', None), 'activated', False))
+        if self.activated and not self.use_sigmoid:
+            raise TypeError(f'IPSDistillHook: dense head {type(head).__name__} outputs softmax probabilities '
+                            '(loss_cls.activated); the pair KL reads logits')
         priors = getattr(head, 'num_base_priors', 1)
         # priors of every level (SSD: a different number per level); a box's element count is the
         # largest, the priors its level lacks padded with label -1, which weighs nothing
@@ -231,6 +253,8 @@ class DensePairLogits:
         elements = elements.view(-1, self.prior_channels)  # every prior of a box is one element
         if self.class_offset:  # YOLOv3: the class logits after the box values and objectness
             elements = elements[:, self.class_offset:]
+        if self.activated:  # sigmoid probabilities (TOOD) -> their logits, in float32 (fp16 rounds 1 - 1e-6 to 1)
+            elements = elements.float().clamp(PROBABILITY_EPS, 1 - PROBABILITY_EPS).logit()
         labels = to_device(torch.cat(labels), device).repeat_interleave(self.priors)  # (n * priors,)
         if self._pads_priors:  # the priors a box's level does not have: label -1
             present = torch.arange(self.priors, device=device) < priors_per_level[level][:, None]

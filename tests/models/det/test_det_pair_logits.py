@@ -10,6 +10,7 @@ from mmdet.structures import DetDataSample
 from mmdet.structures.bbox import HorizontalBoxes, bbox2roi
 from mmdet.structures.mask import BitmapMasks
 from mmengine.config import Config
+from mmengine.logging import MessageHub
 from mmengine.registry import DefaultScope
 from mmengine.structures import InstanceData
 
@@ -304,3 +305,52 @@ def test_nested_box_head_outputs_are_cut_to_the_heads_rows():
     (a, b), (c, (d,)) = cut['bbox_pred']
     assert [t.shape[0] for t in (a, b, c, d)] == [own] * 4 and isinstance(cut['bbox_pred'][1][1], list)
     assert cut['scalar'].dim() == 0 and cut['other'].shape == (3, 2)
+
+
+@pytest.mark.parametrize('config', ['faster_rcnn/faster-rcnn_r50_fpn_ohem_1x_coco.py',
+                                    'pisa/faster-rcnn_r50_fpn_pisa_1x_coco.py'])
+def test_a_sampler_scoring_rois_without_gradients_is_not_the_training_forward(config):
+    """OHEM's and PISA's samplers run ``_bbox_forward`` on one image's features under no_grad
+    before the head's training forward; the boxes ride along with the training forward only."""
+    model = tiny_detector(config, swap=False)
+    extractor = RoIPairLogits(model)
+    calls = []
+    head_forward = extractor._bbox_forward_of_head
+
+    def spy(x, rois, *args, **kwargs):
+        calls.append((torch.is_grad_enabled(), x[0].shape[0]))
+        return head_forward(x, rois, *args, **kwargs)
+
+    extractor._bbox_forward_of_head = spy
+    features = Capture(model.neck)
+    boxes = [[[4, 4, 140, 140], [130, 10, 290, 260]], [[50, 8, 294, 250]], [[0, 0, 164, 164], [160, 30, 280, 260]],
+             [[10, 20, 270, 262], [2, 2, 130, 130]]]
+    data = det_batch(boxes, [[1, 2], [1], [3, 1], [1, 3]], height=320, width=320)
+    torch.manual_seed(0)
+    run_loss(model, data)
+    assert (False, 1) in calls and calls[-1] == (True, 4)  # the samplers ran, then the training forward
+    logits, labels = extractor(data['data_samples'])
+    assert logits.requires_grad
+    extractor._bbox_forward_of_head = head_forward
+    rois = bbox2roi([s.gt_instances.bboxes for s in data['data_samples']])
+    expected = model.roi_head._bbox_forward(features.output, rois)['cls_score']
+    torch.testing.assert_close(logits.transpose(1, 2)[labels >= 0], expected)
+
+
+def test_a_head_that_outputs_probabilities_gives_their_logits():
+    """TOOD's classification maps are sigmoid probabilities (``loss_cls.activated``)."""
+    cfg = Config.fromfile(osp.join(STOCK_CONFIGS, 'tood/tood_r50_fpn_1x_coco.py')).model
+    cfg.backbone.update(depth=18, init_cfg=None)
+    cfg.neck.update(in_channels=[64, 128, 256, 512], out_channels=32)
+    cfg.bbox_head.update(in_channels=32, feat_channels=32, stacked_convs=2, num_classes=NUM_CLASSES)
+    model = MODELS.build(cfg)
+    MessageHub.get_current_instance().update_info('epoch', 0)  # TOOD's loss reads it, as a runner sets it
+    extractor = DensePairLogits(model)
+    scores = Capture(model.bbox_head)
+    _, samples = run_loss(model, det_batch([[[8, 8, 40, 40]], [[40, 40, 48, 48]]], [[1], [4]], height=96, width=96))
+    logits, _ = extractor(samples)
+    assert extractor.activated
+    probabilities = scores.output[0][0]
+    assert ((probabilities >= 0) & (probabilities <= 1)).all()
+    # box (8, 8, 40, 40): level 0 (stride 8), centre cell (3, 3) of image 0
+    torch.testing.assert_close(logits[0, :, 0].sigmoid(), probabilities[0, :, 3, 3])
