@@ -1,6 +1,7 @@
 """``PairKLDivLoss``: the registered form of :func:`ipswap_mm.core.pair_kl_divergence`."""
 from __future__ import annotations
 
+import math
 from typing import Optional, Union
 
 import torch
@@ -50,8 +51,11 @@ class PairKLDivLoss(nn.Module):
                  loss_name: str = 'loss_ips_kl',
                  compile: Union[bool, dict] = False) -> None:
         super().__init__()
-        if temperature <= 0:
-            raise ValueError(f'PairKLDivLoss.temperature must be positive, got {temperature!r}')
+        if not (math.isfinite(temperature) and temperature > 0):
+            raise ValueError(f'PairKLDivLoss.temperature must be a positive number, got {temperature!r}')
+        if not (math.isfinite(loss_weight) and loss_weight >= 0):
+            # a negative weight would push the two views apart
+            raise ValueError(f'PairKLDivLoss.loss_weight must be a number >= 0, got {loss_weight!r}')
         if teacher not in TEACHER_RULES:
             raise ValueError(f'PairKLDivLoss.teacher must be one of {TEACHER_RULES}, got {teacher!r}')
         if weighting not in WEIGHTINGS:

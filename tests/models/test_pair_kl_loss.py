@@ -38,9 +38,11 @@ def test_use_sigmoid_that_contradicts_the_model_is_refused():
         PairKLDivLoss(use_sigmoid=True)(logits, labels, 3, model_uses_sigmoid=False)
 
 
-@pytest.mark.parametrize('kwargs, key', [(dict(temperature=0), 'temperature'), (dict(teacher='student'), 'teacher'),
-                                         (dict(weighting='pixels'), 'weighting'),
-                                         (dict(loss_name='ips_kl'), 'loss_name'), (dict(compile='yes'), 'compile')])
+@pytest.mark.parametrize('kwargs, key', [
+    (dict(temperature=0), 'temperature'), (dict(temperature=float('nan')), 'temperature'),
+    (dict(temperature=float('inf')), 'temperature'), (dict(loss_weight=-0.1), 'loss_weight'),
+    (dict(loss_weight=float('nan')), 'loss_weight'), (dict(teacher='student'), 'teacher'),
+    (dict(weighting='pixels'), 'weighting'), (dict(loss_name='ips_kl'), 'loss_name'), (dict(compile='yes'), 'compile')])
 def test_bad_options_name_the_key(kwargs, key):
     with pytest.raises(ValueError, match=f'PairKLDivLoss.{key}'):
         PairKLDivLoss(**kwargs)

@@ -37,6 +37,11 @@ class SegPairLogits:
                             f'{head.out_channels} channel(s) for {head.num_classes} classes (binary sigmoid '
                             'output); the pair KL needs one softmax channel per class')
         self.num_classes = int(head.num_classes)
+        # the label the head's losses ignore; one inside [0, K) (e.g. 0 for 'unlabelled') must be
+        # dropped here too, labels outside it count for no class anyway
+        ignore_index = getattr(head, 'ignore_index', None)
+        self.ignore_index = int(ignore_index) if ignore_index is not None and 0 <= ignore_index < self.num_classes \
+            else None
         self.head_name = type(head).__name__
         self._logits = None
         self._head, self._handle = head, None
@@ -63,6 +68,8 @@ class SegPairLogits:
         if logits is None:
             raise RuntimeError('IPSDistillHook: the decode head produced no logits in this training step')
         labels = torch.cat([sample.gt_sem_seg.data for sample in data_samples])  # (2P, H, W)
+        if self.ignore_index is not None:
+            labels = labels.masked_fill(labels == self.ignore_index, -1)
         weights = cell_class_counts(labels, logits.shape[-2:], self.num_classes)
         return logits.flatten(2), weights
 

@@ -105,3 +105,28 @@ def test_head_without_conv_seg_is_read_when_its_loss_calls_forward_directly():
     assert 'forward' not in segmentor.decode_head.__dict__
     segmentor.decode_head.loss(x)
     assert reader._logits is None  # nothing is read once removed
+
+
+@pytest.mark.parametrize('ignore_index', [0, 255])
+def test_the_heads_ignore_index_counts_for_no_class(ignore_index):
+    """A head that ignores a class id (0: 'unlabelled') has those pixels out of the pair KL,
+    as out of its cross-entropy."""
+    class Head(torch.nn.Module):
+        num_classes = 4
+
+        def __init__(self):
+            super().__init__()
+            self.ignore_index = ignore_index
+            self.conv_seg = torch.nn.Conv2d(3, 4, 1)
+
+    segmentor = torch.nn.Module()
+    segmentor.decode_head = Head()
+    reader = SegPairLogits(segmentor)
+    segmentor.train()
+    segmentor.decode_head.conv_seg(torch.randn(2, 3, 4, 4))
+    labels = torch.zeros(2, 1, 8, 8, dtype=torch.long)
+    labels[:, :, 2:6, 2:6] = 2
+    samples = [type('Sample', (), {'gt_sem_seg': type('Map', (), {'data': label})})() for label in labels]
+    _, weights = reader(samples)
+    assert weights[..., 2].sum() == 2 * 16
+    assert weights[..., 0].sum() == (0 if ignore_index == 0 else 2 * 48)
