@@ -42,6 +42,8 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
+from ipswap_mm.core.label_edges import label_edges  # noqa: E402
+
 BLOCK_SOURCE = {'det': 'ipswap_mask-rcnn_r50_fpn_1x_coco.py', 'seg': 'ipswap_deeplabv3_voc.py'}
 SCOPE = {'det': 'mmdet', 'seg': 'mmseg'}
 
@@ -234,10 +236,11 @@ def det_batch(size: int, num_classes: int, batch: int = 4, seed: int = 0) -> dic
     return dict(inputs=inputs, data_samples=samples)
 
 
-def seg_batch(size: int, num_classes: int, batch: int = 4, seed: int = 0, ignored: bool = True) -> dict:
+def seg_batch(size: int, num_classes: int, batch: int = 4, seed: int = 0, ignored: bool = True,
+              edge_width: Optional[int] = None) -> dict:
     """``batch`` images as ``PackSegInputs`` makes them, every image holding class 1 (the left
     quarter) and random classes elsewhere, the top eighth at the ignore index 255 when ``ignored``,
-    with an edge map."""
+    with the edge map of ``GenerateEdge(edge_width)`` if given (PIDNet's pipeline)."""
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
 
@@ -250,13 +253,29 @@ def seg_batch(size: int, num_classes: int, batch: int = 4, seed: int = 0, ignore
             labels[:, : size // 8] = 255
         sample = SegDataSample(metainfo=dict(img_shape=(size, size), ori_shape=(size, size), pad_shape=(size, size)))
         sample.gt_sem_seg = PixelData(data=torch.from_numpy(labels).long())
-        edges = np.zeros_like(labels)  # what GenerateEdge gives PIDNet: 1 where the class changes
-        edges[:, 1:] |= labels[:, 1:] != labels[:, :-1]
-        edges[:, :, 1:] |= labels[:, :, 1:] != labels[:, :, :-1]
-        sample.gt_edge_map = PixelData(data=torch.from_numpy(edges).long())
+        if edge_width is not None:
+            edges = label_edges(torch.from_numpy(labels), edge_width)
+            sample.gt_edge_map = PixelData(data=edges.long())
         samples.append(sample)
         inputs.append(torch.from_numpy(rng.integers(0, 256, (3, size, size))).to(torch.uint8))
     return dict(inputs=inputs, data_samples=samples)
+
+
+def pipeline_edge_width(cfg, model: Optional[torch.nn.Module]) -> Optional[int]:
+    """The training pipeline's ``GenerateEdge`` width (PIDNet), ``None`` without one; given to
+    ``model``'s swap, if a model is given, as ``IPSDistillHook`` gives it from the built dataset."""
+    from types import SimpleNamespace
+
+    from mmcv.transforms import Compose
+
+    from ipswap_mm.engine.distill_hook import follow_generate_edge, pipeline_transforms
+    from ipswap_mm.synthetic.small_run import leaf_datasets
+    pipelines = SimpleNamespace(datasets=[SimpleNamespace(pipeline=Compose(leaf.get('pipeline', [])))
+                                          for leaf in leaf_datasets(cfg.train_dataloader.dataset)])
+    if model is not None:
+        follow_generate_edge(model, pipelines)
+    widths = [t.edge_width for t in pipeline_transforms(pipelines) if type(t).__name__ == 'GenerateEdge']
+    return widths[0] if widths else None
 
 
 def build_random_model(model_cfg, task: str, size: int) -> torch.nn.Module:
@@ -311,7 +330,8 @@ def train_one_step(config: str, task: str, size: int, with_ips: bool = True, see
             if task == 'det':
                 batch = det_batch(size, _num_classes(model), seed=seed)
             else:
-                batch = seg_batch(size, _num_classes(model), seed=seed, ignored=ignored)
+                edge_width = pipeline_edge_width(cfg, model if with_ips else None)
+                batch = seg_batch(size, _num_classes(model), seed=seed, ignored=ignored, edge_width=edge_width)
             model.train()
             optimizer = OptimWrapper(torch.optim.SGD(model.parameters(), lr=1e-4))
             log_vars = model.train_step(batch, optimizer)

@@ -81,6 +81,7 @@ class IPSDistillHook(Hook):
         set_sampler_infinite(runner.train_loop)
         follow_resumed_seed(runner.train_loop, self._seed_at_build, runner.seed)
         check_swap_configured(model)
+        follow_generate_edge(model, runner.train_dataloader.dataset)
         self.attach(model)
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
@@ -183,6 +184,48 @@ def check_swap_configured(model: nn.Module) -> None:
         raise ValueError('IPSDistillHook is on but no patch swap runs: add dict(type=\'SegPatchSwap\') '
                          "(MMSegmentation, with model.data_preprocessor.type='BatchAugSegDataPreProcessor') or "
                          "dict(type='DetPatchSwap') (MMDetection) to model.data_preprocessor.batch_augments")
+
+
+def follow_generate_edge(model: nn.Module, dataset) -> None:
+    """Give the swap the ``edge_width`` and ``ignore_index`` of the training pipeline's
+    ``GenerateEdge`` (PIDNet), with which it draws the edge maps of swapped labels again.
+
+    A swap whose ``edge_width`` is set keeps it, but must agree with the pipeline's.
+    """
+    settings = {(int(t.edge_width), int(t.ignore_index)) for t in pipeline_transforms(dataset)
+                if type(t).__name__ == 'GenerateEdge'}
+    swaps = [module for module in model.data_preprocessor.modules() if hasattr(module, 'edge_width')]
+    if not settings or not swaps:
+        return
+    if len(settings) > 1:
+        raise ValueError(f'the training pipelines run GenerateEdge with different (edge_width, ignore_index): '
+                         f'{sorted(settings)}; SegPatchSwap draws the edges of swapped labels with one')
+    width, ignore = settings.pop()
+    for swap in swaps:
+        if swap.edge_width is None:
+            swap.edge_width, swap.edge_ignore_index = width, ignore
+        elif (swap.edge_width, swap.edge_ignore_index) != (width, ignore):
+            raise ValueError(f'SegPatchSwap edge_width={swap.edge_width}, edge_ignore_index='
+                             f'{swap.edge_ignore_index} but the training pipeline\'s GenerateEdge has edge_width='
+                             f'{width}, ignore_index={ignore}: make them equal, or leave edge_width unset to '
+                             'follow the pipeline')
+
+
+def pipeline_transforms(dataset) -> list:
+    """Every transform of ``dataset``'s pipelines, through dataset wrappers and nested transforms."""
+    found: list = []
+    stack = [dataset]
+    while stack:
+        node = stack.pop()
+        stack += list(getattr(node, 'datasets', None) or [])
+        if getattr(node, 'dataset', None) is not None:
+            stack.append(node.dataset)
+        if getattr(node, 'pipeline', None) is not None:
+            stack.append(node.pipeline)
+        for transform in getattr(node, 'transforms', None) or []:
+            found.append(transform)
+            stack.append(transform)
+    return found
 
 
 def check_pair_layout(data_samples) -> None:

@@ -12,6 +12,7 @@ from ipswap_mm.datasets.pair_sampler import IntraClassPairSampler
 from ipswap_mm.engine.distill_hook import (
     IPSDistillHook,
     check_pair_dataloader,
+    follow_generate_edge,
     follow_resumed_seed,
     set_sampler_infinite,
 )
@@ -193,3 +194,31 @@ def test_a_seed_of_the_sampler_or_an_unchanged_one_is_kept(monkeypatch, sampler_
     loop.dataloader_iterator = iterator = object()
     follow_resumed_seed(loop, seed_at_build, seed)
     assert loader.sampler.seed == sampler_seed and loop.dataloader_iterator is iterator
+
+
+def test_the_swap_follows_the_pipelines_generate_edge(monkeypatch):
+    """PIDNet's pipeline draws edge maps with GenerateEdge(edge_width=4); the swap draws the
+    swapped labels' edges with the same settings."""
+    from mmcv.transforms import Compose
+    from mmseg.datasets.transforms import GenerateEdge
+    model = tiny_segmentor()
+    loader = pair_loader(monkeypatch=monkeypatch)
+    loader.dataset.pipeline = Compose([dict(type='RandomFlip', prob=0.5), GenerateEdge(edge_width=4, ignore_index=250)])
+    IPSDistillHook().before_train(fake_runner(model, loader))
+    swap = model.data_preprocessor.batch_augments.augments[0]
+    assert (swap.edge_width, swap.edge_ignore_index) == (4, 250)
+
+
+def test_generate_edge_is_found_through_dataset_wrappers_and_must_agree():
+    from mmcv.transforms import Compose
+    from mmseg.datasets.transforms import GenerateEdge
+    model = tiny_segmentor()
+    swap = model.data_preprocessor.batch_augments.augments[0]
+    joined = SimpleNamespace(datasets=[SimpleNamespace(dataset=SimpleNamespace(pipeline=Compose([GenerateEdge(3)])))])
+    follow_generate_edge(model, joined)
+    assert (swap.edge_width, swap.edge_ignore_index) == (3, 255)
+    with pytest.raises(ValueError, match='edge_width=3.*edge_width=5'):
+        follow_generate_edge(model, SimpleNamespace(pipeline=Compose([GenerateEdge(5)])))
+    with pytest.raises(ValueError, match='different'):
+        follow_generate_edge(model, SimpleNamespace(datasets=[SimpleNamespace(pipeline=Compose([GenerateEdge(w)]))
+                                                              for w in (3, 5)]))

@@ -74,9 +74,10 @@ class RoIPairLogits:
     see the result. So everything ``_bbox_forward`` does with its RoIs sees the boxes too:
     the box RoI extractor, a semantic branch fused into the box features (HTC, SCNet), the
     box features a mask branch reuses (``share_roi_extractor``, the C4 Mask R-CNN), box heads
-    with nested outputs (SABL). A call without gradients or on another number of images than
-    the batch's is not the training forward and runs as it is: OHEM's and PISA's samplers
-    score one image's RoIs through ``_bbox_forward`` under ``no_grad`` first. The boxes cost
+    with nested outputs (SABL). A call without gradients or on fewer images than the batch
+    (TridentNet's branches run on copies of it) is not the training forward and runs as it
+    is: OHEM's and PISA's samplers score one image's RoIs through ``_bbox_forward`` under
+    ``no_grad`` first. The boxes cost
     no second pass through the extractor and the box head, which would compute the FC
     weights' gradient twice (50 MB for the stock ``Shared2FCBBoxHead``) and, through the
     extractor's guard for pyramid levels without RoIs, allocate a gradient the size of a
@@ -125,7 +126,7 @@ class RoIPairLogits:
             return forward(*args, **kwargs)
         features = call.arguments.get('x')
         if not torch.is_grad_enabled() or (isinstance(features, (tuple, list)) and features
-                                           and features[0].shape[0] != self._num_images):
+                                           and features[0].shape[0] < self._num_images):
             return forward(*args, **kwargs)  # a sampler scoring RoIs (OHEM, PISA), not the training forward
         rois, gt_rois, self._gt_rois = call.arguments['rois'], self._gt_rois, None
         own, rows = rois.shape[0], rois.shape[0] + gt_rois.shape[0]

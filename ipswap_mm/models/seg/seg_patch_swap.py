@@ -1,15 +1,19 @@
 """``SegPatchSwap``: intra-class patch swap as an MMSegmentation batch augmentation."""
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
+import torch
 from mmseg.registry import MODELS
 from torch import Tensor
 
 from ...core.device import to_device
+from ...core.label_edges import label_edges
+from ...core.patch_swap import Ratio
 from ..pair_swap_batch_aug import PairSwapBatchAug
 
-PIXEL_MAP_KEYS = ('gt_sem_seg', 'gt_edge_map', 'gt_depth_map')
+PIXEL_MAP_KEYS = ('gt_sem_seg', 'gt_depth_map')
+EDGE_MAP_KEY = 'gt_edge_map'
 
 
 @MODELS.register_module()
@@ -20,24 +24,54 @@ class SegPatchSwap(PairSwapBatchAug):
     and normalisation, on the batch's device, and only in training.
 
     Reads: ``inputs`` ``(2P, C, H, W)``; every data sample's ``gt_sem_seg`` (and
-    ``gt_edge_map``/``gt_depth_map`` when present) ``(1, H, W)`` and metainfo ``img_shape``.
+    ``gt_depth_map``, ``gt_edge_map`` when present) ``(1, H, W)`` and metainfo ``img_shape``.
 
-    Modifies: ``inputs`` (returned as a new tensor) and those pixel maps (replaced): in
-    every swapped cell the two images of a pair exchange pixels and labels together.
-    When no pair swaps a cell, both are returned as they came.
-    Cells reaching into either image's padding are never swapped.
+    Modifies: ``inputs`` (returned as a new tensor), ``gt_sem_seg`` and ``gt_depth_map``
+    (replaced): in every swapped cell the two images of a pair exchange pixels and labels
+    together. ``gt_edge_map`` (``GenerateEdge``, PIDNet) is drawn again from the swapped
+    ``gt_sem_seg`` inside each image (:func:`~ipswap_mm.core.label_edges.label_edges`): the
+    seams of swapped cells make class edges, and edges along them may be gone. When no
+    pair swaps a cell, everything is returned as it came. Cells reaching into either image's
+    padding are never swapped.
 
     Adds: metainfo ``ips_pair_index``.
 
-    Args: see :class:`PairSwapBatchAug`.
+    Args:
+        patch_size, swap_prob, swap_ratio, allow_partial_grid, check_finite: see
+            :class:`PairSwapBatchAug`.
+        edge_width, edge_ignore_index: Those of the training pipeline's ``GenerateEdge``,
+            needed when the batch has ``gt_edge_map``. ``edge_width=None`` (default):
+            ``IPSDistillHook`` sets both from the pipeline; a batch with edge maps and no
+            ``edge_width`` is an error.
     """
+
+    def __init__(self,
+                 patch_size: int = 32,
+                 swap_prob: float = 0.5,
+                 swap_ratio: Ratio = 0.5,
+                 allow_partial_grid: bool = False,
+                 check_finite: bool = True,
+                 edge_width: Optional[int] = None,
+                 edge_ignore_index: int = 255) -> None:
+        super().__init__(patch_size, swap_prob, swap_ratio, allow_partial_grid, check_finite)
+        if edge_width is not None and (isinstance(edge_width, bool) or not isinstance(edge_width, int)
+                                       or edge_width < 1):
+            raise ValueError(f'SegPatchSwap.edge_width must be a positive int (GenerateEdge\'s), got {edge_width!r}')
+        self.edge_width = edge_width
+        self.edge_ignore_index = edge_ignore_index
 
     def forward(self, inputs: Tensor, data_samples: List) -> Tuple[Tensor, List]:
         host_cells = self.sample_cells(inputs, data_samples)
         maps = {key: [getattr(sample, key).data for sample in data_samples]
-                for key in PIXEL_MAP_KEYS if key in data_samples[0]}
+                for key in (*PIXEL_MAP_KEYS, EDGE_MAP_KEY) if key in data_samples[0]}
         for key, key_maps in maps.items():
             self.check_map_sizes(key_maps, key, inputs.shape[-2:], 'pad both to the same size')
+        edge_maps = maps.pop(EDGE_MAP_KEY, None)
+        if edge_maps is not None and self.edge_width is None:
+            raise ValueError('SegPatchSwap: the batch has gt_edge_map (GenerateEdge) but no edge_width: set '
+                             "model.data_preprocessor.batch_augments' SegPatchSwap edge_width (and "
+                             "edge_ignore_index) to GenerateEdge's, or train with IPSDistillHook, which reads them "
+                             'from the training pipeline')
         if not self.swapping_pairs(host_cells):
             return inputs, data_samples
         cells = to_device(host_cells, inputs.device)
@@ -45,4 +79,18 @@ class SegPatchSwap(PairSwapBatchAug):
         for key, key_maps in maps.items():
             for sample, swapped in zip(data_samples, self.swap.swap(key_maps, cells)):
                 getattr(sample, key).data = swapped
+        if edge_maps is not None:
+            self._redraw_edges(data_samples, edge_maps, inputs.shape[-2:])
         return inputs, data_samples
+
+    def _redraw_edges(self, data_samples: List, edge_maps: List[Tensor], size: Tuple[int, int]) -> None:
+        """``gt_edge_map`` from the swapped ``gt_sem_seg`` inside each image's ``img_shape``;
+        the padding keeps the padded value."""
+        labels = torch.stack([sample.gt_sem_seg.data[0] for sample in data_samples])  # (2P, H, W)
+        edges = label_edges(labels, self.edge_width, self.edge_ignore_index)
+        rows = torch.arange(size[0], device=labels.device)
+        cols = torch.arange(size[1], device=labels.device)
+        for sample, old, new in zip(data_samples, edge_maps, edges):
+            height, width = tuple(sample.metainfo.get('img_shape', size))[:2]
+            inside = (rows[:, None] < height) & (cols[None, :] < width)
+            sample.gt_edge_map.data = torch.where(inside, new.to(old.dtype), old)

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 from mmengine.structures import PixelData
@@ -128,3 +129,40 @@ def test_opposite_infinities_are_caught():
     inputs[0, 0, 0, 0], inputs[1, 0, 0, 0] = float('inf'), float('-inf')  # their sum is NaN, not inf
     with pytest.raises(ValueError, match=r'2 of 2 images'):
         SegPatchSwap(patch_size=8)(inputs, samples)
+
+
+@pytest.mark.parametrize('edge_width', [1, 4])
+def test_edge_maps_are_those_of_the_swapped_labels(edge_width):
+    """PIDNet's GenerateEdge edges, drawn again on the swapped labels inside each image; the
+    padding keeps its value (image 1 is 24 rows high in a 32-row batch)."""
+    from mmseg.datasets.transforms import GenerateEdge
+    inputs, samples = seg_batch(4, 32, 32, image_shapes=[(32, 32), (24, 32), (32, 32), (32, 32)])
+    for index, sample in enumerate(samples):
+        sample.gt_sem_seg.data = torch.full((1, 32, 32), index % 3)  # one class per image: no edge inside it
+        sample.gt_sem_seg.data[:, :, 16:] = 4  # and a class edge at column 16
+        if index == 1:
+            sample.gt_sem_seg.data[:, 24:] = 255  # padding
+        edges = GenerateEdge(edge_width)(dict(img_shape=(32, 32), gt_seg_map=sample.gt_sem_seg.data[0].numpy()))
+        sample.gt_edge_map = PixelData(data=torch.from_numpy(edges['gt_edge_map'])[None].long())
+        if index == 1:
+            sample.gt_edge_map.data[:, 24:] = 255
+    swap = SegPatchSwap(patch_size=8, swap_prob=1.0, swap_ratio=0.5, edge_width=edge_width)
+    _, out_samples = swap(inputs, samples)
+    for index, sample in enumerate(out_samples):
+        labels = sample.gt_sem_seg.data[0].numpy()
+        expected = GenerateEdge(edge_width)(dict(img_shape=(32, 32), gt_seg_map=labels))['gt_edge_map']
+        edges = sample.gt_edge_map.data[0]
+        rows = 24 if index == 1 else 32
+        assert edges.dtype == torch.long and np.array_equal(edges[:rows].numpy(), expected[:rows])
+        if index == 1:
+            assert (edges[24:] == 255).all()
+    # the seams made edges the unswapped maps did not have
+    assert sum(int(s.gt_edge_map.data[0, :, :16].sum()) for s in out_samples[2:]) > 0
+
+
+def test_edge_maps_without_edge_width_name_the_key():
+    inputs, samples = seg_batch(2, 16, 16)
+    for sample in samples:
+        sample.gt_edge_map = PixelData(data=torch.zeros(1, 16, 16, dtype=torch.long))
+    with pytest.raises(ValueError, match='edge_width'):
+        SegPatchSwap(patch_size=8, swap_prob=1.0)(inputs, samples)
