@@ -12,9 +12,10 @@ The rule, step by step:
 3. A dataset that repeats an image under several indices (``RepeatDataset``,
    ``ClassBalancedDataset``, a ``ConcatDataset`` of lists that name one image twice) could
    pair an image with a copy of itself. Such *twin* pairs trade partners with random other
-   pairs of their key (vectorised rounds, then the few left one by one); a twin left over
-   (one image holds more than half of its key) counts as a self-pair. Without repeated
-   images nothing is drawn for this step, so the pairs are those of plain datasets.
+   pairs of their key (vectorised rounds, then the few left one by one); the copies of a
+   twin left over (one image holds more than half of its key) become leftovers (step 4),
+   which look for a partner among all their classes. Without repeated images nothing is
+   drawn for this step, so the pairs are those of plain datasets.
 4. The odd image out of a group (a *leftover*) is paired with another leftover it shares
    a class with, if any; otherwise with a random other image that shares one of its
    classes (that image then appears twice this epoch); otherwise, when no other image
@@ -103,8 +104,10 @@ def build_intra_class_pairs(class_sets: Sequence[np.ndarray],
     group_size = np.repeat(sizes, sizes)
     first = (position % 2 == 0) & (position + 1 < group_size)
     fresh_pairs = np.stack([order[first], order[np.flatnonzero(first) + 1]], axis=1)
-    fresh_pairs, twins_left = _split_twins(fresh_pairs, keys[fresh_pairs[:, 0]], image_ids, rng)
-    leftovers = order[(position % 2 == 0) & (position + 1 == group_size)]
+    fresh_pairs, stuck = _split_twins(fresh_pairs, keys[fresh_pairs[:, 0]], image_ids, rng)
+    # twins no pair of their key could take (one image holds most of it) try their other classes
+    leftovers = np.concatenate([order[(position % 2 == 0) & (position + 1 == group_size)], fresh_pairs[stuck].ravel()])
+    fresh_pairs = fresh_pairs[~stuck]
     stats.leftovers = len(leftovers)
 
     # (a, b, kind): kind 2 = two leftovers, 1 = repeated partner, 0 = self-pair.
@@ -115,14 +118,14 @@ def build_intra_class_pairs(class_sets: Sequence[np.ndarray],
     kept = repeats[:stats.num_pairs - len(pairs)]
     stats.dropped = len(repeats) - len(kept)
     stats.repeated = sum(1 for p in kept if p[2] == 1)
-    stats.self_pairs = sum(1 for p in kept if p[2] == 0) + twins_left
+    stats.self_pairs = sum(1 for p in kept if p[2] == 0)
     pairs = np.concatenate([pairs, np.array([p[:2] for p in kept], dtype=np.int64).reshape(-1, 2)])
     pairs = pairs[rng.permutation(len(pairs))]
     return pairs.astype(np.int64), stats
 
 
 def _split_twins(pairs: np.ndarray, pair_keys: np.ndarray, image_ids: np.ndarray, rng: np.random.Generator,
-                 rounds: int = 16) -> tuple[np.ndarray, int]:
+                 rounds: int = 16) -> tuple[np.ndarray, np.ndarray]:
     """Give every pair of two indices of one image (a *twin*) other partners.
 
     A twin ``(a, a')`` and a random pair ``(c, d)`` of the same key in which neither index
@@ -139,12 +142,12 @@ def _split_twins(pairs: np.ndarray, pair_keys: np.ndarray, image_ids: np.ndarray
 
     Returns:
         The pairs (a new array if any changed; ``rng`` is not drawn from when there is no
-        twin) and the number of twins left: those of an image that every other pair of
+        twin) and ``(P,)`` bool, the twins left: those of an image that every other pair of
         their key holds too (one image holds more than half of the key).
     """
     is_twin = image_ids[pairs[:, 0]] == image_ids[pairs[:, 1]]
     if not is_twin.any():
-        return pairs, 0
+        return pairs, is_twin
     pairs = pairs.copy()
     by_key = np.argsort(pair_keys, kind='stable')
     sorted_keys = pair_keys[by_key]
@@ -180,7 +183,7 @@ def _split_twins(pairs: np.ndarray, pair_keys: np.ndarray, image_ids: np.ndarray
             stuck.add((image, pair_keys[twin]))
             continue
         exchange(np.array([twin]), members[rng.integers(len(members))][None])
-    return pairs, int(is_twin.sum())
+    return pairs, is_twin
 
 
 def _pair_leftovers(leftovers: np.ndarray, class_sets: Sequence[np.ndarray], keys: np.ndarray,
@@ -190,6 +193,7 @@ def _pair_leftovers(leftovers: np.ndarray, class_sets: Sequence[np.ndarray], key
     if len(leftovers) == 0:
         return []
     sets = {int(i): set(int(c) for c in class_sets[i]) for i in leftovers}
+    holders = _ClassHolders(class_sets)
     unused = [int(i) for i in rng.permutation(leftovers)]
     taken: set = set()
     result = []
@@ -203,23 +207,42 @@ def _pair_leftovers(leftovers: np.ndarray, class_sets: Sequence[np.ndarray], key
             taken.add(mate)
             result.append((i, mate, 2))
             continue
-        partner = _random_sharing_image(i, class_sets, keys, image_ids, rng)
+        partner = _random_sharing_image(i, class_sets, keys, image_ids, holders, rng)
         result.append((i, partner, 1 if partner != i else 0))
     result.sort(key=lambda p: p[2] != 2)  # stable: repeats stay in random order
     return result
 
 
 def _random_sharing_image(index: int, class_sets: Sequence[np.ndarray], keys: np.ndarray,
-                          image_ids: np.ndarray, rng: np.random.Generator) -> int:
+                          image_ids: np.ndarray, holders: _ClassHolders, rng: np.random.Generator) -> int:
     """A random other image than ``index``'s sharing its key, else any of its classes, else itself."""
     same_key = np.flatnonzero(keys == keys[index])
     same_key = same_key[image_ids[same_key] != image_ids[index]]
     if len(same_key):
         return int(same_key[rng.integers(len(same_key))])
-    own = set(int(c) for c in class_sets[index])
-    if own:
-        sharing = [j for j, classes in enumerate(class_sets)
-                   if image_ids[j] != image_ids[index] and own.intersection(int(c) for c in classes)]
-        if sharing:
-            return int(sharing[rng.integers(len(sharing))])
+    sharing = holders.of(class_sets[index])
+    sharing = sharing[image_ids[sharing] != image_ids[index]]
+    if len(sharing):
+        return int(sharing[rng.integers(len(sharing))])
     return index
+
+
+class _ClassHolders:
+    """Which images hold a class: an inverted index of ``class_sets``, built on first use."""
+
+    def __init__(self, class_sets: Sequence[np.ndarray]) -> None:
+        self._class_sets = class_sets
+        self._classes: Optional[np.ndarray] = None
+        self._images: Optional[np.ndarray] = None
+
+    def of(self, classes: np.ndarray) -> np.ndarray:
+        """The images holding any of ``classes``, each once, in increasing order."""
+        if self._classes is None:
+            lengths = np.fromiter((len(c) for c in self._class_sets), dtype=np.int64, count=len(self._class_sets))
+            flat = np.concatenate([np.asarray(c, dtype=np.int64) for c in self._class_sets] + [np.zeros(0, np.int64)])
+            order = np.argsort(flat, kind='stable')
+            self._classes = flat[order]
+            self._images = np.repeat(np.arange(len(self._class_sets)), lengths)[order]
+        start = np.searchsorted(self._classes, classes, side='left')
+        stop = np.searchsorted(self._classes, classes, side='right')
+        return np.unique(np.concatenate([self._images[a:b] for a, b in zip(start, stop)] + [np.zeros(0, np.int64)]))

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -59,7 +60,7 @@ def test_multi_label_leftovers_pair_with_each_other():
 @settings(max_examples=80, deadline=None)
 @given(raw=class_sets_strategy, copies=st.lists(st.integers(0, 79), min_size=1, max_size=160),
        seed=st.integers(0, 2**31), rule=st.sampled_from(['random', 'dominant']))
-def test_pairs_of_repeated_images_share_a_class_and_self_pairs_are_counted(raw, copies, seed, rule):
+def test_pairs_of_repeated_images_share_a_class_and_hold_one_image_only_when_they_must(raw, copies, seed, rule):
     image_ids = np.asarray([c % len(raw) for c in copies])
     class_sets = [np.asarray(raw[i], dtype=np.int64) for i in image_ids]
     pairs, stats = build_intra_class_pairs(class_sets, np.random.default_rng(seed), rule, image_ids)
@@ -68,6 +69,9 @@ def test_pairs_of_repeated_images_share_a_class_and_self_pairs_are_counted(raw, 
         assert image_ids[a] == image_ids[b] or shares_class(class_sets, a, b)
     assert stats.self_pairs == sum(int(image_ids[a] == image_ids[b]) for a, b in pairs)
     assert len(copies) - len(set(pairs.ravel().tolist())) <= stats.dropped
+    for a, b in pairs:  # one image in a pair only when no other image shares any of its classes
+        if image_ids[a] == image_ids[b]:
+            assert not any(image_ids[j] != image_ids[a] and shares_class(class_sets, a, j) for j in range(len(copies)))
 
 
 @settings(max_examples=60, deadline=None)
@@ -87,3 +91,14 @@ def test_distinct_images_pair_as_without_image_ids():
     plain, _ = build_intra_class_pairs(class_sets, np.random.default_rng(3))
     with_ids, _ = build_intra_class_pairs(class_sets, np.random.default_rng(3), image_ids=np.arange(101))
     assert np.array_equal(plain, with_ids)
+
+
+@pytest.mark.parametrize('rule', ['random', 'dominant'])
+def test_a_repeated_image_alone_in_its_class_pairs_through_its_other_classes(rule):
+    """ClassBalancedDataset repeats an image for a class only it holds: its copies meet in that
+    class, and look for partners through its other classes (here class 2, held by B and C)."""
+    image_ids = np.array([0, 0, 1, 2])  # A twice, then B and C
+    class_sets = [np.array([1, 2]), np.array([1, 2]), np.array([2]), np.array([2])]
+    for seed in range(50):
+        pairs, stats = build_intra_class_pairs(class_sets, np.random.default_rng(seed), rule, image_ids)
+        assert stats.self_pairs == 0 and not (image_ids[pairs[:, 0]] == image_ids[pairs[:, 1]]).any()
