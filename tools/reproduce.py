@@ -135,9 +135,11 @@ def run_recipe(recipe: str, gpus: int, work_root: str, cfg_options: list, slurm_
             test_env = None
         else:
             train = [osp.join(tools, 'slurm_train.sh'), slurm_partition, job, config, work_dir]
-            env['GPUS'] = str(gpus)
+            # GPUS_PER_NODE (a node's GPUs, 8 unless set) capped at the job's: no idle GPUs reserved
+            per_node = min(gpus, int(os.environ.get('GPUS_PER_NODE', 8)))
+            env.update(GPUS=str(gpus), GPUS_PER_NODE=str(per_node))
             test = [osp.join(tools, 'slurm_test.sh'), slurm_partition, job, config]
-            test_env = dict(env, GPUS='1')
+            test_env = dict(env, GPUS='1', GPUS_PER_NODE='1')
         subprocess.run([*train, *extra], check=True, env=env)
         with open(osp.join(work_dir, 'last_checkpoint')) as file:
             checkpoint = file.read().strip()

@@ -107,12 +107,15 @@ def test_table_lists_both_runs_in_percent(tmp_path):
 
 def test_a_slurm_run_trains_on_the_gpus_and_tests_on_one(tmp_path, monkeypatch):
     commands = record_runs(monkeypatch, 'coco/bbox_mAP')
-    reproduce.run_recipe('coco_retinanet', 16, str(tmp_path), [], slurm_partition='gpu')
+    monkeypatch.setenv('GPUS_PER_NODE', '8')  # as people export it for the stock scripts
+    reproduce.run_recipe('coco_retinanet', 4, str(tmp_path), [], slurm_partition='gpu')
     names = [os.path.basename(command[0]) for command, _ in commands]
     assert names == ['slurm_train.sh', 'slurm_test.sh'] * 2
     (train, train_env), (test, test_env) = commands[2:]
     assert train[1:3] == ['gpu', 'ips-coco_retinanet-ips'] and train[4] == str(tmp_path / 'coco_retinanet' / 'ips')
-    assert train_env['GPUS'] == '16' and test_env['GPUS'] == '1' and train_env['PYTHON'] == sys.executable
+    assert (train_env['GPUS'], train_env['GPUS_PER_NODE'], test_env['GPUS'], test_env['GPUS_PER_NODE']) == \
+        ('4', '4', '1', '1')
+    assert train_env['PYTHON'] == sys.executable
     assert test[4] == str(tmp_path / 'coco_retinanet' / 'ips' / 'iter_20000.pth')
 
 

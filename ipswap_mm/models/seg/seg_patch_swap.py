@@ -84,13 +84,14 @@ class SegPatchSwap(PairSwapBatchAug):
         return inputs, data_samples
 
     def _redraw_edges(self, data_samples: List, edge_maps: List[Tensor], size: Tuple[int, int]) -> None:
-        """``gt_edge_map`` from the swapped ``gt_sem_seg`` inside each image's ``img_shape``;
-        the padding keeps the padded value."""
+        """``gt_edge_map`` from the swapped ``gt_sem_seg`` inside each image's ``img_shape``, as
+        ``GenerateEdge`` sees the image (the padding is no class); the padding keeps its value."""
         labels = torch.stack([sample.gt_sem_seg.data[0] for sample in data_samples])  # (2P, H, W)
-        edges = label_edges(labels, self.edge_width, self.edge_ignore_index)
         rows = torch.arange(size[0], device=labels.device)
         cols = torch.arange(size[1], device=labels.device)
-        for sample, old, new in zip(data_samples, edge_maps, edges):
-            height, width = tuple(sample.metainfo.get('img_shape', size))[:2]
-            inside = (rows[:, None] < height) & (cols[None, :] < width)
-            sample.gt_edge_map.data = torch.where(inside, new.to(old.dtype), old)
+        shapes = [tuple(sample.metainfo.get('img_shape', size))[:2] for sample in data_samples]
+        inside = torch.stack([(rows[:, None] < height) & (cols[None, :] < width) for height, width in shapes])
+        edges = label_edges(labels.masked_fill(~inside, self.edge_ignore_index), self.edge_width,
+                            self.edge_ignore_index)
+        for sample, old, new, image in zip(data_samples, edge_maps, edges, inside):
+            sample.gt_edge_map.data = torch.where(image, new.to(old.dtype), old)

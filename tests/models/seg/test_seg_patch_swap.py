@@ -131,10 +131,11 @@ def test_opposite_infinities_are_caught():
         SegPatchSwap(patch_size=8)(inputs, samples)
 
 
-@pytest.mark.parametrize('edge_width', [1, 4])
-def test_edge_maps_are_those_of_the_swapped_labels(edge_width):
+@pytest.mark.parametrize('edge_width, ignore_index', [(1, 255), (4, 255), (3, 0)])
+def test_edge_maps_are_those_of_the_swapped_labels(edge_width, ignore_index):
     """PIDNet's GenerateEdge edges, drawn again on the swapped labels inside each image; the
-    padding keeps its value (image 1 is 24 rows high in a 32-row batch)."""
+    padding keeps its value (image 1 is 24 rows high in a 32-row batch) and makes no edge,
+    whatever GenerateEdge's ignore_index."""
     from mmseg.datasets.transforms import GenerateEdge
     inputs, samples = seg_batch(4, 32, 32, image_shapes=[(32, 32), (24, 32), (32, 32), (32, 32)])
     for index, sample in enumerate(samples):
@@ -142,17 +143,19 @@ def test_edge_maps_are_those_of_the_swapped_labels(edge_width):
         sample.gt_sem_seg.data[:, :, 16:] = 4  # and a class edge at column 16
         if index == 1:
             sample.gt_sem_seg.data[:, 24:] = 255  # padding
-        edges = GenerateEdge(edge_width)(dict(img_shape=(32, 32), gt_seg_map=sample.gt_sem_seg.data[0].numpy()))
-        sample.gt_edge_map = PixelData(data=torch.from_numpy(edges['gt_edge_map'])[None].long())
-        if index == 1:
-            sample.gt_edge_map.data[:, 24:] = 255
-    swap = SegPatchSwap(patch_size=8, swap_prob=1.0, swap_ratio=0.5, edge_width=edge_width)
+        rows = 24 if index == 1 else 32
+        edges = GenerateEdge(edge_width, ignore_index)(dict(img_shape=(rows, 32),
+                                                            gt_seg_map=sample.gt_sem_seg.data[0, :rows].numpy()))
+        sample.gt_edge_map = PixelData(data=torch.full((1, 32, 32), 255))
+        sample.gt_edge_map.data[0, :rows] = torch.from_numpy(edges['gt_edge_map'])
+    swap = SegPatchSwap(patch_size=8, swap_prob=1.0, swap_ratio=0.5, edge_width=edge_width,
+                        edge_ignore_index=ignore_index)
     _, out_samples = swap(inputs, samples)
     for index, sample in enumerate(out_samples):
-        labels = sample.gt_sem_seg.data[0].numpy()
-        expected = GenerateEdge(edge_width)(dict(img_shape=(32, 32), gt_seg_map=labels))['gt_edge_map']
-        edges = sample.gt_edge_map.data[0]
         rows = 24 if index == 1 else 32
+        labels = sample.gt_sem_seg.data[0, :rows].numpy()
+        expected = GenerateEdge(edge_width, ignore_index)(dict(img_shape=(rows, 32), gt_seg_map=labels))['gt_edge_map']
+        edges = sample.gt_edge_map.data[0]
         assert edges.dtype == torch.long and np.array_equal(edges[:rows].numpy(), expected[:rows])
         if index == 1:
             assert (edges[24:] == 255).all()
