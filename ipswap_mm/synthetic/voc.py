@@ -45,7 +45,10 @@ def write_voc_dataset(root: str,
     Layout: ``JPEGImages/*.jpg``, ``SegmentationClass/*.png`` and
     ``SegmentationClassAug/*.png`` (palette PNGs of class ids), and
     ``ImageSets/Segmentation/{train,aug,val}.txt``; ``aug`` lists the training images
-    again, as VOC12aug's ``aug.txt`` does with its own.
+    again, so the stock VOC12aug configs (a ``ConcatDataset`` of ``train.txt`` and
+    ``aug.txt``) read every image twice. MMSegmentation's real ``aug.txt`` holds the SBD
+    images that ``train.txt`` does not; here the copies exercise the pair sampler's rule
+    for repeated images (an image is not paired with its copy).
 
     Refuses to write into a folder that holds data it did not generate.
     """
