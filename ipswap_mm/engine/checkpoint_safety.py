@@ -13,11 +13,15 @@ Two remedies, neither of which turns the check off globally:
   them back when MMEngine resumes from them.
 * :func:`trusted_checkpoint_globals` allow-lists what other MMEngine checkpoints need,
   for the duration of a ``with`` block: the project's tools use it around the run, for
-  the checkpoint the user names, as MMEngine loaded them before torch 2.6.
+  the checkpoint the user names, as MMEngine loaded them before torch 2.6. ``getattr``,
+  which a ``HistoryBuffer`` pickles its statistics methods with, is allowed only as
+  :func:`history_buffer_getattr`: the real one would let a crafted file reach any
+  object (``getattr(getattr, '__self__')`` is the ``builtins`` module) and run code.
 """
 from __future__ import annotations
 
 import contextlib
+import pickle
 from typing import Any, Iterator
 
 import numpy as np
@@ -63,13 +67,23 @@ def restore_history_buffers(checkpoint: dict) -> dict:
     return checkpoint
 
 
+def history_buffer_getattr(obj: Any, name: str) -> Any:
+    """``getattr`` for the unpickler, as an MMEngine checkpoint uses it: a statistics method
+    of ``HistoryBuffer`` (``getattr(HistoryBuffer, 'mean')``); anything else is refused."""
+    if (obj is HistoryBuffer or isinstance(obj, HistoryBuffer)) and name in HistoryBuffer._statistics_methods:
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(f'the checkpoint asks for getattr({type(obj).__name__}, {name!r}); an MMEngine '
+                                 'checkpoint only needs the statistics methods of HistoryBuffer')
+
+
 def mmengine_checkpoint_globals() -> list:
     """Globals an MMEngine 0.10 checkpoint pickles besides tensors; NumPy's array and scalar
     rebuilders also under the module path a checkpoint written under NumPy 1.x names."""
     multiarray = getattr(np, '_core', np.core).multiarray
     rebuilders = [multiarray._reconstruct, multiarray.scalar]
     numpy1_names = [(function, f'numpy.core.multiarray.{function.__name__}') for function in rebuilders]
-    return [HistoryBuffer, getattr, np.ndarray, np.dtype, *rebuilders, *numpy1_names,
+    return [HistoryBuffer, (history_buffer_getattr, 'builtins.getattr'), np.ndarray, np.dtype, *rebuilders,
+            *numpy1_names,
             *{type(np.dtype(name)) for name in ('float64', 'float32', 'int64', 'int32', 'bool')}]
 
 

@@ -56,8 +56,38 @@ def test_an_mmengine_checkpoint_loads_weights_only_inside_the_block(numpy_module
     with trusted_checkpoint_globals():
         loaded = torch.load(saved(mmengine_checkpoint(), numpy_module), weights_only=True)
     assert loaded['meta']['dataset_meta']['palette'].shape == (2, 3)
-    assert same_history(loaded['message_hub']['log_scalars']['train/loss'],
-                        mmengine_checkpoint()['message_hub']['log_scalars']['train/loss'])
+    buffer, original = (c['message_hub']['log_scalars']['train/loss'] for c in (loaded, mmengine_checkpoint()))
+    assert same_history(buffer, original)
+    # its statistics methods came back through the allow-listed getattr
+    assert buffer._statistics_methods == original._statistics_methods and buffer.mean(2) == original.mean(2)
+
+
+class _Builtins:  # getattr(getattr, '__self__'): the builtins module
+    def __reduce__(self):
+        return getattr, (getattr, '__self__')
+
+
+class _Eval:
+    def __reduce__(self):
+        return getattr, (_Builtins(), 'eval')
+
+
+class _Payload:  # torch's allow-listed rebuilder calls the function it is given: eval(code)
+    def __init__(self, code):
+        self.code = code
+
+    def __reduce__(self):
+        return torch._tensor._rebuild_from_type_v2, (_Eval(), torch.Tensor, (self.code,), None)
+
+
+def test_a_crafted_checkpoint_cannot_run_code_inside_the_block(tmp_path):
+    """The allow-list's getattr serves HistoryBuffer's statistics methods only: the real one
+    reaches builtins.eval through getattr(getattr, '__self__')."""
+    marker = tmp_path / 'code_ran'
+    code = f"(open({str(marker)!r}, 'w'), __import__('torch').zeros(1))[1]"
+    with trusted_checkpoint_globals(), pytest.raises(Exception, match='only needs the statistics methods'):
+        torch.load(saved(dict(meta=dict(x=_Payload(code)))), weights_only=True)
+    assert not marker.exists()
 
 
 def test_a_checkpoint_made_safe_loads_weights_only_and_restores_its_buffers():
