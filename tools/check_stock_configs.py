@@ -97,6 +97,7 @@ DET_CONFIGS = [
     ('deformable_detr/deformable-detr_r50_16xb2-50e_coco.py', 128),
     ('deformable_detr/deformable-detr-refine-twostage_r50_16xb2-50e_coco.py', 128),
     ('dino/dino-4scale_r50_8xb2-12e_coco.py', 256),
+    ('ddq/ddq-detr-4scale_r50_8xb2-12e_coco.py', 256),
     ('sabl/sabl-retinanet_r50_fpn_1x_coco.py', 128),
     ('guided_anchoring/ga-retinanet_r50_fpn_1x_coco.py', 128),
     ('ssd/ssd300_coco.py', 320),

@@ -58,6 +58,11 @@ class QueryPairLogits:
         head = query_head(detector)
         if head is None:
             raise TypeError(f'IPSDistillHook: {type(detector).__name__} has no DETR-style head or DIIHead')
+        if hasattr(head, 'loss_for_distinct_queries'):
+            # DDQ-DETR: its decoder losses go through its own matching of distinct queries
+            raise TypeError(f'IPSDistillHook: query head {type(head).__name__} computes its decoder losses for '
+                            'distinct queries (DDQ), which the pair KL does not read; supported: DETR, Conditional '
+                            'DETR, DAB-DETR, Deformable DETR, DINO, Sparse R-CNN, QueryInst')
         self.head = head
         self.head_name = type(head).__name__
         self.num_classes = int(head.num_classes)

@@ -141,3 +141,13 @@ def test_is_query_head():
                                                      scales_per_octave=1, ratios=[1.0], strides=[8]),
                                bbox_coder=dict(type='DeltaXYWHBBoxCoder')))
     assert not is_query_head(retina)
+
+
+def test_ddq_detr_is_refused_naming_the_head():
+    """DDQ-DETR computes its decoder losses through its own matching of distinct queries."""
+    head = MODELS.build(dict(type='DDQDETRHead', num_classes=5, sync_cls_avg_factor=True,
+                             loss_cls=dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25)))
+    detector = torch.nn.Module()
+    detector.bbox_head = head
+    with pytest.raises(TypeError, match='DDQDETRHead'):
+        QueryPairLogits(detector)
