@@ -8,7 +8,9 @@ stock ``test.py`` and ``--resume`` fail with ``Unsupported global: ...HistoryBuf
 Two remedies, neither of which turns the check off globally:
 
 * :func:`make_weights_only_safe` rewrites a checkpoint before it is saved: history
-  buffers become plain dicts, NumPy values become Python values. Checkpoints written
+  buffers become plain dicts, NumPy values become Python values, and functions in
+  parameter-scheduler states (``OneCycleLR``'s ``anneal_func``, which the scheduler sets
+  again from its config when it is built) are left out. Checkpoints written
   under ``IPSDistillHook`` are made this way, and :func:`restore_history_buffers` turns
   them back when MMEngine resumes from them.
 * :func:`trusted_checkpoint_globals` allow-lists what other MMEngine checkpoints need,
@@ -21,6 +23,7 @@ Two remedies, neither of which turns the check off globally:
 from __future__ import annotations
 
 import contextlib
+import inspect
 import pickle
 from typing import Any, Iterator
 
@@ -43,7 +46,7 @@ def _plain(value: Any) -> Any:
 
 
 def make_weights_only_safe(checkpoint: dict) -> dict:
-    """Rewrite ``checkpoint['message_hub']`` and ``checkpoint['meta']`` in place (see module doc)."""
+    """Rewrite ``checkpoint['message_hub']``, ``['meta']`` and ``['param_schedulers']`` in place (see module doc)."""
     hub = checkpoint.get('message_hub')
     if isinstance(hub, dict) and 'log_scalars' in hub:
         hub['log_scalars'] = {
@@ -54,6 +57,12 @@ def make_weights_only_safe(checkpoint: dict) -> dict:
         hub['runtime_info'] = _plain(hub.get('runtime_info', {}))
     if 'meta' in checkpoint:
         checkpoint['meta'] = _plain(checkpoint['meta'])
+    schedulers = checkpoint.get('param_schedulers')
+    groups = schedulers.values() if isinstance(schedulers, dict) else [schedulers or []]
+    for states in groups:
+        for state in states:
+            for key in [key for key, value in state.items() if inspect.isroutine(value)]:
+                del state[key]  # a copy of the scheduler's __dict__: the live scheduler keeps it
     return checkpoint
 
 

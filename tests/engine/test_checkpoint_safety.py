@@ -96,3 +96,27 @@ def test_a_checkpoint_made_safe_loads_weights_only_and_restores_its_buffers():
     assert same_history(loaded['message_hub']['log_scalars']['train/loss'],
                         mmengine_checkpoint()['message_hub']['log_scalars']['train/loss'])
     assert loaded['meta']['epoch'] == 1 and loaded['message_hub']['runtime_info']['iter'] == 6
+
+
+def test_a_one_cycle_scheduler_state_is_saved_weights_only_safe_and_resumes():
+    """MMEngine's OneCycle scheduler keeps a function (anneal_func) in its state."""
+    from mmengine.optim.scheduler import OneCycleLR
+
+    def scheduler():
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+        return optimizer, OneCycleLR(optimizer, eta_max=0.1, total_steps=10, anneal_strategy='linear')
+
+    optimizer, running = scheduler()
+    for _ in range(3):
+        optimizer.step()
+        running.step()
+    checkpoint = make_weights_only_safe(dict(param_schedulers=[running.state_dict()]))
+    loaded = torch.load(saved(checkpoint), weights_only=True)
+    resumed_optimizer, resumed = scheduler()
+    resumed.load_state_dict(loaded['param_schedulers'][0])
+    resumed_optimizer.load_state_dict(optimizer.state_dict())
+    for _ in range(3):
+        running.step()
+        resumed.step()
+        assert resumed_optimizer.param_groups[0]['lr'] == optimizer.param_groups[0]['lr']
+    assert callable(running.anneal_func)  # the live scheduler keeps its own
