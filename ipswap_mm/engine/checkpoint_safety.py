@@ -77,12 +77,15 @@ def restore_history_buffers(checkpoint: dict) -> dict:
 
 
 def history_buffer_getattr(obj: Any, name: str) -> Any:
-    """``getattr`` for the unpickler, as an MMEngine checkpoint uses it: a statistics method
-    of ``HistoryBuffer`` (``getattr(HistoryBuffer, 'mean')``); anything else is refused."""
-    if (obj is HistoryBuffer or isinstance(obj, HistoryBuffer)) and name in HistoryBuffer._statistics_methods:
+    """``getattr`` for the unpickler, as an MMEngine checkpoint uses it: a method of
+    ``HistoryBuffer`` (its statistics, ``getattr(HistoryBuffer, 'mean')``); anything else is
+    refused. Its own public functions, not ``_statistics_methods``: MMEngine fills that
+    registry when the first buffer is made, which a fresh process loading a checkpoint has not."""
+    if ((obj is HistoryBuffer or isinstance(obj, HistoryBuffer)) and not name.startswith('_')
+            and inspect.isfunction(HistoryBuffer.__dict__.get(name))):
         return getattr(obj, name)
     raise pickle.UnpicklingError(f'the checkpoint asks for getattr({type(obj).__name__}, {name!r}); an MMEngine '
-                                 'checkpoint only needs the statistics methods of HistoryBuffer')
+                                 'checkpoint only needs the methods of HistoryBuffer')
 
 
 def mmengine_checkpoint_globals() -> list:
