@@ -6,10 +6,11 @@
 #   both continuing the same trained baseline (--start warm); BENCH_ARGS='--start scratch' for random weights
 #
 # TORCH picks the PyTorch build: the default is the CPU wheel; on a GPU server use e.g.
-#   make test TORCH='torch==2.1.2 --index-url https://download.pytorch.org/whl/cu121'
+#   make test TORCH='torch==2.4.1 --extra-index-url https://download.pytorch.org/whl/cu121'
+# (a torch built for NumPy 2, 2.3 or later: opencv-python pulls numpy 2).
 # mmcv 2.1.0 has no binary wheel: the first install builds it from source with its ops
 # (about 16 minutes on 2 cores); pip caches the wheel and later installs take seconds.
-# After changing TORCH, run `.venv/bin/python -m pip cache remove mmcv` so mmcv is rebuilt.
+# TORCH is read when .venv is made: to switch, `pip cache remove mmcv` and `rm -rf .venv` first.
 
 SHELL := /bin/bash
 PYTHON ?= python3
