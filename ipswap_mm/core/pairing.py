@@ -28,6 +28,7 @@ The rule, step by step:
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -152,6 +153,10 @@ def _split_twins(pairs: np.ndarray, pair_keys: np.ndarray, image_ids: np.ndarray
     by_key = np.argsort(pair_keys, kind='stable')
     sorted_keys = pair_keys[by_key]
 
+    def key_range(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Where the pairs of each key start and stop in ``by_key``."""
+        return np.searchsorted(sorted_keys, keys, side='left'), np.searchsorted(sorted_keys, keys, side='right')
+
     def exchange(twins: np.ndarray, candidates: np.ndarray) -> None:
         pairs[twins, 1], pairs[candidates, 1] = pairs[candidates, 1], pairs[twins, 1]
         is_twin[twins] = False
@@ -161,8 +166,7 @@ def _split_twins(pairs: np.ndarray, pair_keys: np.ndarray, image_ids: np.ndarray
         twins = np.flatnonzero(is_twin)
         if not len(twins):
             break
-        start = np.searchsorted(sorted_keys, pair_keys[twins], side='left')
-        stop = np.searchsorted(sorted_keys, pair_keys[twins], side='right')
+        start, stop = key_range(pair_keys[twins])
         candidates = by_key[start + (rng.random(len(twins)) * (stop - start)).astype(np.int64)]
         image = image_ids[pairs[twins, 0]]
         ok = (image_ids[pairs[candidates, 0]] != image) & (image_ids[pairs[candidates, 1]] != image)
@@ -176,8 +180,8 @@ def _split_twins(pairs: np.ndarray, pair_keys: np.ndarray, image_ids: np.ndarray
         image = int(image_ids[pairs[twin, 0]])
         if not is_twin[twin] or (image, pair_keys[twin]) in stuck:
             continue
-        members = by_key[np.searchsorted(sorted_keys, pair_keys[twin], side='left'):
-                         np.searchsorted(sorted_keys, pair_keys[twin], side='right')]
+        start, stop = key_range(pair_keys[twin])
+        members = by_key[start:stop]
         members = members[(image_ids[pairs[members, 0]] != image) & (image_ids[pairs[members, 1]] != image)]
         if not len(members):
             stuck.add((image, pair_keys[twin]))
@@ -232,17 +236,18 @@ class _ClassHolders:
 
     def __init__(self, class_sets: Sequence[np.ndarray]) -> None:
         self._class_sets = class_sets
-        self._classes: Optional[np.ndarray] = None
-        self._images: Optional[np.ndarray] = None
+
+    @functools.cached_property
+    def _index(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every (class, image) entry, sorted by class: ``(classes, images)``."""
+        lengths = np.fromiter((len(c) for c in self._class_sets), dtype=np.int64, count=len(self._class_sets))
+        flat = np.concatenate([np.asarray(c, dtype=np.int64) for c in self._class_sets] + [np.zeros(0, np.int64)])
+        order = np.argsort(flat, kind='stable')
+        return flat[order], np.repeat(np.arange(len(self._class_sets)), lengths)[order]
 
     def of(self, classes: np.ndarray) -> np.ndarray:
         """The images holding any of ``classes``, each once, in increasing order."""
-        if self._classes is None:
-            lengths = np.fromiter((len(c) for c in self._class_sets), dtype=np.int64, count=len(self._class_sets))
-            flat = np.concatenate([np.asarray(c, dtype=np.int64) for c in self._class_sets] + [np.zeros(0, np.int64)])
-            order = np.argsort(flat, kind='stable')
-            self._classes = flat[order]
-            self._images = np.repeat(np.arange(len(self._class_sets)), lengths)[order]
-        start = np.searchsorted(self._classes, classes, side='left')
-        stop = np.searchsorted(self._classes, classes, side='right')
-        return np.unique(np.concatenate([self._images[a:b] for a, b in zip(start, stop)] + [np.zeros(0, np.int64)]))
+        sorted_classes, images = self._index
+        start = np.searchsorted(sorted_classes, classes, side='left')
+        stop = np.searchsorted(sorted_classes, classes, side='right')
+        return np.unique(np.concatenate([images[a:b] for a, b in zip(start, stop)] + [np.zeros(0, np.int64)]))

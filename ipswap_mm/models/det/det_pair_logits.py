@@ -77,11 +77,10 @@ class RoIPairLogits:
     with nested outputs (SABL). A call without gradients or on fewer images than the batch
     (TridentNet's branches run on copies of it) is not the training forward and runs as it
     is: OHEM's and PISA's samplers score one image's RoIs through ``_bbox_forward`` under
-    ``no_grad`` first. The boxes cost
-    no second pass through the extractor and the box head, which would compute the FC
-    weights' gradient twice (50 MB for the stock ``Shared2FCBBoxHead``) and, through the
-    extractor's guard for pyramid levels without RoIs, allocate a gradient the size of a
-    whole feature level. The wrapper is an instance
+    ``no_grad`` first. The boxes cost no second pass through the extractor and the box head,
+    which would compute the FC weights' gradient twice (50 MB for the stock
+    ``Shared2FCBBoxHead``) and, through the extractor's guard for pyramid levels without
+    RoIs, allocate a gradient the size of a whole feature level. The wrapper is an instance
     attribute that :meth:`remove` deletes; the head's class and ``state_dict`` are untouched.
     """
 

@@ -172,12 +172,15 @@ class DetPatchSwap(PairSwapBatchAug):
         keep, shown = torch.stack([keep, visible > 0]).cpu().numpy()
         dropped = None
         if mark_dropped and with_masks and (shown & ~keep).any():
-            dropped = torch.zeros(num_images, 1, height, width, dtype=torch.bool, device=device)
             # destination image of each candidate: its owner (row 0), the owner's partner (row 1)
             host_owner = np.repeat(np.arange(num_images), counts)
-            destination = np.stack([host_owner, host_owner ^ 1])
-            for row, index in zip(*np.nonzero(shown & ~keep)):
-                dropped[destination[row, index], 0] |= new_masks[row, index]
+            rows, indices = np.nonzero(shown & ~keep)
+            destination = to_device(torch.from_numpy(np.stack([host_owner, host_owner ^ 1])[rows, indices]), device)
+            picked = new_masks[to_device(torch.from_numpy(rows), device), to_device(torch.from_numpy(indices), device)]
+            # one scatter for every dropped object: how many cover each pixel of each image
+            covered = torch.zeros(num_images, height * width, dtype=torch.int32, device=device)
+            covered.index_add_(0, destination, picked.view(len(rows), -1).int())
+            dropped = (covered > 0).view(num_images, 1, height, width)
         # each sample's new objects: its own that stay, then its partner's that came over;
         # ``picks`` index the 2n candidates (stay: 0 .. n-1, moved: n .. 2n-1)
         starts = np.cumsum([0] + counts)
