@@ -10,7 +10,9 @@
 # (a torch built for NumPy 2, 2.3 or later: opencv-python pulls numpy 2).
 # mmcv 2.1.0 has no binary wheel: the first install builds it from source with its ops
 # (about 16 minutes on 2 cores); pip caches the wheel and later installs take seconds.
-# TORCH is read when .venv is made: to switch, `pip cache remove mmcv` and `rm -rf .venv` first.
+# .venv records the TORCH it was made with: a different TORCH reinstalls torch into it, and
+# mmcv is rebuilt when the wheel pip cached was built for another torch (its ops fail to load,
+# or have no CUDA kernels while torch sees a GPU).
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -19,16 +21,30 @@ TORCH ?= torch==2.13.0
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.ipswap_mm-installed
+TORCH_SPEC := $(VENV)/.ipswap_mm-torch
 
-.PHONY: install demo test lint bench bench-accuracy clean
+.PHONY: install demo test lint bench bench-accuracy clean FORCE
+
+# mmcv's compiled ops load with this torch, and have CUDA kernels where torch has a GPU
+export MMCV_OPS_MATCH_TORCH := import torch, mmcv.ops; \
+  assert not torch.cuda.is_available() or mmcv.ops.get_compiling_cuda_version() != 'not available'
 
 install: $(STAMP)
 
-$(STAMP): setup.py requirements/build.txt requirements/mmcv.txt requirements/runtime.txt requirements/tests.txt
+# Rewritten only when TORCH differs from the one .venv was made with, so that the install reruns then.
+$(TORCH_SPEC): FORCE
+	@mkdir -p $(VENV)
+	@test "$$(cat $@ 2>/dev/null)" = '$(TORCH)' || echo '$(TORCH)' > $@
+
+$(STAMP): setup.py requirements/build.txt requirements/mmcv.txt requirements/runtime.txt requirements/tests.txt $(TORCH_SPEC)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade "pip>=24"
 	$(PIP) install -q $(TORCH) -r requirements/build.txt
 	MMCV_WITH_OPS=1 $(PIP) install -q --no-build-isolation -r requirements/mmcv.txt
+	$(PY) -c "$$MMCV_OPS_MATCH_TORCH" 2>/dev/null || { \
+	  echo "mmcv's ops do not fit this torch (a wheel pip cached for another build): rebuilding mmcv, about 16 minutes"; \
+	  $(PIP) cache remove mmcv || true; \
+	  MMCV_WITH_OPS=1 $(PIP) install -q --no-build-isolation --force-reinstall --no-deps -r requirements/mmcv.txt; }
 	$(PIP) install -q -r requirements/runtime.txt -r requirements/tests.txt
 	$(PIP) install -q --no-build-isolation --no-deps -e .
 	$(PY) -c "import mmcv.ops, mmseg, mmdet, ipswap_mm; print('ipswap_mm', ipswap_mm.__version__, 'installed in $(VENV)')"

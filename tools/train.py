@@ -15,7 +15,7 @@ from mmengine.config import DictAction  # noqa: E402
 
 import ipswap_mm  # noqa: E402,F401 - registers IPS
 from ipswap_mm.engine import trusted_checkpoint_globals  # noqa: E402
-from ipswap_mm.engine.launch import build_runner, load_run_config  # noqa: E402
+from ipswap_mm.engine.launch import apply_resume, build_runner, load_run_config  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -23,7 +23,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
-                        help='resume from the given checkpoint, or from the latest one in the work dir')
+                        help='resume from the given checkpoint, or from the latest one in the work dir '
+                        '(none there yet: start as configured, from load_from if set)')
     parser.add_argument('--amp', action='store_true', default=False, help='enable automatic mixed precision')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the learning rate to the total batch size (auto_scale_lr in the config)')
@@ -47,12 +48,7 @@ def main() -> None:
             raise SystemExit('--auto-scale-lr needs auto_scale_lr = dict(enable=False, base_batch_size=N) in the '
                              'config (MMDetection configs have it; N: the total batch size the learning rate is for)')
         cfg.auto_scale_lr.enable = True
-    if args.resume == 'auto':
-        cfg.resume = True
-        cfg.load_from = None
-    elif args.resume is not None:
-        cfg.resume = True
-        cfg.load_from = args.resume
+    apply_resume(cfg, args.resume)
     runner = build_runner(cfg)
     with trusted_checkpoint_globals():  # the checkpoint the user names, as before torch 2.6
         runner.train()

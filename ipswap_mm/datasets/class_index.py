@@ -30,6 +30,7 @@ from mmengine.logging import MMLogger, print_log
 
 CACHE_FORMAT = 'ipswap_mm.class_index/1'
 CLASS_SOURCES = ('auto', 'seg_map', 'instances')
+BACKEND_ARGS_KEY = 'ipswap_backend_args'  # a dataset's backend_args, carried in its data infos
 
 # (class ids, counts) per image, most prominent first.
 ClassCounts = Tuple[List[int], List[int]]
@@ -91,7 +92,12 @@ def _dataset_infos(dataset) -> Tuple[List[dict], np.ndarray]:
     if not hasattr(dataset, 'get_data_info'):
         raise TypeError(f'train_dataloader.dataset ({type(dataset).__name__}) has no get_data_info(); '
                         'IntraClassPairSampler needs an MMEngine BaseDataset or a wrapper of one')
-    return [dataset.get_data_info(i) for i in range(len(dataset))], np.arange(len(dataset), dtype=np.int64)
+    infos = [dataset.get_data_info(i) for i in range(len(dataset))]
+    backend_args = getattr(dataset, 'backend_args', None)
+    if backend_args is not None:  # how this dataset's pipeline reads its files (object stores)
+        for info in infos:
+            info[BACKEND_ARGS_KEY] = backend_args
+    return infos, np.arange(len(dataset), dtype=np.int64)
 
 
 def _instance_classes(info: dict) -> ClassCounts:
@@ -194,8 +200,8 @@ def _scan_seg_maps(infos: Sequence[dict], cache_dir: Optional[str], workers: int
               logger='current')
 
     def read(info: dict) -> ClassCounts:
-        return read_label_classes(info['seg_map_path'], info.get('label_map'),
-                                  bool(info.get('reduce_zero_label')), backend_args)
+        return read_label_classes(info['seg_map_path'], info.get('label_map'), bool(info.get('reduce_zero_label')),
+                                  info.get(BACKEND_ARGS_KEY) if backend_args is None else backend_args)
 
     with ThreadPoolExecutor(max(1, workers)) as pool:
         entries = list(pool.map(read, infos))
@@ -261,7 +267,9 @@ def dataset_class_index(dataset,
         background_classes: Classes that never make two images a pair.
         cache_dir: Folder of the segmentation cache; ``None``: the run's work dir.
         workers: Threads reading label maps.
-        backend_args: MMEngine file backend arguments for reading label maps.
+        backend_args: MMEngine file backend arguments for reading label maps; ``None``: each
+            dataset's own ``backend_args`` (as its ``LoadAnnotations`` reads them). On a
+            storage without local files the cache is keyed by the maps' paths alone.
     """
     if source not in CLASS_SOURCES:
         raise ValueError(f'train_dataloader.sampler.class_source must be one of {CLASS_SOURCES}, '

@@ -71,7 +71,8 @@ class IntraClassPairSampler(Sampler):
         self.num_pairs = (len(self.class_index.class_sets) + 1) // 2
         self.pairs_per_rank = math.ceil(self.num_pairs / self.world_size)
         self.infinite = infinite
-        self.epoch = 0
+        self.epoch = 0  # where the next iterator starts (set_epoch)
+        self.epoch_drawn = 0  # the epoch the newest iterator last drew indices from
         self._reported_epochs: set = set()
 
     def epoch_pairs(self, epoch: int) -> np.ndarray:
@@ -101,12 +102,18 @@ class IntraClassPairSampler(Sampler):
     def __iter__(self) -> Iterator[int]:
         """This rank's indices of epoch ``self.epoch``, then, if ``infinite`` (read when an epoch
         runs out, so that the hook can still set it after the iterator started), of the next
-        epochs, advancing ``self.epoch``."""
+        epochs. The iterator counts its epochs itself: a dataloader's workers draw indices
+        ahead of training, into the next epoch when epochs are short, and MMEngine calls
+        ``set_epoch`` before the first epoch after the iterator was made (a resumed
+        iteration-based loop, every run's ``before_train_epoch``), which must not send a
+        running iterator back to an epoch it has drawn."""
+        epoch = self.epoch
         while True:
-            yield from self.rank_pairs(self.epoch).reshape(-1).tolist()
+            self.epoch_drawn = epoch
+            yield from self.rank_pairs(epoch).reshape(-1).tolist()
             if not self.infinite:
                 return
-            self.epoch += 1
+            epoch += 1
 
     def __len__(self) -> int:
         return 2 * self.pairs_per_rank

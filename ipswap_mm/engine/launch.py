@@ -18,8 +18,10 @@ from typing import Optional
 import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config
+from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
+from mmengine.runner.checkpoint import find_latest_checkpoint
 
 
 def _sync_bn_to_bn(node) -> None:
@@ -61,6 +63,26 @@ def load_run_config(config: str, cfg_options: Optional[dict], work_dir: Optional
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config))[0])
     prepare_distributed(cfg)
     return cfg
+
+
+def apply_resume(cfg: Config, resume: Optional[str]) -> None:
+    """``--resume``: ``None`` (not given), ``'auto'`` (the latest checkpoint in the work dir) or
+    a checkpoint path.
+
+    ``'auto'`` with no checkpoint in the work dir yet (a preemptible job's first launch, whose
+    script always passes ``--resume``) leaves the config as it is, ``load_from`` included: the
+    stock ``train.py`` clears ``load_from`` and MMEngine, finding nothing to resume, then
+    trains from random weights without a word.
+    """
+    if resume is None:
+        return
+    if resume != 'auto':
+        cfg.resume, cfg.load_from = True, resume
+    elif find_latest_checkpoint(cfg.work_dir) is not None:
+        cfg.resume, cfg.load_from = True, None
+    elif cfg.get('load_from'):
+        print_log(f'--resume: no checkpoint in {cfg.work_dir} yet, so the run starts from '
+                  f'load_from={cfg.load_from}', logger='current')
 
 
 def build_runner(cfg: Config) -> Runner:

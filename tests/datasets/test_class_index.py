@@ -131,6 +131,27 @@ def test_unreadable_label_map_names_the_file(maps_dataset, tmp_path):
         dataset_class_index(maps_dataset, cache_dir=None)
 
 
+def test_label_maps_are_read_with_the_datasets_backend_args(maps_dataset, tmp_path, monkeypatch):
+    """Label maps on an object store (petrel, ceph with ``path_mapping``) are read the way the
+    dataset's own ``LoadAnnotations`` reads them: with its ``backend_args``."""
+    from mmengine import fileio
+    seen = []
+    read = fileio.get
+
+    def get(path, backend_args=None):
+        seen.append(backend_args)
+        return read(path)
+
+    monkeypatch.setattr(fileio, 'get', get)
+    maps_dataset.backend_args = dict(backend='local', marker='dataset')
+    index = dataset_class_index(maps_dataset, cache_dir=None)
+    assert seen == [maps_dataset.backend_args] * 3
+    assert [s.tolist() for s in index.class_sets] == [[1], [2, 3], []]
+    seen.clear()
+    dataset_class_index(maps_dataset, cache_dir=None, backend_args=dict(backend='local', marker='given'))
+    assert seen == [dict(backend='local', marker='given')] * 3  # given ones win
+
+
 def test_detection_instances_skip_ignored_boxes():
     class Det:
         metainfo = dict(classes=('a', 'b', 'c'))

@@ -102,7 +102,21 @@ def test_an_infinite_sampler_runs_the_epochs_back_to_back(monkeypatch):
     first = [next(indices)]  # the iterator has started before the hook decides
     endless.infinite = True
     assert first + [next(indices) for _ in range(len(epochs) - 1)] == epochs
-    assert endless.epoch == 2 and len(endless) == len(finite)
+    assert endless.epoch_drawn == 2 and len(endless) == len(finite)
+
+
+def test_set_epoch_does_not_send_a_running_iterator_back(monkeypatch):
+    """A dataloader's workers draw indices ahead of training, past an epoch's end when epochs are
+    short; MMEngine then calls ``set_epoch(0)`` (``before_train_epoch``, after an iteration-based
+    loop made its iterator). The iterator must still run the epochs back to back, none twice."""
+    sampler = sampler_on_rank(random_dataset(size=6), 0, 1, monkeypatch, infinite=True)
+    epochs = sum((sampler.rank_pairs(epoch).reshape(-1).tolist() for epoch in range(3)), [])
+    indices = iter(sampler)
+    drawn = [next(indices) for _ in range(len(sampler) + 2)]  # prefetched into epoch 1
+    sampler.set_epoch(0)
+    drawn += [next(indices) for _ in range(len(epochs) - len(drawn))]
+    assert drawn == epochs
+    assert sampler.epoch_drawn == 2 and sampler.epoch == 0
 
 
 def test_no_epoch_end_stalls_an_iteration_based_loop(monkeypatch):

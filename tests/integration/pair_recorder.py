@@ -18,7 +18,7 @@ class PairRecorderHook(Hook):
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
         names = [osp.splitext(osp.basename(sample.img_path))[0] for sample in data_batch['data_samples']]
         losses = {key: float(value) for key, value in (outputs or {}).items() if 'loss' in key}
-        epoch = runner.train_dataloader.sampler.epoch
+        epoch = runner.train_dataloader.sampler.epoch_drawn
         with open(osp.join(runner.work_dir, f'pairs_rank{get_rank()}.jsonl'), 'a') as file:
             file.write(json.dumps(dict(iter=runner.iter, epoch=epoch, names=names, losses=losses)) + '\n')
 

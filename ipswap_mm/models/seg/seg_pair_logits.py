@@ -96,7 +96,10 @@ def head_output_logits(output, num_classes: int, head_name: str) -> Tensor:
     if (all(isinstance(part, Tensor) for part in last) and [part.dim() for part in last] == [3, 4]
             and last[0].shape[-1] == num_classes + 1):
         scores, masks = last  # the last decoder layer's, from lists over layers or stacked (MaskFormer)
-        probs = torch.einsum('nqc,nqhw->nchw', scores.softmax(-1)[..., :-1], masks.sigmoid())
+        # In float32 whatever the head's dtype: in float16 (AMP) small products flush to zero and
+        # the floor below would be float16's tiny, 6e-5, a bias on every rare class.
+        with torch.autocast(masks.device.type, enabled=False):
+            probs = torch.einsum('nqc,nqhw->nchw', scores.float().softmax(-1)[..., :-1], masks.float().sigmoid())
         tiny = torch.finfo(probs.dtype).tiny
         return (probs / probs.sum(1, keepdim=True).clamp(min=tiny)).clamp(min=tiny).log()
     if isinstance(output, (tuple, list)) and output and all(isinstance(part, Tensor) for part in output):

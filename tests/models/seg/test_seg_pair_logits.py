@@ -74,6 +74,20 @@ def test_head_output_logits_of_heads_without_conv_seg():
     assert torch.equal(stacked, logits)
 
 
+def test_mask_classification_logits_of_a_float16_head_are_float32():
+    """Under AMP the head's scores and masks are float16: the class distribution is still float32's."""
+    scores = torch.zeros(1, 3, 4)
+    scores[0, 0, 0] = scores[0, 1, 1] = scores[0, 2, 2] = 12.0  # query q predicts class q
+    masks = torch.full((1, 3, 1, 2), -18.0)  # pixel 0: every mask far off (float16's sigmoid is 0)
+    masks[0, 0, 0, 0] = -16.0
+    masks[0, :, 0, 1] = torch.tensor([4.0, -3.0, -12.0])  # pixel 1: confident, class 2 rare
+    expected = head_output_logits(([scores], [masks]), 3, 'Mask2FormerHead')
+    half = head_output_logits(([scores.half()], [masks.half()]), 3, 'Mask2FormerHead')
+    assert half.dtype == torch.float32
+    assert torch.allclose(half.softmax(1), expected.softmax(1), atol=1e-3)
+    assert torch.allclose(half[0, :, 0, 1], expected[0, :, 0, 1], atol=1e-2)  # log of a rare class: no 6e-5 floor
+
+
 @pytest.mark.parametrize('output', [torch.randn(2, 4, 4, 4), torch.randn(2, 5, 16), {'seg': torch.randn(2, 5, 4, 4)},
                                     ({'scores': 1}, [torch.randn(2, 3, 4, 4)]), ([], [])])
 def test_head_output_logits_refuses_what_is_not_a_class_map(output):
