@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
-from mmengine.dist import broadcast_object_list, get_dist_info
+from mmengine.dist import all_gather_object, broadcast_object_list, get_dist_info
 from mmengine.logging import MMLogger, print_log
 
 CACHE_FORMAT = 'ipswap_mm.class_index/1'
@@ -187,26 +187,49 @@ def _save_cache(path: str, fingerprint: str, entries: List[ClassCounts]) -> None
                   'to avoid rescanning next time).', logger='current', level=30)
 
 
-def _scan_seg_maps(infos: Sequence[dict], cache_dir: Optional[str], workers: int,
-                   backend_args: Optional[dict]) -> List[ClassCounts]:
+def _cached_seg_maps(infos: Sequence[dict], cache_dir: Optional[str]) -> Tuple[Optional[List[ClassCounts]], tuple]:
+    """The cached classes of the label maps, or None; and ``(path, fingerprint)`` to save them
+    under (``()`` without a cache folder)."""
+    if not cache_dir:
+        return None, ()
     fingerprint = _fingerprint(infos)
-    cache_path = osp.join(cache_dir, f'class_index_{fingerprint[:16]}.json') if cache_dir else None
-    if cache_path:
-        cached = _load_cache(cache_path, fingerprint, len(infos))
-        if cached is not None:
-            print_log(f'IntraClassPairSampler: class index loaded from {cache_path}', logger='current')
-            return cached
-    print_log(f'IntraClassPairSampler: scanning {len(infos)} label maps once for their classes',
-              logger='current')
+    cache_path = osp.join(cache_dir, f'class_index_{fingerprint[:16]}.json')
+    cached = _load_cache(cache_path, fingerprint, len(infos))
+    if cached is not None:
+        print_log(f'IntraClassPairSampler: class index loaded from {cache_path}', logger='current')
+    return cached, (cache_path, fingerprint)
 
+
+def _read_seg_maps(infos: Sequence[dict], workers: int, backend_args: Optional[dict]) -> List[ClassCounts]:
     def read(info: dict) -> ClassCounts:
         return read_label_classes(info['seg_map_path'], info.get('label_map'), bool(info.get('reduce_zero_label')),
                                   info.get(BACKEND_ARGS_KEY) if backend_args is None else backend_args)
 
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        entries = list(pool.map(read, infos))
-    if cache_path:
-        _save_cache(cache_path, fingerprint, entries)
+        return list(pool.map(read, infos))
+
+
+def _read_seg_maps_across_ranks(infos: Sequence[dict], workers: int, backend_args: Optional[dict], rank: int,
+                                world_size: int) -> List[ClassCounts]:
+    """Every rank reads every ``world_size``-th label map and all ranks get all of them: a
+    large dataset's first scan is not one process's work while the others wait in a
+    collective that may time out (NCCL's watchdog). An error on any rank is raised on all."""
+    print_log(f'IntraClassPairSampler: scanning {len(infos)} label maps once for their classes'
+              + (f' ({world_size} ranks, a share each)' if world_size > 1 else ''), logger='current')
+    try:
+        share = _read_seg_maps(infos[rank::world_size], workers, backend_args)
+    except Exception as error:  # noqa: BLE001 - every rank re-raises it below
+        if world_size == 1:
+            raise
+        share = error
+    if world_size == 1:
+        return share
+    shares = all_gather_object(share)
+    entries: list = [None] * len(infos)
+    for source_rank, part in enumerate(shares):
+        if isinstance(part, Exception):
+            raise part
+        entries[source_rank::world_size] = part
     return entries
 
 
@@ -217,20 +240,22 @@ def _entry_images(infos: Sequence[dict]) -> np.ndarray:
     return np.fromiter((ids.setdefault(path, len(ids)) for path in paths), dtype=np.int64, count=len(paths))
 
 
-def _compute_class_counts(dataset, source: str, cache_dir: Optional[str], workers: int,
-                          backend_args: Optional[dict]) -> Tuple[str, List[ClassCounts], np.ndarray, np.ndarray]:
-    """The class source used (``'auto'`` resolved), the classes of every distinct entry, the
-    entry of every index (see :func:`_dataset_infos`) and the image of every entry."""
+def _index_plan(dataset, source: str, cache_dir: Optional[str]) -> Tuple[List[dict], tuple]:
+    """The data infos, and what every rank needs: the class source used (``'auto'``
+    resolved), the classes of every distinct entry (None where label maps are still to be
+    read), the entry of every index (see :func:`_dataset_infos`), the image of every entry,
+    and where to cache label maps' classes once read."""
     infos, index = _dataset_infos(dataset)
     if not len(index):
         raise ValueError('train_dataloader.dataset is empty: nothing to pair')
     if source == 'auto':
         source = _detect_source(infos[0])
+    cache: tuple = ()
     if source == 'instances':
         entries = [_instance_classes(info) for info in infos]
     else:
-        entries = _scan_seg_maps(infos, cache_dir, workers, backend_args)
-    return source, entries, index, _entry_images(infos)
+        entries, cache = _cached_seg_maps(infos, cache_dir)
+    return infos, (source, entries, index, _entry_images(infos), cache)
 
 
 def background_class_ids(dataset, background_classes: Union[str, Sequence[int], None]) -> List[int]:
@@ -256,8 +281,8 @@ def dataset_class_index(dataset,
     """Foreground classes of every image of ``dataset``, most prominent first, and which
     indices read the same image.
 
-    Under distributed training rank 0 computes (or loads) the index and broadcasts it,
-    so label maps are read once and the cache is written by one process.
+    Under distributed training rank 0 builds (or loads) the index and broadcasts it; label
+    maps not cached yet are read by all ranks, a share each, and rank 0 writes the cache.
 
     Args:
         dataset: An MMEngine dataset (or ``ConcatDataset``/``RepeatDataset`` wrapper).
@@ -277,10 +302,11 @@ def dataset_class_index(dataset,
     if cache_dir is None:
         cache_dir = default_cache_dir()
     rank, world_size = get_dist_info()
-    payload: list = [None]
+    infos, payload = None, [None]
     if rank == 0:
         try:
-            payload = [_compute_class_counts(dataset, source, cache_dir, workers, backend_args)]
+            infos, plan = _index_plan(dataset, source, cache_dir)
+            payload = [plan]
         except Exception as error:  # noqa: BLE001 - every rank re-raises it below
             if world_size == 1:
                 raise
@@ -289,7 +315,13 @@ def dataset_class_index(dataset,
         broadcast_object_list(payload, src=0)
     if isinstance(payload[0], Exception):
         raise payload[0]
-    resolved_source, entries, index, entry_images = payload[0]
+    resolved_source, entries, index, entry_images, cache = payload[0]
+    if entries is None:  # label maps not cached yet
+        if infos is None:
+            infos = _dataset_infos(dataset)[0]
+        entries = _read_seg_maps_across_ranks(infos, workers, backend_args, rank, world_size)
+        if rank == 0 and cache:
+            _save_cache(*cache, entries)
     excluded = set(background_class_ids(dataset, background_classes))
     if resolved_source == 'seg_map':
         excluded.add(int(ignore_index))

@@ -238,3 +238,51 @@ def test_dataset_without_labels_is_rejected():
 
     with pytest.raises(ValueError, match='seg_map_path'):
         dataset_class_index(Plain())
+
+
+def _index_on_rank(rank, store, datasets, cache_dir, results):
+    """One of two gloo processes: the class index of each dataset, and the maps this rank read."""
+    import torch.distributed as dist
+    dist.init_process_group('gloo', init_method=f'file://{store}', rank=rank, world_size=2)
+    reads = []
+
+    def counted(path, *args):
+        reads.append(path)
+        return read_label_classes(path, *args)
+
+    class_index.read_label_classes = counted
+    outcome = []
+    for dataset in datasets:
+        reads.clear()
+        try:
+            sets = [s.tolist() for s in dataset_class_index(dataset, cache_dir=cache_dir).class_sets]
+            outcome.append(dict(sets=sets, reads=list(reads)))
+        except OSError as error:
+            outcome.append(dict(error=str(error), reads=list(reads)))
+    with open(os.path.join(results, f'{rank}.json'), 'w') as file:
+        json.dump(outcome, file)
+    dist.destroy_process_group()
+
+
+@pytest.mark.timeout(120)
+def test_ranks_read_a_share_of_the_label_maps_each(tmp_path):
+    """Under distributed training the first scan is shared: each rank reads every other map and
+    both get the whole index; rank 0 caches it, and the next run reads nothing. A map no rank
+    can read fails every rank (none waits for ever), naming the file."""
+    import torch.multiprocessing as mp
+    maps = [np.full((2, 3), label) for label in (1, 2, 3, 1, 0)]
+    (tmp_path / 'maps').mkdir()
+    dataset = LabelMapDataset(write_maps(str(tmp_path / 'maps'), maps))
+    broken = LabelMapDataset(dataset.paths[:3] + [str(tmp_path / 'missing.png')])
+    results = tmp_path / 'results'
+    results.mkdir()
+    mp.spawn(_index_on_rank, args=(str(tmp_path / 'store'), [dataset, dataset, broken], str(tmp_path / 'cache'),
+                                   str(results)), nprocs=2)
+    outcome = [json.load(open(results / f'{rank}.json')) for rank in (0, 1)]
+    expected = [[1], [2], [3], [1], []]
+    for rank in (0, 1):
+        first, second, failed = outcome[rank]
+        assert first == dict(sets=expected, reads=dataset.paths[rank::2])
+        assert second == dict(sets=expected, reads=[])  # the cache rank 0 wrote
+        assert 'missing.png' in failed['error']
+    assert len(os.listdir(tmp_path / 'cache')) == 1
