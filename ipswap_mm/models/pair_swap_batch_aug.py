@@ -100,7 +100,9 @@ class PairSwapBatchAug(nn.Module):
         if self.check_finite:
             self.check_inputs_finite(inputs, data_samples)
         height, width = inputs.shape[-2:]
-        image_hw = [tuple(sample.metainfo.get('img_shape', (height, width)))[:2] for sample in data_samples]
+        # the pipeline's padding, where it is known (``ips_valid_shape``), as well as the batch's
+        image_hw = [tuple(meta.get('ips_valid_shape') or meta.get('img_shape', (height, width)))[:2]
+                    for meta in (sample.metainfo for sample in data_samples)]
         valid = pair_valid_hw(image_hw)
         valid_hw = None
         if any(hw != (height, width) for hw in valid):

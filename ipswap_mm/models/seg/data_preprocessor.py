@@ -3,9 +3,33 @@ from __future__ import annotations
 
 from typing import List, Optional, Sequence, Tuple
 
+import torch
 from mmseg.models import SegDataPreProcessor
 from mmseg.registry import MODELS
 from torch import Tensor, nn
+
+VALID_SHAPE_KEY = 'ips_valid_shape'
+
+
+def mark_pipeline_padding(data_samples: Sequence, pad_value: int) -> None:
+    """Give every sample the training pipeline padded the metainfo ``ips_valid_shape``.
+
+    A ``Pad`` in the pipeline (``pascal_voc12_aug.py`` pads every crop to 512x512) reports
+    the padded size as ``img_shape``, and the swap would take its padding for image. It
+    pads at the bottom and right, labels with ``pad_value``; ``ips_valid_shape`` ends after
+    the last row and column holding another label, so trailing rows and columns that are
+    all padding (or all ignored) are never swapped. Read on the host before the batch
+    goes to its device: no device work, no sync. Samples without ``pad_shape`` (the
+    pipeline did not pad) are left alone.
+    """
+    for sample in data_samples:
+        if 'pad_shape' not in sample.metainfo or 'gt_sem_seg' not in sample:
+            continue
+        labeled = sample.gt_sem_seg.data[0] != pad_value  # (H, W)
+        rows = torch.nonzero(labeled.any(1))
+        cols = torch.nonzero(labeled.any(0))
+        valid = (int(rows[-1]) + 1, int(cols[-1]) + 1) if len(rows) else (0, 0)
+        sample.set_metainfo({VALID_SHAPE_KEY: valid})
 
 
 class BatchAugmentSequence(nn.Module):
@@ -27,8 +51,10 @@ class BatchAugSegDataPreProcessor(SegDataPreProcessor):
 
     MMSegmentation 1.2.2 stores the ``batch_augments`` configs unbuilt and then calls the
     list, which fails; this subclass builds them (``MODELS.build``) and applies them in
-    order during training. Everything else is inherited unchanged, so a checkpoint's
-    keys are those of the stock preprocessor (it has no parameters).
+    order during training. In training with batch augmentations it also marks, on the
+    host, where the pipeline padded each sample (:func:`mark_pipeline_padding`, with
+    ``seg_pad_val``). Everything else is inherited unchanged, so a checkpoint's keys are
+    those of the stock preprocessor (it has no parameters).
 
     Args:
         batch_augments: Configs of batch augmentations, e.g. ``[dict(type='SegPatchSwap')]``.
@@ -47,3 +73,8 @@ class BatchAugSegDataPreProcessor(SegDataPreProcessor):
                 augment.check_input_size(self.size, f'model.data_preprocessor.size; '
                                          f'batch_augments[{index}].patch_size')
         self.batch_augments = BatchAugmentSequence(augments)
+
+    def forward(self, data: dict, training: bool = False) -> dict:
+        if training and self.batch_augments is not None:
+            mark_pipeline_padding(data.get('data_samples') or (), self.seg_pad_val)
+        return super().forward(data, training)

@@ -24,7 +24,8 @@ class SegPatchSwap(PairSwapBatchAug):
     and normalisation, on the batch's device, and only in training.
 
     Reads: ``inputs`` ``(2P, C, H, W)``; every data sample's ``gt_sem_seg`` (and
-    ``gt_depth_map``, ``gt_edge_map`` when present) ``(1, H, W)`` and metainfo ``img_shape``.
+    ``gt_depth_map``, ``gt_edge_map`` when present) ``(1, H, W)`` and metainfo ``img_shape``
+    and, where the pipeline padded, ``ips_valid_shape`` (``BatchAugSegDataPreProcessor``).
 
     Modifies: ``inputs`` (returned as a new tensor), ``gt_sem_seg`` and ``gt_depth_map``
     (replaced): in every swapped cell the two images of a pair exchange pixels and labels

@@ -50,6 +50,35 @@ def test_padding_is_never_swapped():
     assert torch.equal(out[0, :, :16, :24], inputs[1, :, :16, :24])
 
 
+def test_padding_the_pipeline_added_is_never_swapped():
+    """``pascal_voc12_aug.py`` pads every crop in the pipeline (``Pad``), which reports the
+    padded size as ``img_shape``: the preprocessor finds the padding in the label map."""
+    from mmcv.transforms import Pad
+    from mmseg.datasets.transforms import PackSegInputs
+    rng = np.random.default_rng(0)
+    samples, images = [], []
+    for height, width in [(32, 32), (20, 12)]:  # the second image: 12 rows, 20 columns of padding
+        labels = rng.integers(1, 5, (height, width)).astype(np.uint8)
+        labels[-1, :3] = 255  # ignored pixels inside the image stay image
+        results = dict(img=rng.integers(0, 255, (height, width, 3)).astype(np.uint8), gt_seg_map=labels,
+                       seg_fields=['gt_seg_map'], img_shape=(height, width), ori_shape=(height, width))
+        packed = PackSegInputs()(Pad(size=(32, 32), pad_val=dict(img=0, seg=255))(results))
+        assert packed['data_samples'].img_shape == (32, 32)  # Pad's: the padded size
+        images.append(packed['inputs'].float())
+        samples.append(packed['data_samples'])
+    original = [sample.gt_sem_seg.data.clone() for sample in samples]
+    preprocessor = BatchAugSegDataPreProcessor(
+        mean=[0, 0, 0], std=[1, 1, 1], size=(32, 32),
+        batch_augments=[dict(type='SegPatchSwap', patch_size=4, swap_prob=1.0, swap_ratio=1.0)])
+    out = preprocessor(dict(inputs=images, data_samples=samples), training=True)
+    swapped = [sample.gt_sem_seg.data for sample in out['data_samples']]
+    assert [sample.ips_valid_shape for sample in out['data_samples']] == [(32, 32), (20, 12)]
+    assert torch.equal(swapped[0][:, :20, :12], original[1][:, :20, :12])  # the shared image area moved
+    assert torch.equal(swapped[0][:, 20:], original[0][:, 20:]) and torch.equal(swapped[0][:, :, 12:],
+                                                                                original[0][:, :, 12:])
+    assert (swapped[0] != 255).sum() == (original[0] != 255).sum() - 3  # no labelled pixel became padding
+
+
 def test_label_map_of_another_size_names_the_key():
     inputs, samples = seg_batch(2, 16, 16)
     samples[1].gt_sem_seg = PixelData(data=torch.zeros(1, 16, 8, dtype=torch.long))
