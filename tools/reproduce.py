@@ -67,45 +67,80 @@ def variant_options(recipe: str, cfg_options: dict) -> dict:
                 ips=dict(cfg_options))
 
 
+LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+
+
 def check_recipe(recipe: str, cfg_options: dict = None, work_root: str = 'work_dirs/reproduce') -> None:
-    """Build both runs' models and training dataloaders and load a first training sample (of
-    every dataset a ``ConcatDataset`` joins);
-    raise naming the missing data. The IPS run's pair sampler scans the dataset's classes
-    once, into the cache the run will read (``<work_root>/<recipe>/ips/ipswap_cache``)."""
+    """Build both runs' models and their training, validation and test dataloaders, and load a
+    first sample of every dataset (each a ``ConcatDataset`` joins) and the evaluators'
+    annotation files; raise naming the missing data and the ``data_root`` keys to set. The IPS
+    run's pair sampler scans the dataset's classes once, into the cache the run will read
+    (``<work_root>/<recipe>/ips/ipswap_cache``)."""
     from mmengine.registry import MODELS, init_default_scope
     from mmengine.runner import Runner
 
     import ipswap_mm  # noqa: F401
-    from ipswap_mm.synthetic.small_run import leaf_datasets
     spec = RECIPES[recipe]
     for variant, options in variant_options(recipe, cfg_options or {}).items():
         cfg = load_config(spec[variant], options)
         init_default_scope(cfg.get('default_scope', spec['scope']))
         MODELS.build(cfg.model)
-        loader_cfg = copy.deepcopy(cfg.train_dataloader)
-        sampler = loader_cfg.get('sampler') or {}
-        if sampler.get('type') == 'IntraClassPairSampler' and sampler.get('cache_dir') is None:
-            sampler['cache_dir'] = osp.join(work_root, recipe, variant, 'ipswap_cache')
-        try:
-            loader = Runner.build_dataloader(loader_cfg, seed=0)
-            for part in getattr(loader.dataset, 'datasets', [loader.dataset]):  # ConcatDataset: each part
-                part[0]  # reads an image and its annotations through the pipeline
-        except (AssertionError, OSError) as error:  # MMSegmentation asserts the image folder exists
-            roots = sorted({d.get('data_root', '') for d in leaf_datasets(cfg.train_dataloader.dataset)})
-            missing = missing_paths(cfg.train_dataloader.dataset)
-            detail = str(error) or (f'missing: {", ".join(missing)}' if missing else type(error).__name__)
-            raise SystemExit(f'{recipe}: the {spec["data"]} data was not found ({detail}). Put it under '
-                             f'{", ".join(roots)} relative to {os.getcwd()} (the layout of the MMSegmentation / '
-                             'MMDetection dataset docs), or pass --cfg-options with the data_root keys.') from error
-        print(f'{recipe} {variant}: {spec[variant]} builds (model, training dataloader, a first sample), '
-              f'{len(loader.dataset)} training images')
+        sizes = {}
+        for name in LOADERS:
+            if not cfg.get(name):
+                continue
+            loader_cfg = copy.deepcopy(cfg[name])
+            sampler = loader_cfg.get('sampler') or {}
+            if sampler.get('type') == 'IntraClassPairSampler' and sampler.get('cache_dir') is None:
+                sampler['cache_dir'] = osp.join(work_root, recipe, variant, 'ipswap_cache')
+            try:
+                loader = Runner.build_dataloader(loader_cfg, seed=0)
+                for part in getattr(loader.dataset, 'datasets', [loader.dataset]):  # ConcatDataset: each part
+                    part[0]  # reads an image and its annotations through the pipeline
+                evaluator = cfg.get(name.replace('dataloader', 'evaluator'))
+                for metric in evaluator if isinstance(evaluator, (list, tuple)) else [evaluator or {}]:
+                    if metric.get('ann_file') and not osp.exists(metric['ann_file']):
+                        raise FileNotFoundError(f'the evaluator\'s ann_file {metric["ann_file"]}')
+            except (AssertionError, OSError) as error:  # MMSegmentation asserts the image folder exists
+                roots = sorted({d.get('data_root', '') for _, d in leaf_dataset_keys(cfg[name].dataset)})
+                missing = missing_paths(cfg[name].dataset)
+                detail = str(error) or (f'missing: {", ".join(missing)}' if missing else type(error).__name__)
+                keys = [f'{key}=...' for key in data_root_keys(cfg)]
+                raise SystemExit(f'{recipe}: the {spec["data"]} data was not found ({detail}). Put it under '
+                                 f'{", ".join(roots)} relative to {os.getcwd()} (the layout of the MMSegmentation '
+                                 '/ MMDetection dataset docs), or point the config at it: --cfg-options '
+                                 f'{" ".join(keys)}') from error
+            sizes[name.split('_')[0]] = len(loader.dataset)
+        print(f'{recipe} {variant}: {spec[variant]} builds (model; training, validation and test dataloaders, '
+              f'a first sample of each), images: ' + ', '.join(f'{split} {size}' for split, size in sizes.items()))
+
+
+def leaf_dataset_keys(dataset_cfg, prefix: str = 'dataset') -> list:
+    """``(dotted key, config)`` of every plain dataset inside ``dataset_cfg`` (wrappers opened)."""
+    if 'datasets' in dataset_cfg:
+        return [leaf for index, child in enumerate(dataset_cfg['datasets'])
+                for leaf in leaf_dataset_keys(child, f'{prefix}.datasets.{index}')]
+    if 'dataset' in dataset_cfg:
+        return leaf_dataset_keys(dataset_cfg['dataset'], f'{prefix}.dataset')
+    return [(prefix, dataset_cfg)]
+
+
+def data_root_keys(cfg) -> list:
+    """The ``--cfg-options`` keys of every dataset's ``data_root`` in the three dataloaders, and
+    of the evaluators' ``ann_file`` (COCO metrics read the annotations themselves)."""
+    keys = [f'{name}.{key}.data_root' for name in LOADERS if cfg.get(name)
+            for key, _ in leaf_dataset_keys(cfg[name].dataset)]
+    for name in ('val_evaluator', 'test_evaluator'):
+        evaluator = cfg.get(name) or {}
+        if isinstance(evaluator, dict) and evaluator.get('ann_file'):
+            keys.append(f'{name}.ann_file')
+    return keys
 
 
 def missing_paths(dataset_cfg) -> list:
-    """The annotation files and data folders a training dataset config names that do not exist."""
-    from ipswap_mm.synthetic.small_run import leaf_datasets
+    """The annotation files and data folders a dataset config names that do not exist."""
     paths = []
-    for leaf in leaf_datasets(dataset_cfg):
+    for _, leaf in leaf_dataset_keys(dataset_cfg):
         root = leaf.get('data_root', '')
         names = [leaf.get('ann_file') or '', *(leaf.get('data_prefix') or {}).values()]
         paths += [osp.join(root, name) for name in names if name and not osp.exists(osp.join(root, name))]

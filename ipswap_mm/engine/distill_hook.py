@@ -65,7 +65,8 @@ class IPSDistillHook(Hook):
                              f'got {warmup_iters!r}')
         self.loss_cfg = dict(type='PairKLDivLoss') if loss is None else dict(loss)
         self.warmup_iters = warmup_iters
-        self.loss: Optional[nn.Module] = None
+        # built with the hook, so that a bad loss option fails before the dataset scan and the weights
+        self.loss: nn.Module = MODELS.build(self.loss_cfg)
         self._pair_logits = None
         self._handle = None
         self._scale = 1.0
@@ -105,7 +106,6 @@ class IPSDistillHook(Hook):
     def attach(self, model: nn.Module) -> None:
         """Start adding the pair loss to ``model``'s training losses (no config checks)."""
         self.detach()
-        self.loss = MODELS.build(self.loss_cfg)
         self._pair_logits = build_pair_logits(model)
         self._handle = model.register_forward_hook(self._add_pair_loss, with_kwargs=True)
 

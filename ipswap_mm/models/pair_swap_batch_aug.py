@@ -1,10 +1,12 @@
 """Shared part of the registered batch augmentations: pairing checks, randomness, cells."""
 from __future__ import annotations
 
+import logging
 import math
 from typing import Sequence
 
 import torch
+from mmengine.logging import print_log
 from torch import Tensor, nn
 
 from ..core.patch_swap import PatchSwap, Ratio, pair_valid_hw
@@ -41,7 +43,11 @@ class PairSwapBatchAug(nn.Module):
                  allow_partial_grid: bool = False,
                  check_finite: bool = True) -> None:
         super().__init__()
-        self.swap = PatchSwap(patch_size, swap_prob, swap_ratio)
+        try:
+            self.swap = PatchSwap(patch_size, swap_prob, swap_ratio)
+        except ValueError as error:  # named as the config names it
+            raise ValueError(f'{type(self).__name__}.{error} (model.data_preprocessor.batch_augments)') from None
+        self._warned_small_batch = False
         self.allow_partial_grid = allow_partial_grid
         self.check_finite = check_finite
         self.generator = IterationGenerator(type(self).__name__)
@@ -100,6 +106,11 @@ class PairSwapBatchAug(nn.Module):
         if self.check_finite:
             self.check_inputs_finite(inputs, data_samples)
         height, width = inputs.shape[-2:]
+        if min(height, width) < self.swap.patch_size and not self._warned_small_batch:
+            self._warned_small_batch = True
+            print_log(f'{type(self).__name__}: the batch ({height}x{width}) is smaller than patch_size='
+                      f'{self.swap.patch_size}, so no cell is swapped; choose a patch_size below the input '
+                      'size (model.data_preprocessor.batch_augments)', logger='current', level=logging.WARNING)
         # the pipeline's padding, where it is known (``ips_valid_shape``), as well as the batch's
         image_hw = [tuple(meta.get('ips_valid_shape') or meta.get('img_shape', (height, width)))[:2]
                     for meta in (sample.metainfo for sample in data_samples)]

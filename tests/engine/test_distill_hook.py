@@ -143,6 +143,14 @@ def test_bad_warmup_names_the_key(value):
         IPSDistillHook(warmup_iters=value)
 
 
+@pytest.mark.parametrize('loss, error, key', [(dict(temperature=-1.0), ValueError, 'temperature'),
+                                               (dict(temprature=2.0), TypeError, 'temprature')])
+def test_bad_loss_options_fail_when_the_hook_is_built(loss, error, key):
+    """Before the runner reads the dataset or loads weights (the hook is built with the runner)."""
+    with pytest.raises(error, match=key):
+        IPSDistillHook(loss=dict(type='PairKLDivLoss', **loss))
+
+
 def loop_of(loop_type, loader):
     """A train loop of ``loop_type`` with only its dataloader (what the hook reads)."""
     loop = object.__new__(loop_type)

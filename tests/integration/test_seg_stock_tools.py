@@ -1,6 +1,8 @@
 """Stock MMSegmentation tools on the project's configs, on generated VOC data, on the CPU."""
 import os
 import os.path as osp
+import subprocess
+import sys
 
 import mmseg
 import pytest
@@ -39,6 +41,17 @@ def test_stock_test_evaluates_the_ips_checkpoint(trained):
     output = run_python([osp.join(STOCK_TOOLS, 'test.py'), config, checkpoint, '--work-dir', str(tmp / 'test')],
                  cwd=str(tmp))
     assert 'mIoU' in output
+
+
+@pytest.mark.timeout(300)
+def test_dist_test_evaluates_in_two_processes(trained):
+    """``tools/dist_test.sh CONFIG CHECKPOINT 2``: torchrun, gloo on the CPU, one mIoU."""
+    tmp, config, _, checkpoint = trained
+    result = subprocess.run(['bash', osp.join(REPO, 'tools', 'dist_test.sh'), config, checkpoint, '2', '--work-dir',
+                             str(tmp / 'dist_test')], cwd=str(tmp), capture_output=True, text=True, timeout=280,
+                            env={**os.environ, 'PYTHON': sys.executable, 'PORT': '29531'})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert 'mIoU' in result.stdout + result.stderr
 
 
 def test_checkpoint_loads_into_the_baseline_config(trained, voc_root):

@@ -30,8 +30,8 @@ def test_check_builds_both_runs_on_data_in_place(voc_root, tmp_path, monkeypatch
     voc_in_place(voc_root, tmp_path)
     monkeypatch.chdir(tmp_path)
     check_recipe('voc12aug_deeplabv3_r50', work_root='runs')
-    assert capsys.readouterr().out.count('builds (model, training dataloader, a first sample), 32 training '
-                                         'images') == 2  # train + aug lists
+    assert capsys.readouterr().out.count('builds (model; training, validation and test dataloaders, a first '
+                                         'sample of each), images: train 32, val 4, test 4') == 2  # train + aug lists
     # the IPS run's class index, scanned once by the check, where the run will read it
     assert len(os.listdir(tmp_path / 'runs' / 'voc12aug_deeplabv3_r50' / 'ips' / 'ipswap_cache')) == 1
 
@@ -47,6 +47,20 @@ def test_check_names_missing_files(voc_root, tmp_path, monkeypatch, capsys, fold
     with pytest.raises(SystemExit, match=rf'data was not found \({detail}\)\. Put it under data/'):
         check_recipe('voc12aug_deeplabv3_r50', work_root='runs')
     assert 'builds' not in capsys.readouterr().out
+
+
+def test_check_reads_the_validation_data_too_and_names_every_data_root_key(voc_root, tmp_path, monkeypatch,
+                                                                           capsys):
+    """Training data in place, the validation labels (``SegmentationClass``) not: a run would
+    fail at its first evaluation; the check fails now, with the keys that point a run at data."""
+    shutil.rmtree(voc_in_place(voc_root, tmp_path, copy=True) / 'SegmentationClass')
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit, match='SegmentationClass') as raised:
+        check_recipe('voc12aug_deeplabv3_r50', work_root='runs')
+    assert 'builds' not in capsys.readouterr().out
+    keys = ['train_dataloader.dataset.datasets.0.data_root', 'train_dataloader.dataset.datasets.1.data_root',
+            'val_dataloader.dataset.data_root', 'test_dataloader.dataset.data_root']
+    assert str(raised.value).endswith('--cfg-options ' + ' '.join(f'{key}=...' for key in keys))
 
 
 @pytest.mark.parametrize('recipe', ['voc12aug_deeplabv3_r101', 'coco_retinanet', 'voc0712_faster_rcnn'])

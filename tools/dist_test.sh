@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# Multi-process evaluation, as the stock script (environment: see dist_run.sh):
+#   tools/dist_test.sh CONFIG CHECKPOINT NUM_PROCESSES [test.py options]
+set -euo pipefail
+exec "$(dirname "$0")/dist_run.sh" test.py "$3" "$1" "$2" --launcher pytorch "${@:4}"
