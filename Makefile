@@ -36,9 +36,12 @@ $(TORCH_SPEC): FORCE
 	@mkdir -p $(VENV)
 	@test "$$(cat $@ 2>/dev/null)" = '$(TORCH)' || echo '$(TORCH)' > $@
 
+# The stamp holds the TORCH installed. Another TORCH is installed over it with --force-reinstall:
+# pip keeps an installed torch that has the version asked for, whatever its build (+cpu, +cu121).
 $(STAMP): setup.py requirements/build.txt requirements/mmcv.txt requirements/runtime.txt requirements/tests.txt $(TORCH_SPEC)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade "pip>=24"
+	test ! -f $@ || test "$$(cat $@)" = '$(TORCH)' || $(PIP) install -q --force-reinstall --no-deps $(TORCH)
 	$(PIP) install -q $(TORCH) -r requirements/build.txt
 	MMCV_WITH_OPS=1 $(PIP) install -q --no-build-isolation -r requirements/mmcv.txt
 	$(PY) -c "$$MMCV_OPS_MATCH_TORCH" 2>/dev/null || { \
@@ -48,7 +51,7 @@ $(STAMP): setup.py requirements/build.txt requirements/mmcv.txt requirements/run
 	$(PIP) install -q -r requirements/runtime.txt -r requirements/tests.txt
 	$(PIP) install -q --no-build-isolation --no-deps -e .
 	$(PY) -c "import mmcv.ops, mmseg, mmdet, ipswap_mm; print('ipswap_mm', ipswap_mm.__version__, 'installed in $(VENV)')"
-	touch $@
+	echo '$(TORCH)' > $@
 
 demo: install
 	$(PY) tools/demo.py

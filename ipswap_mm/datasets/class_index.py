@@ -22,7 +22,7 @@ import os
 import os.path as osp
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from mmengine.dist import all_gather_object, broadcast_object_list, get_dist_info
@@ -209,14 +209,16 @@ def _read_seg_maps(infos: Sequence[dict], workers: int, backend_args: Optional[d
         return list(pool.map(read, infos))
 
 
-def _read_seg_maps_across_ranks(infos: Sequence[dict], workers: int, backend_args: Optional[dict], rank: int,
-                                world_size: int) -> List[ClassCounts]:
+def _read_seg_maps_across_ranks(get_infos: Callable[[], Sequence[dict]], workers: int, backend_args: Optional[dict],
+                                rank: int, world_size: int) -> List[ClassCounts]:
     """Every rank reads every ``world_size``-th label map and all ranks get all of them: a
     large dataset's first scan is not one process's work while the others wait in a
-    collective that may time out (NCCL's watchdog). An error on any rank is raised on all."""
-    print_log(f'IntraClassPairSampler: scanning {len(infos)} label maps once for their classes'
-              + (f' ({world_size} ranks, a share each)' if world_size > 1 else ''), logger='current')
+    collective that may time out (NCCL's watchdog). An error on any rank, reading the
+    dataset's infos (``get_infos``) or a map, is raised on all."""
     try:
+        infos = get_infos()
+        print_log(f'IntraClassPairSampler: scanning {len(infos)} label maps once for their classes'
+                  + (f' ({world_size} ranks, a share each)' if world_size > 1 else ''), logger='current')
         share = _read_seg_maps(infos[rank::world_size], workers, backend_args)
     except Exception as error:  # noqa: BLE001 - every rank re-raises it below
         if world_size == 1:
@@ -225,10 +227,11 @@ def _read_seg_maps_across_ranks(infos: Sequence[dict], workers: int, backend_arg
     if world_size == 1:
         return share
     shares = all_gather_object(share)
-    entries: list = [None] * len(infos)
-    for source_rank, part in enumerate(shares):
+    for part in shares:
         if isinstance(part, Exception):
             raise part
+    entries: list = [None] * len(infos)
+    for source_rank, part in enumerate(shares):
         entries[source_rank::world_size] = part
     return entries
 
@@ -317,9 +320,8 @@ def dataset_class_index(dataset,
         raise payload[0]
     resolved_source, entries, index, entry_images, cache = payload[0]
     if entries is None:  # label maps not cached yet
-        if infos is None:
-            infos = _dataset_infos(dataset)[0]
-        entries = _read_seg_maps_across_ranks(infos, workers, backend_args, rank, world_size)
+        entries = _read_seg_maps_across_ranks(lambda: infos if infos is not None else _dataset_infos(dataset)[0],
+                                              workers, backend_args, rank, world_size)
         if rank == 0 and cache:
             _save_cache(*cache, entries)
     excluded = set(background_class_ids(dataset, background_classes))

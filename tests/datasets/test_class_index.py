@@ -242,8 +242,11 @@ def test_dataset_without_labels_is_rejected():
 
 def _index_on_rank(rank, store, datasets, cache_dir, results):
     """One of two gloo processes: the class index of each dataset, and the maps this rank read."""
+    from datetime import timedelta
+
     import torch.distributed as dist
-    dist.init_process_group('gloo', init_method=f'file://{store}', rank=rank, world_size=2)
+    dist.init_process_group('gloo', init_method=f'file://{store}', rank=rank, world_size=2,
+                            timeout=timedelta(seconds=30))  # a rank left waiting fails the test, not hangs it
     reads = []
 
     def counted(path, *args):
@@ -264,25 +267,38 @@ def _index_on_rank(rank, store, datasets, cache_dir, results):
     dist.destroy_process_group()
 
 
+class UnreadableOnRankOne(LabelMapDataset):
+    """A dataset whose annotation file only rank 0's node can open (it is read lazily)."""
+
+    def get_data_info(self, index):
+        import torch.distributed as dist
+        if dist.get_rank() == 1:
+            raise FileNotFoundError('rank 1 cannot open the annotation file')
+        return super().get_data_info(index)
+
+
 @pytest.mark.timeout(120)
 def test_ranks_read_a_share_of_the_label_maps_each(tmp_path):
     """Under distributed training the first scan is shared: each rank reads every other map and
     both get the whole index; rank 0 caches it, and the next run reads nothing. A map no rank
-    can read fails every rank (none waits for ever), naming the file."""
+    can read, or a dataset one rank cannot list, fails every rank (none waits for ever), naming
+    the file."""
     import torch.multiprocessing as mp
     maps = [np.full((2, 3), label) for label in (1, 2, 3, 1, 0)]
     (tmp_path / 'maps').mkdir()
     dataset = LabelMapDataset(write_maps(str(tmp_path / 'maps'), maps))
     broken = LabelMapDataset(dataset.paths[:3] + [str(tmp_path / 'missing.png')])
+    lazy = UnreadableOnRankOne(dataset.paths[:2])
     results = tmp_path / 'results'
     results.mkdir()
-    mp.spawn(_index_on_rank, args=(str(tmp_path / 'store'), [dataset, dataset, broken], str(tmp_path / 'cache'),
-                                   str(results)), nprocs=2)
+    mp.spawn(_index_on_rank, args=(str(tmp_path / 'store'), [dataset, dataset, broken, lazy],
+                                   str(tmp_path / 'cache'), str(results)), nprocs=2)
     outcome = [json.load(open(results / f'{rank}.json')) for rank in (0, 1)]
     expected = [[1], [2], [3], [1], []]
     for rank in (0, 1):
-        first, second, failed = outcome[rank]
+        first, second, failed, failed_on_one_rank = outcome[rank]
         assert first == dict(sets=expected, reads=dataset.paths[rank::2])
         assert second == dict(sets=expected, reads=[])  # the cache rank 0 wrote
         assert 'missing.png' in failed['error']
+        assert 'rank 1 cannot open the annotation file' in failed_on_one_rank['error']
     assert len(os.listdir(tmp_path / 'cache')) == 1

@@ -40,13 +40,16 @@ def install(checkout, *args):
 def test_install_runs_once_per_torch_build(checkout):
     first = install(checkout)
     assert '-m pip install -q torch==2.13.0 -r requirements/build.txt' in first
+    assert not any('--force-reinstall' in call for call in first)
     assert install(checkout) == []  # installed: nothing to do
     time.sleep(1.1)  # a new mtime for the recorded TORCH
-    switched = install(checkout, 'TORCH=torch==2.4.1 --extra-index-url https://example.invalid/cu121')
-    assert '-m pip install -q torch==2.4.1 --extra-index-url https://example.invalid/cu121 -r requirements/build.txt' \
-        in switched
-    assert not any('--force-reinstall' in call for call in switched)  # mmcv's ops fit: not rebuilt
-    assert install(checkout, 'TORCH=torch==2.4.1 --extra-index-url https://example.invalid/cu121') == []
+    cuda = 'torch==2.13.0 --extra-index-url https://example.invalid/cu121'  # the same version, another build
+    switched = install(checkout, f'TORCH={cuda}')
+    # pip would keep the installed torch 2.13.0 (+cpu) as it is: installed over it
+    assert switched.index(f'-m pip install -q --force-reinstall --no-deps {cuda}') \
+        < switched.index(f'-m pip install -q {cuda} -r requirements/build.txt')
+    assert not any('requirements/mmcv.txt' in call and '--force-reinstall' in call for call in switched)  # ops fit
+    assert install(checkout, f'TORCH={cuda}') == []
 
 
 def test_mmcv_built_for_another_torch_is_rebuilt(checkout):
