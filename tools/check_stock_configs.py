@@ -6,8 +6,9 @@ the ``IPS block`` markers of ``configs/ipswap_mask-rcnn_r50_fpn_1x_coco.py`` or
 ``custom_hooks`` and ``batch_augments``, are kept and the block's entries appended, as the
 README's ``_base_`` form does), ``swap_prob=1``, the model as the config builds it with
 random weights (no pretrained download; SyncBN as BN), then one ``train_step`` on a
-generated batch of pairs that share a class: images of ``--size`` pixels with boxes,
-instance masks and a semantic map (detection) or label maps (segmentation).
+generated batch of pairs that share a class: images of ``--size`` pixels with boxes, and
+the instance masks and semantic map the config's training pipeline loads (detection), or
+label maps (segmentation).
 
 A config ends as one of:
 
@@ -32,7 +33,7 @@ import os.path as osp
 import sys
 import time
 import traceback
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 import torch
@@ -86,6 +87,7 @@ DET_CONFIGS = [
     ('centernet/centernet-update_r50-caffe_fpn_ms-1x_coco.py', 128),
     ('tood/tood_r50_fpn_1x_coco.py', 128),
     ('yolox/yolox_s_8xb8-300e_coco.py', 128),
+    ('rtmdet/rtmdet_tiny_8xb32-300e_coco.py', 128),  # boxes only: the batch has no masks
     ('rtmdet/rtmdet-ins_tiny_8xb32-300e_coco.py', 128),
     ('condinst/condinst_r50_fpn_ms-poly-90k_coco_instance.py', 128),
     ('yolact/yolact_r50_1xb8-55e_coco.py', 128),
@@ -203,9 +205,27 @@ def _num_classes(model, default: int = 80) -> int:
     return default
 
 
-def det_batch(size: int, num_classes: int, batch: int = 4, seed: int = 0) -> dict:
-    """``batch`` images as ``PackDetInputs`` makes them, pairs sharing class 0: boxes, bitmap
-    masks (the boxes filled), empty ignored instances and a semantic map."""
+def pipeline_annotations(cfg) -> Tuple[bool, bool]:
+    """Whether the training pipeline loads instance masks and a semantic map
+    (``LoadAnnotations(with_mask=..., with_seg=...)``, ``LoadPanopticAnnotations``): a box-only
+    detector's batch has neither (RTMDet's assigner reads masks as tensors where there are any)."""
+    from ipswap_mm.synthetic.small_run import leaf_datasets
+    with_mask = with_seg = False
+    for leaf in leaf_datasets(cfg.train_dataloader.dataset):
+        for step in leaf.get('pipeline', []):
+            if step.get('type') == 'LoadPanopticAnnotations':
+                with_mask |= step.get('with_mask', True)
+                with_seg |= step.get('with_seg', True)
+            elif step.get('type') == 'LoadAnnotations':
+                with_mask |= step.get('with_mask', False)
+                with_seg |= step.get('with_seg', False)
+    return with_mask, with_seg
+
+
+def det_batch(size: int, num_classes: int, batch: int = 4, seed: int = 0, with_mask: bool = True,
+              with_seg: bool = True) -> dict:
+    """``batch`` images as ``PackDetInputs`` makes them, pairs sharing class 0: boxes, empty
+    ignored instances and, if asked for, bitmap masks (the boxes filled) and a semantic map."""
     from mmdet.structures import DetDataSample
     from mmdet.structures.bbox import HorizontalBoxes
     from mmdet.structures.mask import BitmapMasks
@@ -227,11 +247,14 @@ def det_batch(size: int, num_classes: int, batch: int = 4, seed: int = 0) -> dic
         sample = DetDataSample(metainfo=dict(img_shape=(size, size), ori_shape=(size, size), pad_shape=(size, size),
                                              scale_factor=(1.0, 1.0), batch_input_shape=(size, size)))
         sample.gt_instances = InstanceData(bboxes=HorizontalBoxes(torch.from_numpy(boxes)),
-                                           labels=torch.from_numpy(labels).long(), masks=BitmapMasks(masks, size, size))
+                                           labels=torch.from_numpy(labels).long())
         sample.ignored_instances = InstanceData(bboxes=HorizontalBoxes(torch.zeros(0, 4)),
-                                                labels=torch.zeros(0, dtype=torch.long),
-                                                masks=BitmapMasks(np.zeros((0, size, size), np.uint8), size, size))
-        sample.gt_sem_seg = PixelData(sem_seg=torch.from_numpy(semantic))
+                                                labels=torch.zeros(0, dtype=torch.long))
+        if with_mask:
+            sample.gt_instances.masks = BitmapMasks(masks, size, size)
+            sample.ignored_instances.masks = BitmapMasks(np.zeros((0, size, size), np.uint8), size, size)
+        if with_seg:
+            sample.gt_sem_seg = PixelData(sem_seg=torch.from_numpy(semantic))
         samples.append(sample)
         inputs.append(torch.from_numpy(rng.integers(0, 256, (3, size, size))).to(torch.uint8))
     return dict(inputs=inputs, data_samples=samples)
@@ -329,7 +352,8 @@ def train_one_step(config: str, task: str, size: int, with_ips: bool = True, see
                 hook = IPSDistillHook(**{k: v for k, v in ips_hook.items() if k != 'type'})
                 hook.attach(model)
             if task == 'det':
-                batch = det_batch(size, _num_classes(model), seed=seed)
+                with_mask, with_seg = pipeline_annotations(cfg)
+                batch = det_batch(size, _num_classes(model), seed=seed, with_mask=with_mask, with_seg=with_seg)
             else:
                 edge_width = pipeline_edge_width(cfg, model if with_ips else None)
                 batch = seg_batch(size, _num_classes(model), seed=seed, ignored=ignored, edge_width=edge_width)

@@ -48,3 +48,20 @@ def test_rows_and_files(tmp_path):
     assert 'no_such/config.py' in rows[3]['message']
     assert json.loads(out.read_text())['rows'] == rows
     assert 'CenterNetHead' in (tmp_path / 'rows.md').read_text()
+
+
+def test_the_batch_holds_what_the_training_pipeline_loads():
+    """Masks and a semantic map only where the config's pipeline loads them (a box-only
+    detector never sees masks in training; RTMDet's assigner would read them as tensors)."""
+    from mmengine.hub import get_config
+
+    from tools.check_stock_configs import det_batch, pipeline_annotations
+    loads = {config: pipeline_annotations(get_config(f'mmdet::{config}'))
+             for config in ('rtmdet/rtmdet_tiny_8xb32-300e_coco.py', 'mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py',
+                            'htc/htc_r50_fpn_1x_coco.py', 'panoptic_fpn/panoptic-fpn_r50_fpn_1x_coco.py')}
+    assert list(loads.values()) == [(False, False), (True, False), (True, True), (True, True)]
+    boxes_only = det_batch(64, 3, with_mask=False, with_seg=False)['data_samples'][0]
+    assert 'masks' not in boxes_only.gt_instances and 'gt_sem_seg' not in boxes_only
+    full = det_batch(64, 3)['data_samples'][0]
+    assert len(full.gt_instances.masks) == len(full.gt_instances) and 'gt_sem_seg' in full
+
