@@ -27,6 +27,7 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from ipswap_mm.engine.cfg_options import ips_block_options  # noqa: E402
+from ipswap_mm.synthetic.small_run import leaf_dataset_keys  # noqa: E402
 
 VARIANTS = ('baseline', 'ips')
 
@@ -113,16 +114,6 @@ def check_recipe(recipe: str, cfg_options: dict = None, work_root: str = 'work_d
             sizes[name.split('_')[0]] = len(loader.dataset)
         print(f'{recipe} {variant}: {spec[variant]} builds (model; training, validation and test dataloaders, '
               f'a first sample of each), images: ' + ', '.join(f'{split} {size}' for split, size in sizes.items()))
-
-
-def leaf_dataset_keys(dataset_cfg, prefix: str = 'dataset') -> list:
-    """``(dotted key, config)`` of every plain dataset inside ``dataset_cfg`` (wrappers opened)."""
-    if 'datasets' in dataset_cfg:
-        return [leaf for index, child in enumerate(dataset_cfg['datasets'])
-                for leaf in leaf_dataset_keys(child, f'{prefix}.datasets.{index}')]
-    if 'dataset' in dataset_cfg:
-        return leaf_dataset_keys(dataset_cfg['dataset'], f'{prefix}.dataset')
-    return [(prefix, dataset_cfg)]
 
 
 def data_root_keys(cfg) -> list:

@@ -50,13 +50,19 @@ def leaf_datasets(dataset_cfg, single_repeat: bool = False) -> list:
     """The dataset configs inside wrapper configs (``ConcatDataset``'s ``datasets``,
     ``RepeatDataset``'s or ``ClassBalancedDataset``'s ``dataset``); a plain dataset config
     is its own leaf. ``single_repeat``: set every ``RepeatDataset``'s ``times`` to 1 on the way."""
+    return [leaf for _, leaf in leaf_dataset_keys(dataset_cfg, single_repeat=single_repeat)]
+
+
+def leaf_dataset_keys(dataset_cfg, prefix: str = 'dataset', single_repeat: bool = False) -> list:
+    """``(dotted key, config)`` of every leaf of :func:`leaf_datasets`, keys from ``prefix``."""
     if single_repeat and dataset_cfg.get('type') == 'RepeatDataset':
         dataset_cfg['times'] = 1
     if 'datasets' in dataset_cfg:
-        return [leaf for child in dataset_cfg['datasets'] for leaf in leaf_datasets(child, single_repeat)]
+        return [leaf for index, child in enumerate(dataset_cfg['datasets'])
+                for leaf in leaf_dataset_keys(child, f'{prefix}.datasets.{index}', single_repeat)]
     if 'dataset' in dataset_cfg:
-        return leaf_datasets(dataset_cfg['dataset'], single_repeat)
-    return [dataset_cfg]
+        return leaf_dataset_keys(dataset_cfg['dataset'], f'{prefix}.dataset', single_repeat)
+    return [(prefix, dataset_cfg)]
 
 
 def _evaluators(evaluator_cfg) -> list:
