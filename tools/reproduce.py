@@ -27,7 +27,7 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from ipswap_mm.engine.cfg_options import ips_block_options  # noqa: E402
-from ipswap_mm.synthetic.small_run import leaf_dataset_keys  # noqa: E402
+from ipswap_mm.synthetic.small_run import evaluator_keys, leaf_dataset_keys  # noqa: E402
 
 VARIANTS = ('baseline', 'ips')
 
@@ -98,8 +98,7 @@ def check_recipe(recipe: str, cfg_options: dict = None, work_root: str = 'work_d
                 loader = Runner.build_dataloader(loader_cfg, seed=0)
                 for part in getattr(loader.dataset, 'datasets', [loader.dataset]):  # ConcatDataset: each part
                     part[0]  # reads an image and its annotations through the pipeline
-                evaluator = cfg.get(name.replace('dataloader', 'evaluator'))
-                for metric in evaluator if isinstance(evaluator, (list, tuple)) else [evaluator or {}]:
+                for _, metric in evaluator_keys(cfg, name.replace('dataloader', 'evaluator')):
                     if metric.get('ann_file') and not osp.exists(metric['ann_file']):
                         raise FileNotFoundError(f'the evaluator\'s ann_file {metric["ann_file"]}')
             except (AssertionError, OSError) as error:  # MMSegmentation asserts the image folder exists
@@ -122,9 +121,7 @@ def data_root_keys(cfg) -> list:
     keys = [f'{name}.{key}.data_root' for name in LOADERS if cfg.get(name)
             for key, _ in leaf_dataset_keys(cfg[name].dataset)]
     for name in ('val_evaluator', 'test_evaluator'):
-        evaluator = cfg.get(name) or {}
-        if isinstance(evaluator, dict) and evaluator.get('ann_file'):
-            keys.append(f'{name}.ann_file')
+        keys += [f'{key}.ann_file' for key, evaluator in evaluator_keys(cfg, name) if evaluator.get('ann_file')]
     return keys
 
 

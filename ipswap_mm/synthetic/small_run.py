@@ -7,7 +7,7 @@ everything else stay as configured.
 from __future__ import annotations
 
 import os.path as osp
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 from mmengine.config import Config
 
@@ -65,8 +65,16 @@ def leaf_dataset_keys(dataset_cfg, prefix: str = 'dataset', single_repeat: bool 
     return [(prefix, dataset_cfg)]
 
 
-def _evaluators(evaluator_cfg) -> list:
-    return list(evaluator_cfg) if isinstance(evaluator_cfg, (list, tuple)) else [evaluator_cfg]
+def evaluator_keys(cfg, name: str) -> List[Tuple[str, dict]]:
+    """``[(key, evaluator config)]`` of ``cfg[name]``, one evaluator or a list of them (the key
+    ``val_evaluator`` or ``val_evaluator.<index>``, as ``--cfg-options`` names it); ``[]``
+    when the config has none."""
+    evaluator_cfg = cfg.get(name)
+    if not evaluator_cfg:
+        return []
+    if isinstance(evaluator_cfg, (list, tuple)):
+        return [(f'{name}.{index}', evaluator) for index, evaluator in enumerate(evaluator_cfg)]
+    return [(name, evaluator_cfg)]
 
 
 def shrink_det_config(cfg: Config, data_root: str, scale: Tuple[int, int], epochs: int, work_dir: str,
@@ -107,7 +115,7 @@ def shrink_det_config(cfg: Config, data_root: str, scale: Tuple[int, int], epoch
                 if step['type'] in RESIZE_STEPS and 'scale' in step:
                     step['scale'] = tuple(scale)
     for evaluator_key, loader in (('val_evaluator', 'val_dataloader'), ('test_evaluator', 'test_dataloader')):
-        for evaluator in _evaluators(cfg[evaluator_key]):
+        for _, evaluator in evaluator_keys(cfg, evaluator_key):
             if 'ann_file' in evaluator:
                 datasets = leaf_datasets(cfg[loader].dataset)
                 if len(datasets) != 1:

@@ -151,3 +151,17 @@ def test_slurm_scripts_start_the_tool_through_srun(tmp_path, gpus, per_node, scr
     third = '--work-dir=second arg' if tool == 'train.py' else 'second arg'
     assert args[10:] == ['/opt/py/bin/python', '-u', os.path.join(ROOT, 'tools', tool), 'my config.py', third,
                          '--launcher=slurm', '--cfg-options', 'a=1']
+
+
+def test_data_root_keys_name_each_evaluator_of_a_list_as_cfg_options_reaches_it():
+    from mmengine.config import Config
+
+    from tools.reproduce import data_root_keys
+    cfg = Config(dict(val_dataloader=dict(dataset=dict(type='CocoDataset', data_root='data/coco/')),
+                      val_evaluator=[dict(type='IoUMetric'), dict(type='CocoMetric', ann_file='a.json')],
+                      test_evaluator=dict(type='CocoMetric', ann_file='b.json')))
+    keys = data_root_keys(cfg)
+    assert keys == ['val_dataloader.dataset.data_root', 'val_evaluator.1.ann_file', 'test_evaluator.ann_file']
+    cfg.merge_from_dict({key: 'elsewhere' for key in keys})
+    assert cfg.val_evaluator[1].ann_file == cfg.test_evaluator.ann_file == 'elsewhere'
+    assert cfg.val_evaluator[0] == dict(type='IoUMetric')
