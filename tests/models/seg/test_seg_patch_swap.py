@@ -79,6 +79,22 @@ def test_padding_the_pipeline_added_is_never_swapped():
     assert (swapped[0] != 255).sum() == (original[0] != 255).sum() - 3  # no labelled pixel became padding
 
 
+def test_valid_shape_of_an_all_padding_sample_is_empty_and_unpadded_samples_are_left_alone():
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+
+    from ipswap_mm.models.seg.data_preprocessor import mark_pipeline_padding
+    samples = []
+    for rows, cols, padded in [(0, 0, True), (7, 1, True), (3, 3, False)]:
+        labels = torch.full((1, 8, 6), 255, dtype=torch.uint8)
+        labels[0, rows - 1 if rows else 0:rows, cols - 1 if cols else 0:cols] = 0  # the last labelled pixel
+        sample = SegDataSample(gt_sem_seg=PixelData(data=labels))
+        sample.set_metainfo(dict(pad_shape=(8, 6)) if padded else {})
+        samples.append(sample)
+    mark_pipeline_padding(samples, 255)
+    assert [sample.metainfo.get('ips_valid_shape') for sample in samples] == [(0, 0), (7, 1), None]
+
+
 def test_label_map_of_another_size_names_the_key():
     inputs, samples = seg_batch(2, 16, 16)
     samples[1].gt_sem_seg = PixelData(data=torch.zeros(1, 16, 8, dtype=torch.long))
