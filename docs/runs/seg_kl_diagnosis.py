@@ -24,14 +24,16 @@ import benchmark_accuracy as ba  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import ipswap_mm  # noqa: E402,F401
-from ipswap_mm.core.pair_kl import class_means, pair_kl_divergence  # noqa: E402
+from ipswap_mm.core.pair_kl import class_shares, pair_kl_divergence  # noqa: E402
 from ipswap_mm.engine import trusted_checkpoint_globals  # noqa: E402
 from ipswap_mm.models.seg.seg_pair_logits import cell_class_counts  # noqa: E402
 
 
 def own_class_prob(logits, weights):
     """``(P, 2, K)`` mean probability of each class over its own elements, in each view; ``(P, K)`` shared."""
-    means, counts = class_means(logits.double().softmax(1), weights.double())
+    shares, counts = class_shares(weights.double())
+    means = torch.bmm(logits.double().softmax(1), shares).transpose(1, 2)  # (N, K, C)
+    counts = counts[:, 0]
     return means.diagonal(dim1=1, dim2=2).unflatten(0, (-1, 2)), (counts.unflatten(0, (-1, 2)) > 0).all(1)
 
 

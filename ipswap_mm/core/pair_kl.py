@@ -4,7 +4,7 @@ Pure PyTorch. The two views of a pair show the same classes in different places,
 position-wise comparison is meaningless. Instead, for every class ``k`` present in both
 views, the *class-conditional predictive distribution* of a view is the mean of its
 predicted distributions over the elements (pixels, or ground-truth boxes) labelled ``k``.
-The view that is more confident on ``k`` (higher mean probability of ``k``) is the
+The view that is more confident on ``k`` (higher mean probability of ``k``, at T = 1) is the
 teacher for that class; its distribution is detached, and the student is pulled towards
 it with ``T^2 * KL(teacher || student)`` at temperature ``T``.
 """
@@ -40,23 +40,13 @@ def class_weights(labels: Tensor, num_classes: int, dtype: torch.dtype) -> Tenso
     return (labels.unsqueeze(-1) == classes).to(dtype)
 
 
-def class_means(probs: Tensor, weights: Tensor) -> Tuple[Tensor, Tensor]:
-    """Weighted mean predicted distribution of each class.
+def class_shares(weights: Tensor) -> Tuple[Tensor, Tensor]:
+    """``(N, M, K)`` share of every element in its class's mean (columns sum to 1, or are 0
+    for an absent class), and the total weights ``(N, 1, K)``.
 
-    Args:
-        probs: ``(N, C, M)`` per-element distributions (softmax over C, or C sigmoids).
-        weights: ``(N, M, K)`` from :func:`class_weights`.
-
-    Returns:
-        ``means (N, K, C)`` (zero for absent classes) and total weights ``counts (N, K)``.
+    ``torch.bmm(probs, shares)`` is then the ``(N, C, K)`` mean distribution of every class
+    over its elements, for ``probs`` ``(N, C, M)`` and ``weights`` from :func:`class_weights`.
     """
-    shares, counts = _class_shares(weights)
-    return torch.bmm(probs, shares).transpose(1, 2), counts[:, 0]
-
-
-def _class_shares(weights: Tensor) -> Tuple[Tensor, Tensor]:
-    """``(N, M, K)`` share of every element in its classes' means (columns sum to 1, or
-    are 0 for an absent class), and the total weights ``(N, 1, K)``."""
     counts = weights.sum(1, keepdim=True)  # (N, 1, K)
     # the floor only keeps an absent class's 0 / 0 at 0: a class whose weights total less
     # than 1 (fractional weights) is still a distribution
@@ -124,7 +114,7 @@ class _PairKL(torch.autograd.Function):
     def forward(ctx, logits: Tensor, labels: Tensor, num_classes: int, temperature: float, teacher: str,
                 use_sigmoid: bool, weighting: str, loss_weight: float) -> Tensor:
         values = logits if logits.dtype == torch.float64 else logits.double()
-        shares, counts = _class_shares(class_weights(labels, num_classes, values.dtype))  # (N, M, K), (N, 1, K)
+        shares, counts = class_shares(class_weights(labels, num_classes, values.dtype))  # (N, M, K), (N, 1, K)
         probs = _to_probs(values / temperature, use_sigmoid)  # (N, C, M)
         means = torch.bmm(probs, shares)  # (N, C, K)
         plain_means = means if temperature == 1 else torch.bmm(_to_probs(values, use_sigmoid), shares)
@@ -195,7 +185,8 @@ def pair_kl_divergence(logits: Tensor,
             pixels gets a few pixels' share. ``'classes'``: each counts the same, whatever
             its size (ours, both; the paper does not say).
         loss_weight: Multiplier of the result (and of its gradient), folded into the
-            ``T^2`` factor at no extra operation.
+            ``T^2`` factor at no extra operation. 1.0 here, the plain KL; the training
+            default is :class:`PairKLDivLoss`'s (0.1).
 
     Returns:
         Scalar (float32): ``loss_weight`` times the mean over (pair, shared class) of

@@ -70,9 +70,10 @@ def apply_resume(cfg: Config, resume: Optional[str]) -> None:
     a checkpoint path.
 
     ``'auto'`` with no checkpoint in the work dir yet (a preemptible job's first launch, whose
-    script always passes ``--resume``) leaves the config as it is, ``load_from`` included: the
-    stock ``train.py`` clears ``load_from`` and MMEngine, finding nothing to resume, then
-    trains from random weights without a word.
+    script always passes ``--resume``) leaves the config as it is, ``load_from`` included:
+    MMDetection's stock ``train.py`` clears ``load_from`` and MMEngine, finding nothing to
+    resume, then trains from random weights without a word; MMSegmentation's resumes from
+    ``load_from`` itself, also when the work dir holds a later checkpoint.
     """
     if resume is None:
         return

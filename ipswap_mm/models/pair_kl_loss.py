@@ -27,8 +27,9 @@ class PairKLDivLoss(nn.Module):
         teacher: ``'confidence'`` (per pair and class, the more confident view teaches,
             detached), ``'symmetric'`` (both directions, averaged) or ``'confident_correct'``
             (as ``'confidence'``, only for classes whose teacher mean predicts the class).
-        use_sigmoid: Sigmoid class scores instead of a softmax. ``None`` (default): as the
-            model's classifier scores them (sigmoid for most dense detectors).
+        use_sigmoid: ``None`` (default): score classes as the model's classifier does
+            (sigmoids for most dense detectors, a softmax otherwise). ``True`` or ``False``
+            only assert it: a value the classifier does not match is an error.
         weighting: ``'elements'`` (each shared class of a pair counts by its pixels, or
             boxes, in the student view, so every element counts once, as in the task loss)
             or ``'classes'`` (every shared class counts the same).
@@ -36,7 +37,7 @@ class PairKLDivLoss(nn.Module):
             to add it to the total.
         compile: Run the pair KL through ``torch.compile`` (``True``, or a dict of its
             arguments, e.g. ``dict(mode='max-autotune-no-cudagraphs')``): its forward and
-            gradient, about forty small operations, become a few fused kernels and three
+            gradient, about 45 small operations, become five fused kernels and three
             matrix products, for steps whose pace the host sets. The first step compiles
             (seconds); a new input shape (detection: another number of boxes) compiles once
             more, then shapes are dynamic. ``False`` (default): eager, as the rest of the model.

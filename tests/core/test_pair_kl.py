@@ -5,7 +5,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ipswap_mm.core.pair_kl import class_means, class_weights, pair_kl_divergence
+from ipswap_mm.core.pair_kl import class_shares, class_weights, pair_kl_divergence
 
 
 def reference_loss(logits, labels, num_classes, temperature, use_sigmoid=False, teacher='confidence',
@@ -188,6 +188,12 @@ def test_float32_and_finite_for_confident_half_precision_logits():
     labels = torch.zeros(2, 8, dtype=torch.long)
     loss = pair_kl_divergence(logits, labels, 2, temperature=1.0)
     assert loss.dtype == torch.float32 and torch.isfinite(loss) and loss.item() > 0
+
+
+def class_means(probs, weights):
+    """``(N, K, C)`` class means, as the loss computes them, and ``(N, K)`` total weights."""
+    shares, counts = class_shares(weights)
+    return torch.bmm(probs, shares).transpose(1, 2), counts[:, 0]
 
 
 def test_class_means_and_counts():
