@@ -17,11 +17,12 @@ from torch import Tensor
 
 TEACHER_RULES = ('confidence', 'symmetric', 'confident_correct')
 WEIGHTINGS = ('classes', 'elements')
-# Floor of the probabilities under a log: far below what a float64 softmax resolves in
-# practice (e^-230), so a student that gives a class 1e-20 still gets its gradient (a
-# floor of 1e-12 cut it off, and under-stated the KL, at low temperatures), and far above
-# 1e-308, so 1 / p stays finite.
-_EPS = 1e-100
+# Floor of the probabilities under a log: near the smallest normal float64 (2.2e-308),
+# far below what a float64 softmax of logit gaps under 690 resolves to, so a confidently
+# wrong student (a 1e-20, or at T = 0.1 a 1e-130) still gets its exact loss and gradient (a
+# floor of 1e-100 flattened both from a gap of 23 at T = 0.1; 1e-12 at T = 1); and
+# 1 / p <= 1e300 stays finite through the sums of the gradient (weights and shares <= 1).
+_EPS = 1e-300
 
 
 def class_weights(labels: Tensor, num_classes: int, dtype: torch.dtype) -> Tensor:
@@ -57,24 +58,26 @@ def _to_probs(logits: Tensor, use_sigmoid: bool) -> Tensor:
     return logits.sigmoid() if use_sigmoid else logits.softmax(dim=1)
 
 
-def _kl_from_partner(means: Tensor, use_sigmoid: bool) -> Tuple[Tensor, Tensor]:
+def _kl_from_partner(means: Tensor, absent_means: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
     """KL(partner || view) of every view's class means ``(P, 2, C, K)``, the partner (the
-    other view of the pair) taken as fixed; Bernoulli terms summed for sigmoids.
+    other view of the pair) taken as fixed; for sigmoids (``absent_means``, the class means
+    of ``1 - p``, computed as those of ``sigmoid(-z)``: ``1 - means`` rounds to 0 once a
+    sigmoid saturates, at ``z`` of 37 in float64), the Bernoulli KLs over (p, 1 - p), summed.
 
     Returns:
         ``kl (P, 2, K)``, which rounding can leave a hair below 0 (the caller clamps it),
-        and ``pull (P, 2, C, K)``, minus its derivative with respect to the view's means:
-        ``q / m`` (and ``- (1 - q) / (1 - m)`` for sigmoids), zero where ``m`` (``1 - m``)
-        is below the floor of the logs, as a clamp's gradient is.
+        and ``pull (P, 2, C, K)``, minus its derivative with respect to the view's means
+        (for sigmoids, the means of ``1 - p`` counted negatively): ``q / m``, zero where
+        ``m`` is below the floor of the logs, as a clamp's gradient is.
     """
-    if use_sigmoid:  # each sigmoid is a distribution over (p, 1 - p): one KL over both
-        means = torch.stack((means, 1 - means), 2)  # (P, 2, 2, C, K)
+    if absent_means is not None:  # each sigmoid is a distribution over (p, 1 - p): one KL over both
+        means = torch.stack((means, absent_means), 2)  # (P, 2, 2, C, K)
     probs = means.clamp(_EPS, 1.0)
     log_probs = probs.log()
     partner = probs.flip(1)
     kl = (partner * (log_probs.flip(1) - log_probs)).sum(tuple(range(2, means.dim() - 1)))
     pull = partner / probs * (means >= _EPS)
-    if use_sigmoid:
+    if absent_means is not None:
         pull_present, pull_absent = pull.unbind(2)
         pull = pull_present - pull_absent
     return kl, pull
@@ -117,12 +120,15 @@ class _PairKL(torch.autograd.Function):
         shares, counts = class_shares(class_weights(labels, num_classes, values.dtype))  # (N, M, K), (N, 1, K)
         probs = _to_probs(values / temperature, use_sigmoid)  # (N, C, M)
         means = torch.bmm(probs, shares)  # (N, C, K)
+        absent = (-values / temperature).sigmoid() if use_sigmoid else None  # 1 - probs, exact when saturated
+        absent_means = torch.bmm(absent, shares) if use_sigmoid else None
         plain_means = means if temperature == 1 else torch.bmm(_to_probs(values, use_sigmoid), shares)
         weight = _student_weight(plain_means, counts, teacher)  # (P, 2, K)
         if weighting == 'elements':  # each term by the student view's elements of the class
             weight = weight * counts.view_as(weight)
         # every view is compared with its partner; ``weight`` keeps the student's comparisons
-        kl, pull = _kl_from_partner(means.view(-1, 2, *means.shape[1:]), use_sigmoid)
+        pair_view = (-1, 2, *means.shape[1:])
+        kl, pull = _kl_from_partner(means.view(pair_view), absent_means.view(pair_view) if use_sigmoid else None)
         # the weighted mean over (pair, shared class); 0 where no class is shared
         weight = weight / weight.sum().clamp(min=torch.finfo(weight.dtype).tiny)
         # the loss weight joins T^2 in one Python number: no operation of its own, nor in the gradient
@@ -133,8 +139,8 @@ class _PairKL(torch.autograd.Function):
             # (or sigmoid): the pull on every probability, then through the softmax's (sigmoid's)
             # own backward, one kernel each
             pulls = torch.bmm((weight.unsqueeze(2) * pull).view_as(means), shares.transpose(1, 2))  # (N, C, M)
-            if use_sigmoid:
-                pulls = torch.ops.aten.sigmoid_backward(pulls, probs)
+            if use_sigmoid:  # sigmoid'(z) = p (1 - p), with 1 - p exact
+                pulls = pulls * probs * absent
             else:
                 pulls = torch._softmax_backward_data(pulls, probs, 1, probs.dtype)
             # kept in float64 until the incoming gradient (with an fp16 loss scale) is applied:
@@ -194,9 +200,9 @@ def pair_kl_divergence(logits: Tensor,
         when no class is shared by the two views of any pair.
 
     Precision: the probabilities, their class means and the KL are float64 (a few hundred
-    thousand values for a segmentation batch, far fewer for detection). In float32,
-    ``1 - p`` of a saturated sigmoid keeps only a few digits (1e-3 relative error at
-    ``p = 0.9999``), and the KL of near-equal views (an untrained model) rounds to 0.
+    thousand values for a segmentation batch, far fewer for detection). In float32 the
+    KL of near-equal views (an untrained model) rounds to 0. A sigmoid's ``1 - p`` is
+    ``sigmoid(-z)``: ``1 - p`` rounds to 0 from ``z = 37`` even in float64.
     """
     if teacher not in TEACHER_RULES:
         raise ValueError(f'teacher must be one of {TEACHER_RULES}, got {teacher!r}')

@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -24,31 +25,37 @@ def reference_loss(logits, labels, num_classes, temperature, use_sigmoid=False, 
                 plain = z.sigmoid() if use_sigmoid else z.softmax(0)
                 # a term's weight: 1, or with 'elements' the student view's elements of the class
                 size = int(members.sum()) if weighting == 'elements' else 1
-                views.append((soft.mean(1), plain.mean(1), size))
+                # for sigmoids also the mean of 1 - p, as sigmoid(-z): exact where 1 - p rounds
+                absent = (-z / temperature).sigmoid().mean(1) if use_sigmoid else None
+                views.append((soft.mean(1), plain.mean(1), size, absent))
             if len(views) < 2:
                 continue
-            (p_a, plain_a, size_a), (p_b, plain_b, size_b) = views
+            (p_a, plain_a, size_a, absent_a), (p_b, plain_b, size_b, absent_b) = views
             if teacher == 'symmetric':  # both directions, the teacher side detached, averaged
-                terms += [kl_divergence(p_a.detach(), p_b, use_sigmoid) * size_b / 2,
-                          kl_divergence(p_b.detach(), p_a, use_sigmoid) * size_a / 2]
+                terms += [kl_divergence((p_a, absent_a), (p_b, absent_b)) * size_b / 2,
+                          kl_divergence((p_b, absent_b), (p_a, absent_a)) * size_a / 2]
                 weights += [size_b / 2, size_a / 2]
                 continue
             a_teaches = plain_a[k] >= plain_b[k]
             if teacher == 'confident_correct' and int((plain_a if a_teaches else plain_b).argmax()) != k:
                 continue  # a teacher whose class mean does not predict k teaches nothing
-            p_t, p_s = (p_a.detach(), p_b) if a_teaches else (p_b.detach(), p_a)  # the teacher is detached
+            teacher_view, student_view = ((p_a, absent_a), (p_b, absent_b))[::1 if a_teaches else -1]
             size = size_b if a_teaches else size_a
-            terms.append(kl_divergence(p_t, p_s, use_sigmoid) * size)
+            terms.append(kl_divergence(teacher_view, student_view) * size)
             weights.append(size)
     if not terms:
         return 0.0
     return temperature**2 * torch.stack(terms).sum() / sum(weights)  # differentiable: autograd's gradient
 
 
-def kl_divergence(p_t, p_s, use_sigmoid):
+def kl_divergence(teacher_view, student_view):
+    """KL(teacher || student) of ``(mean, mean of 1 - p or None)`` pairs, the teacher detached."""
+    (p_t, absent_t), (p_s, absent_s) = teacher_view, student_view
+    p_t = p_t.detach()
     kl = (p_t * (p_t / p_s).log()).sum()
-    if use_sigmoid:
-        kl = kl + ((1 - p_t) * ((1 - p_t) / (1 - p_s)).log()).sum()
+    if absent_t is not None:  # sigmoids: Bernoulli KLs over (p, 1 - p)
+        absent_t = absent_t.detach()
+        kl = kl + (absent_t * (absent_t / absent_s).log()).sum()
     return kl
 
 
@@ -297,3 +304,38 @@ def test_loss_weight_scales_loss_and_gradient_as_multiplying_the_loss_would(sigm
     assert folded.item() == pytest.approx(scaled.item(), rel=1e-6, abs=0.0)
     assert torch.equal(folded_logits.grad, scaled_logits.grad)
     assert (folded_logits.grad != 0).any() == (weight != 0)
+
+
+@pytest.mark.parametrize('student_logit', [36.0, 37.0, 60.0])
+def test_a_saturated_sigmoid_student_keeps_its_exact_loss_and_gradient(student_logit):
+    """``1 - sigmoid(z)`` rounds to 0 in float64 from z = 37: computed as ``sigmoid(-z)``, the
+    KL stays exact and the confidently wrong student keeps its pull (d KL / dz = sigmoid(z) - q)."""
+    logits = torch.tensor([[[5.0], [0.0]], [[0.0], [student_logit]]], dtype=torch.float64, requires_grad=True)
+    loss = pair_kl_divergence(logits, torch.tensor([[0], [0]]), 2, use_sigmoid=True)
+    loss.backward()
+
+    def bernoulli_kl(teacher_logit, logit):  # in log space: exact for any logit
+        q = torch.tensor(teacher_logit, dtype=torch.float64).sigmoid()
+        log_m, log_absent = F.logsigmoid(torch.tensor(logit)), F.logsigmoid(-torch.tensor(logit))
+        return q * (q.log() - log_m) + (1 - q) * ((1 - q).log() - log_absent)
+    exact = bernoulli_kl(5.0, 0.0) + bernoulli_kl(0.0, student_logit)  # view 0 teaches class 0
+    assert loss.item() == pytest.approx(exact.item(), rel=1e-6)
+    assert logits.grad[1, 1, 0].item() == pytest.approx(0.5, rel=1e-6)
+    assert logits.grad[0].abs().sum() == 0  # the teacher is detached
+
+
+@pytest.mark.parametrize('gap', [22.0, 30.0, 60.0])
+def test_a_student_probability_far_below_1e_100_keeps_its_exact_loss_and_gradient(gap):
+    """At T = 0.1 a logit gap of 30 gives a student probability of e^-300: a floor of the logs
+    at 1e-100 flattened the loss and cut the gradient from a gap of 23."""
+    temperature = 0.1
+    logits = torch.tensor([[[3.0], [0.0], [2.9]], [[0.0], [0.0], [-gap]]], dtype=torch.float64, requires_grad=True)
+    loss = pair_kl_divergence(logits, torch.tensor([[0], [0]]), 3, temperature=temperature)
+    loss.backward()
+    reference = logits.detach().clone().requires_grad_()
+    log_q = (reference[0, :, 0] / temperature).log_softmax(0).detach()
+    log_m = (reference[1, :, 0] / temperature).log_softmax(0)
+    exact = temperature**2 * (log_q.exp() * (log_q - log_m)).sum()
+    exact.backward()
+    assert loss.item() == pytest.approx(exact.item(), rel=1e-6)
+    assert torch.allclose(logits.grad, reference.grad, rtol=1e-6, atol=1e-12)
