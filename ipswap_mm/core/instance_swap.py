@@ -170,20 +170,23 @@ def keep_visible_objects(visible_area: Tensor, full_area: Tensor, min_visible_ar
                          min_visible_ratio: float, moved: Union[bool, Tensor]) -> Tensor:
     """Which objects survive a swap.
 
-    An object that stays in its image and loses no pixel is kept as it was, whatever its
-    size (the swap never changes what it does not touch). An object that lost pixels, or
-    one carried into the partner image, is kept only if its visible part has at least
-    ``min_visible_area`` pixels and ``min_visible_ratio`` of its full area.
+    An object whose pixels are all where they were, or all carried into the partner image,
+    is kept as it was, whatever its size (a swap never changes what it does not cut); a
+    carried one must cover a pixel (a zero-area box stays where it was, kept, and is not
+    copied into the partner). An object the swap cut in two keeps each part only if it
+    has at least ``min_visible_area`` pixels and ``min_visible_ratio`` of its full area.
 
     ``moved``: whether the visible parts were carried to the partner image; a bool tensor
     broadcastable against ``visible_area`` when some were and some were not.
     """
     ratio = visible_area / full_area.clamp(min=1.0)
     large_enough = (visible_area >= max(min_visible_area, 1.0)) & (ratio >= min_visible_ratio)
+    whole = visible_area >= full_area
     if moved is True:
-        return large_enough
-    untouched = visible_area >= full_area
-    return large_enough | (untouched if moved is False else untouched & ~moved)
+        whole = whole & (full_area > 0)
+    elif moved is not False:
+        whole = whole & ((full_area > 0) | ~moved)
+    return large_enough | whole
 
 
 def pair_regions(pixel_mask: Tensor) -> Tensor:

@@ -142,9 +142,15 @@ def test_keep_rule_per_destination():
     visible, full = torch.tensor([[50.0, 10.0], [50.0, 10.0]]), torch.tensor([50.0, 100.0])
     moved = torch.tensor([[False], [True]])
     keep = keep_visible_objects(visible, full, 16.0, 0.25, moved=moved)
-    # untouched: kept only where it stays; too small a part: dropped in both
+    # whole where it stays and where it was carried: kept; too small a part: dropped in both
     assert keep.tolist() == [[True, False], [True, False]]
-    keep = keep_visible_objects(torch.tensor([[50.0], [50.0]]), torch.tensor([50.0]), 64.0, 0.0, moved=moved)
+    # an object smaller than min_visible_area: kept where it lies whole, wherever that is
+    keep = keep_visible_objects(torch.tensor([[9.0], [0.0]]), torch.tensor([9.0]), 16.0, 0.25, moved=moved)
+    assert keep.tolist() == [[True], [False]]
+    keep = keep_visible_objects(torch.tensor([[0.0], [9.0]]), torch.tensor([9.0]), 16.0, 0.25, moved=moved)
+    assert keep.tolist() == [[False], [True]]
+    # a zero-area box: kept where it was, not copied into the partner
+    keep = keep_visible_objects(torch.tensor([[0.0], [0.0]]), torch.tensor([0.0]), 16.0, 0.25, moved=moved)
     assert keep.tolist() == [[True], [False]]
 
 
@@ -155,7 +161,8 @@ def test_keep_rule(visible, lost, min_area, min_ratio):
     full = visible + lost
     args = (torch.tensor([float(visible)]), torch.tensor([float(full)]), min_area, min_ratio)
     large_enough = visible >= max(min_area, 1.0) and visible / max(full, 1) >= min_ratio
-    assert bool(keep_visible_objects(*args, moved=True)) == large_enough
+    # carried over whole (a part of at least one pixel): kept whatever its size
+    assert bool(keep_visible_objects(*args, moved=True)) == ((lost == 0 and full > 0) or large_enough)
     # staying: untouched objects are kept whatever their size
     assert bool(keep_visible_objects(*args, moved=False)) == (lost == 0 or large_enough)
 
