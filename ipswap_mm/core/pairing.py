@@ -12,10 +12,13 @@ The rule, step by step:
 3. A dataset that repeats an image under several indices (``RepeatDataset``,
    ``ClassBalancedDataset``, a ``ConcatDataset`` of lists that name one image twice) could
    pair an image with a copy of itself. Such *twin* pairs trade partners with random other
-   pairs of their key (vectorised rounds, then the few left one by one); the copies of a
-   twin left over (one image holds more than half of its key) become leftovers (step 4),
-   which look for a partner among all their classes. Without repeated images nothing is
-   drawn for this step, so the pairs are those of plain datasets.
+   pairs of their key (vectorised rounds, then the few left one by one). A twin no pair of
+   its key can take (its image holds more than half of the key: ``ClassBalancedDataset``
+   repeating the one image of a rare class) splits a pair keyed on another of its image's
+   classes: ``(a, a')`` and ``(c, d)`` become ``(a, c)`` and ``(a', d)``, no pair more, so
+   no requested copy is dropped in step 5; only a twin that finds none becomes leftovers
+   (step 4), which look for a partner among all their classes. Without repeated images
+   nothing is drawn for this step, so the pairs are those of plain datasets.
 4. The odd image out of a group (a *leftover*) is paired with another leftover it shares
    a class with, if any; otherwise with a random other image that shares one of its
    classes (that image then appears twice this epoch); otherwise, when no other image
@@ -105,8 +108,10 @@ def build_intra_class_pairs(class_sets: Sequence[np.ndarray],
     group_size = np.repeat(sizes, sizes)
     first = (position % 2 == 0) & (position + 1 < group_size)
     fresh_pairs = np.stack([order[first], order[np.flatnonzero(first) + 1]], axis=1)
-    fresh_pairs, stuck = _split_twins(fresh_pairs, keys[fresh_pairs[:, 0]], image_ids, rng)
-    # twins no pair of their key could take (one image holds most of it) try their other classes
+    pair_keys = keys[fresh_pairs[:, 0]]
+    fresh_pairs, stuck = _split_twins(fresh_pairs, pair_keys, image_ids, rng)
+    fresh_pairs, stuck = _split_stuck_twins(fresh_pairs, stuck, pair_keys, class_sets, image_ids, rng)
+    # twins no pair of any of their classes could take: leftovers, which try all their classes
     leftovers = np.concatenate([order[(position % 2 == 0) & (position + 1 == group_size)], fresh_pairs[stuck].ravel()])
     fresh_pairs = fresh_pairs[~stuck]
     stats.leftovers = len(leftovers)
@@ -188,6 +193,38 @@ def _split_twins(pairs: np.ndarray, pair_keys: np.ndarray, image_ids: np.ndarray
             continue
         exchange(np.array([twin]), members[rng.integers(len(members))][None])
     return pairs, is_twin
+
+
+def _split_stuck_twins(pairs: np.ndarray, stuck: np.ndarray, pair_keys: np.ndarray,
+                       class_sets: Sequence[np.ndarray], image_ids: np.ndarray,
+                       rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Give each twin ``(a, a')`` left by :func:`_split_twins` a pair ``(c, d)`` keyed on any
+    class of ``a``'s image, neither of them that image: they become ``(a, c)`` and ``(a', d)``
+    (each shares the key with ``a``'s image). A pair is split once; twins in random order.
+
+    Returns:
+        The pairs and the twins still left, ``(P,)`` bool (``rng`` is not drawn from when
+        there is none).
+    """
+    if not stuck.any():
+        return pairs, stuck
+    pairs, stuck = pairs.copy(), stuck.copy()
+    taken = stuck.copy()  # twins, and pairs split already, are no partners
+    by_key = np.argsort(pair_keys, kind='stable')
+    sorted_keys = pair_keys[by_key]
+    for twin in rng.permutation(np.flatnonzero(stuck)):
+        image = image_ids[pairs[twin, 0]]
+        classes = np.asarray(class_sets[pairs[twin, 0]], dtype=np.int64)
+        start, stop = np.searchsorted(sorted_keys, classes, 'left'), np.searchsorted(sorted_keys, classes, 'right')
+        members = np.concatenate([by_key[a:b] for a, b in zip(start, stop)] + [np.zeros(0, np.int64)])
+        members = members[~taken[members] & (image_ids[pairs[members, 0]] != image)
+                          & (image_ids[pairs[members, 1]] != image)]
+        if not len(members):
+            continue
+        partner = members[rng.integers(len(members))]
+        pairs[twin, 1], pairs[partner, 0] = pairs[partner, 0], pairs[twin, 1]
+        taken[partner], stuck[twin] = True, False
+    return pairs, stuck
 
 
 def _pair_leftovers(leftovers: np.ndarray, class_sets: Sequence[np.ndarray], keys: np.ndarray,
