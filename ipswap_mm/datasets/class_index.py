@@ -73,6 +73,8 @@ def _dataset_infos(dataset) -> Tuple[List[dict], np.ndarray]:
     MMEngine's ``RepeatDataset`` and ``ClassBalancedDataset`` repeat the entries of the
     dataset they wrap (MMSegmentation's DRIVE config: 20 images, 40000 times): each entry is
     read once, not once per repetition. ``ConcatDataset``: its datasets one after another.
+    MMDetection's and MMSegmentation's ``MultiImageMixDataset``: the dataset it wraps, index
+    for index (its mixing transforms bring other images into a sample: unpaired).
     """
     from mmengine.dataset import ClassBalancedDataset, ConcatDataset, RepeatDataset
     if isinstance(dataset, RepeatDataset):
@@ -82,6 +84,8 @@ def _dataset_infos(dataset) -> Tuple[List[dict], np.ndarray]:
         dataset.full_init()  # draws the repeat indices
         infos, index = _dataset_infos(dataset.dataset)
         return infos, index[np.asarray(dataset.repeat_indices, dtype=np.int64)]
+    if type(dataset).__name__ == 'MultiImageMixDataset' and hasattr(dataset, 'dataset'):
+        return _dataset_infos(dataset.dataset)
     if isinstance(dataset, ConcatDataset):
         infos, indices = [], []
         for part in dataset.datasets:
@@ -165,10 +169,12 @@ def _load_cache(path: str, fingerprint: str, num_images: int) -> Optional[List[C
                   logger='current', level=30)
         return None
     if stored != (CACHE_FORMAT, fingerprint, num_images) or len(entries) != num_images:
-        raise ValueError(f'class index cache {path} belongs to another dataset or version '
-                         f'({stored[2]} images, fingerprint {str(stored[1])[:12]}...; this dataset has '
-                         f'{num_images} images, fingerprint {fingerprint[:12]}...). Delete it or point '
-                         'train_dataloader.sampler.cache_dir elsewhere.')
+        # its name holds the fingerprint's start: an edited file, or a collision of that start
+        print_log(f'IntraClassPairSampler: class index cache {path} does not match this dataset '
+                  f'({len(entries)} entries for {stored[2]} images, fingerprint {str(stored[1])[:12]}...; '
+                  f'this dataset: {num_images} images, fingerprint {fingerprint[:12]}...); rescanning.',
+                  logger='current', level=30)
+        return None
     return entries
 
 
@@ -180,11 +186,18 @@ def _save_cache(path: str, fingerprint: str, entries: List[ClassCounts]) -> None
         handle, tmp = tempfile.mkstemp(dir=osp.dirname(path), suffix='.tmp')
         with os.fdopen(handle, 'w') as file:
             json.dump(payload, file)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide it from the other users of a shared cache_dir
         os.replace(tmp, path)
     except OSError as error:
         print_log(f'IntraClassPairSampler: cannot write the class index cache {path} ({error}); '
                   'continuing without it (set train_dataloader.sampler.cache_dir to a writable folder '
                   'to avoid rescanning next time).', logger='current', level=30)
+
+
+def _umask() -> int:
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
 
 
 def _cached_seg_maps(infos: Sequence[dict], cache_dir: Optional[str]) -> Tuple[Optional[List[ClassCounts]], tuple]:
@@ -237,8 +250,10 @@ def _read_seg_maps_across_ranks(get_infos: Callable[[], Sequence[dict]], workers
 
 
 def _entry_images(infos: Sequence[dict]) -> np.ndarray:
-    """``(len(infos),)`` one id per image: entries with the same ``img_path`` share it."""
-    paths = [info.get('img_path') or ('entry', number) for number, info in enumerate(infos)]
+    """``(len(infos),)`` one id per image: entries with the same ``img_path`` share it
+    (compared normalised: ``./data/a.jpg`` is ``data/a.jpg``)."""
+    paths = [osp.normpath(info['img_path']) if info.get('img_path') else ('entry', number)
+             for number, info in enumerate(infos)]
     ids: dict = {}
     return np.fromiter((ids.setdefault(path, len(ids)) for path in paths), dtype=np.int64, count=len(paths))
 
@@ -261,13 +276,31 @@ def _index_plan(dataset, source: str, cache_dir: Optional[str]) -> Tuple[List[di
     return infos, (source, entries, index, _entry_images(infos), cache)
 
 
-def background_class_ids(dataset, background_classes: Union[str, Sequence[int], None]) -> List[int]:
+def dataset_class_names(dataset) -> tuple:
+    """The ``metainfo['classes']`` of ``dataset``, ``()`` when it names none.
+
+    MMDetection's ``ConcatDataset`` of datasets whose metainfo differ (VOC2007 and VOC2012
+    without the stock config's ``ignore_keys=['dataset_type']``) holds one metainfo per
+    dataset: their classes must be the same, or class id ``k`` names different classes in
+    different images, and pairing on it would pair unrelated objects.
+    """
+    metainfo = getattr(dataset, 'metainfo', None) or {}
+    parts = metainfo if isinstance(metainfo, (list, tuple)) else [metainfo]
+    names = [tuple((part or {}).get('classes') or ()) for part in parts]
+    if any(other != names[0] for other in names[1:]):
+        raise ValueError('train_dataloader.dataset joins datasets whose metainfo classes differ '
+                         f'({" / ".join(str(list(n)) for n in names)}): a class id would name different '
+                         'classes in different images, and IntraClassPairSampler pairs images on class ids. '
+                         'Give every dataset the same metainfo=dict(classes=...).')
+    return names[0] if names else ()
+
+
+def background_class_ids(class_names: Sequence[str], background_classes: Union[str, Sequence[int], None]) -> List[int]:
     """Resolve ``background_classes``: ``'auto'`` means every class named 'background'."""
     if background_classes is None:
         return []
     if background_classes == 'auto':
-        names = (getattr(dataset, 'metainfo', None) or {}).get('classes') or ()
-        return [i for i, name in enumerate(names) if str(name).lower() == 'background']
+        return [i for i, name in enumerate(class_names) if str(name).lower() == 'background']
     if isinstance(background_classes, str):
         raise ValueError("train_dataloader.sampler.background_classes must be 'auto', None or a list "
                          f'of class ids, got {background_classes!r}')
@@ -304,6 +337,7 @@ def dataset_class_index(dataset,
                          f'got {source!r}')
     if cache_dir is None:
         cache_dir = default_cache_dir()
+    excluded = set(background_class_ids(dataset_class_names(dataset), background_classes))
     rank, world_size = get_dist_info()
     infos, payload = None, [None]
     if rank == 0:
@@ -324,7 +358,6 @@ def dataset_class_index(dataset,
                                               workers, backend_args, rank, world_size)
         if rank == 0 and cache:
             _save_cache(*cache, entries)
-    excluded = set(background_class_ids(dataset, background_classes))
     if resolved_source == 'seg_map':
         excluded.add(int(ignore_index))
     sets = [np.asarray([c for c in classes if c not in excluded and c >= 0], dtype=np.int64)

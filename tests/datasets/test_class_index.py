@@ -107,15 +107,32 @@ def test_corrupt_cache_is_rebuilt(maps_dataset, tmp_path):
     assert json.loads(path.read_text())['num_images'] == 3
 
 
-def test_cache_of_another_dataset_is_an_error(maps_dataset, tmp_path):
+@pytest.mark.parametrize('edit', ['fingerprint', 'counts'])
+def test_cache_not_matching_the_dataset_is_rebuilt(maps_dataset, tmp_path, edit):
+    """A cache file whose fingerprint, or number of entries, is not this dataset's (an edited
+    file: its name holds the fingerprint) is scanned again and rewritten, with a warning."""
     cache = tmp_path / 'cache'
     dataset_class_index(maps_dataset, cache_dir=str(cache))
     (path,) = list(cache.iterdir())
     payload = json.loads(path.read_text())
-    payload['fingerprint'] = 'f' * 64
+    if edit == 'fingerprint':
+        payload['fingerprint'] = 'f' * 64
+    else:
+        payload['counts'] = payload['counts'][:-1]
     path.write_text(json.dumps(payload))
-    with pytest.raises(ValueError, match='another dataset'):
-        dataset_class_index(maps_dataset, cache_dir=str(cache))
+    assert dataset_class_index(maps_dataset, cache_dir=str(cache)).class_sets[1].tolist() == [2, 3]
+    rewritten = json.loads(path.read_text())
+    assert len(rewritten['counts']) == 3 and rewritten['fingerprint'] != 'f' * 64
+
+
+def test_cache_file_is_readable_by_the_other_users_of_a_shared_cache_dir(maps_dataset, tmp_path):
+    previous = os.umask(0o022)
+    try:
+        dataset_class_index(maps_dataset, cache_dir=str(tmp_path / 'cache'))
+    finally:
+        os.umask(previous)
+    (path,) = list((tmp_path / 'cache').iterdir())
+    assert path.stat().st_mode & 0o777 == 0o644
 
 
 def test_unwritable_cache_dir_warns_and_continues(maps_dataset, tmp_path):
@@ -228,6 +245,47 @@ def test_dataset_wrappers_read_each_map_once(maps_dataset, tmp_path, monkeypatch
     assert len(reads) == distinct and sorted(set(reads)) == sorted(maps_dataset.paths)
 
 
+def test_multi_image_mix_dataset_is_read_through_with_its_datasets_backend_args(maps_dataset, monkeypatch):
+    """MMSegmentation's (and MMDetection's) ``MultiImageMixDataset``: index for index the
+    dataset it wraps, whose ``backend_args`` read the maps (they were lost: ``None``)."""
+    from mmengine import fileio
+    from mmseg.datasets import MultiImageMixDataset
+    seen = []
+    read = fileio.get
+
+    def get(path, backend_args=None):
+        seen.append(backend_args)
+        return read(path)
+
+    monkeypatch.setattr(fileio, 'get', get)
+    inner = MapsDataset(maps_dataset.paths)
+    inner.backend_args = dict(backend='local', marker='dataset')
+    mixed = MultiImageMixDataset(ConcatDataset([inner]), pipeline=[])
+    index = dataset_class_index(mixed, cache_dir=None)
+    assert seen == [inner.backend_args] * 3
+    assert [s.tolist() for s in index.class_sets] == [[1], [2, 3], []]
+
+
+def test_joined_datasets_of_other_metainfo_pair_when_their_classes_agree(maps_dataset):
+    """MMDetection's ``ConcatDataset`` keeps a list of metainfos when they differ (VOC2007 and
+    VOC2012 without ``ignore_keys``): the same classes pair; other classes name the key."""
+    from mmdet.datasets import ConcatDataset as DetConcatDataset
+
+    def part(paths, **metainfo):
+        dataset = MapsDataset(paths)
+        dataset._metainfo = dict(dataset.metainfo, **metainfo)
+        return dataset
+    joined = DetConcatDataset([part(maps_dataset.paths, dataset_type='VOC2007'),
+                               part(maps_dataset.paths, dataset_type='VOC2012')])
+    assert isinstance(joined.metainfo, list)
+    sets = dataset_class_index(joined, cache_dir=None).class_sets
+    assert [s.tolist() for s in sets] == [[1], [2, 3], []] * 2  # class 0, 'background', excluded in both
+    other = DetConcatDataset([part(maps_dataset.paths),
+                              part(maps_dataset.paths, classes=('cat', 'dog', 'bird', 'fox'))])
+    with pytest.raises(ValueError, match=r"metainfo classes differ \(\['background', 'cat'.*metainfo=dict\(classes"):
+        dataset_class_index(other, cache_dir=None)
+
+
 def test_dataset_without_labels_is_rejected():
     class Plain:
         def __len__(self):
@@ -302,3 +360,9 @@ def test_ranks_read_a_share_of_the_label_maps_each(tmp_path):
         assert 'missing.png' in failed['error']
         assert 'rank 1 cannot open the annotation file' in failed_on_one_rank['error']
     assert len(os.listdir(tmp_path / 'cache')) == 1
+
+
+def test_entries_naming_one_image_by_different_spellings_share_its_id():
+    infos = [dict(img_path='./data/a.jpg'), dict(img_path='data/a.jpg'), dict(img_path='data//b.jpg'),
+             dict(img_path='data/b.jpg'), dict(), dict()]
+    assert class_index._entry_images(infos).tolist() == [0, 0, 1, 1, 2, 3]  # no path: each its own
