@@ -9,7 +9,7 @@
 #   make test TORCH='torch==2.4.1 --extra-index-url https://download.pytorch.org/whl/cu121'
 # (a torch built for NumPy 2, 2.3 or later: opencv-python pulls numpy 2).
 # mmcv 2.1.0 has no binary wheel: the first install builds it from source with its ops
-# (about 16 minutes on 2 cores); pip caches the wheel and later installs take seconds.
+# (about 16 to 40 minutes on 2 cores); pip caches the wheel and later installs take seconds.
 # .venv records the TORCH it was made with: a different TORCH reinstalls torch into it, and
 # mmcv is rebuilt when the wheel pip cached was built for another torch (its ops fail to load,
 # or have no CUDA kernels while torch sees a GPU).
@@ -45,7 +45,7 @@ $(STAMP): setup.py requirements/build.txt requirements/mmcv.txt requirements/run
 	$(PIP) install -q $(TORCH) -r requirements/build.txt
 	MMCV_WITH_OPS=1 $(PIP) install -q --no-build-isolation -r requirements/mmcv.txt
 	$(PY) -c "$$MMCV_OPS_MATCH_TORCH" 2>/dev/null || { \
-	  echo "mmcv's ops do not fit this torch (a wheel pip cached for another build): rebuilding mmcv, about 16 minutes"; \
+	  echo "mmcv's ops do not fit this torch (a wheel pip cached for another build): rebuilding mmcv, about 16 to 40 minutes"; \
 	  $(PIP) cache remove mmcv || true; \
 	  MMCV_WITH_OPS=1 $(PIP) install -q --no-build-isolation --force-reinstall --no-deps -r requirements/mmcv.txt; }
 	$(PIP) install -q -r requirements/runtime.txt -r requirements/tests.txt

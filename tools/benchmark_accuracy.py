@@ -198,8 +198,9 @@ def build_config(task: str, variant: str, data_root: str, seed: int, iters: int,
     data, ``OVERRIDES[task]`` (and ``IPS_OVERRIDES`` for IPS), then ``cfg_options``."""
     from mmengine.config import Config
 
+    from ipswap_mm.engine.config_walk import leaf_datasets
     from ipswap_mm.synthetic.digits import det_metainfo, seg_metainfo
-    from ipswap_mm.synthetic.small_run import leaf_datasets, shrink_det_config, shrink_seg_config
+    from ipswap_mm.synthetic.small_run import shrink_det_config, shrink_seg_config
     spec = TASKS[task]
     cfg = Config.fromfile(osp.join(ROOT, spec[variant]))
     # The Runner prints / dumps the config four times; formatting it with yapf costs seconds each

@@ -326,11 +326,11 @@ class DetTask:
         return dict(inputs=[p['inputs'] for p in packed], data_samples=[p['data_samples'] for p in packed])
 
     def annotations(self, samples) -> list:
+        from mmdet.structures.bbox import get_box_tensor
         tensors = []
         for sample in samples:
             instances = sample.gt_instances
-            tensors += [instances.bboxes.tensor if hasattr(instances.bboxes, 'tensor') else instances.bboxes,
-                        instances.labels]
+            tensors += [get_box_tensor(instances.bboxes), instances.labels]
             if 'masks' in instances:
                 tensors.append(instances.masks.masks)
         return tensors

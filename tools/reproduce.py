@@ -2,7 +2,7 @@
 
     python tools/reproduce.py RECIPE [--gpus N]          # train both with tools/dist_train.sh, test, write the table
     python tools/reproduce.py RECIPE --slurm PARTITION   # the same through tools/slurm_train.sh / slurm_test.sh
-    python tools/reproduce.py RECIPE --check             # build both runs and load a first training sample only
+    python tools/reproduce.py RECIPE --check             # build both runs, read a first sample of every dataset
     python tools/reproduce.py --list
 
 Each run goes to ``<work-root>/<recipe>/<baseline|ips>``; the table (markdown and JSON) to
@@ -27,7 +27,7 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from ipswap_mm.engine.cfg_options import ips_block_options  # noqa: E402
-from ipswap_mm.synthetic.small_run import evaluator_keys, leaf_dataset_keys  # noqa: E402
+from ipswap_mm.engine.config_walk import evaluator_keys, leaf_dataset_keys  # noqa: E402
 
 VARIANTS = ('baseline', 'ips')
 
@@ -206,7 +206,8 @@ def main() -> None:
                         help='train and test through tools/slurm_train.sh and slurm_test.sh on this partition')
     parser.add_argument('--work-root', default='work_dirs/reproduce')
     parser.add_argument('--check', action='store_true',
-                        help='only build both runs (models, training dataloaders) and load a first sample')
+                        help='only build both runs (models; training, validation and test dataloaders), '
+                             "load a first sample of each dataset and check the evaluators' ann_file")
     parser.add_argument('--list', action='store_true')
     parser.add_argument('--cfg-options', nargs='+', default=[],
                         help="key=value overrides for both runs (the IPS block's keys: the IPS run only)")

@@ -72,7 +72,7 @@ class IntraClassPairSampler(Sampler):
         self.pairs_per_rank = math.ceil(self.num_pairs / self.world_size)
         self.infinite = infinite
         self.epoch = 0  # where the next iterator starts (set_epoch)
-        self.epoch_drawn = 0  # the epoch the newest iterator last drew indices from
+        self.epoch_drawn = 0  # the epoch the newest iterator last drew indices from (for inspection; tests read it)
         self._reported_epochs: set = set()
 
     def epoch_pairs(self, epoch: int) -> np.ndarray:

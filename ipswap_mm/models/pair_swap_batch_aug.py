@@ -47,7 +47,7 @@ class PairSwapBatchAug(nn.Module):
             self.swap = PatchSwap(patch_size, swap_prob, swap_ratio)
         except ValueError as error:  # named as the config names it
             raise ValueError(f'{type(self).__name__}.{error} (model.data_preprocessor.batch_augments)') from None
-        self._warned_small_batch = False
+        self._warned_small_image = False
         self.allow_partial_grid = allow_partial_grid
         self.check_finite = check_finite
         self.generator = IterationGenerator(type(self).__name__)
@@ -106,8 +106,8 @@ class PairSwapBatchAug(nn.Module):
         if self.check_finite:
             self.check_inputs_finite(inputs, data_samples)
         height, width = inputs.shape[-2:]
-        if min(height, width) < self.swap.patch_size and not self._warned_small_batch:
-            self._warned_small_batch = True
+        if min(height, width) < self.swap.patch_size and not self._warned_small_image:
+            self._warned_small_image = True
             print_log(f'{type(self).__name__}: the batch ({height}x{width}) is smaller than patch_size='
                       f'{self.swap.patch_size}, so no cell is swapped; choose a patch_size below the input '
                       'size (model.data_preprocessor.batch_augments)', logger='current', level=logging.WARNING)

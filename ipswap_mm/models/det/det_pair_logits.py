@@ -23,6 +23,7 @@ from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
+from mmdet.structures.bbox import get_box_tensor
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pad_sequence
 
@@ -33,8 +34,7 @@ from ..method_wrap import unwrap_method, wrap_method
 
 
 def _gt_boxes(data_samples: List) -> Tuple[List[Tensor], List[Tensor]]:
-    boxes = [s.gt_instances.bboxes for s in data_samples]
-    boxes = [b.tensor if hasattr(b, 'tensor') else b for b in boxes]
+    boxes = [get_box_tensor(s.gt_instances.bboxes) for s in data_samples]
     return boxes, [s.gt_instances.labels for s in data_samples]
 
 

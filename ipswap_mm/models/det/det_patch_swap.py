@@ -6,6 +6,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 import torch
 from mmdet.registry import MODELS
+from mmdet.structures.bbox import get_box_tensor
 from mmdet.structures.mask import BitmapMasks, PolygonMasks
 from mmengine.structures import InstanceData
 from torch import Tensor
@@ -148,7 +149,7 @@ class DetPatchSwap(PairSwapBatchAug):
             return None
         box_type = type(instances[0].bboxes)
         plain_boxes = issubclass(box_type, Tensor)
-        boxes = to_device(torch.cat([_box_tensor(inst.bboxes) for inst in instances]), device)
+        boxes = to_device(torch.cat([get_box_tensor(inst.bboxes) for inst in instances]), device)
         if boxes.dtype != torch.float32:
             boxes = boxes.float()
         owner = owner_index(counts, device)
@@ -218,7 +219,3 @@ def _carried_fields(instances: InstanceData) -> List[str]:
             raise TypeError(f'DetPatchSwap cannot carry the instance field {key!r} '
                             f'({type(instances[key]).__name__}) across a swap')
     return keys
-
-
-def _box_tensor(boxes) -> Tensor:
-    return boxes.tensor if hasattr(boxes, 'tensor') else boxes

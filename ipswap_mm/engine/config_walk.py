@@ -1,0 +1,36 @@
+"""Walk a config's dataset and evaluator entries: the datasets inside wrapper configs and
+the evaluators of a loop, with the dotted keys ``--cfg-options`` reaches them by."""
+from __future__ import annotations
+
+from typing import List, Tuple
+
+
+def leaf_datasets(dataset_cfg, single_repeat: bool = False) -> list:
+    """The dataset configs inside wrapper configs (``ConcatDataset``'s ``datasets``,
+    ``RepeatDataset``'s or ``ClassBalancedDataset``'s ``dataset``); a plain dataset config
+    is its own leaf. ``single_repeat``: set every ``RepeatDataset``'s ``times`` to 1 on the way."""
+    return [leaf for _, leaf in leaf_dataset_keys(dataset_cfg, single_repeat=single_repeat)]
+
+
+def leaf_dataset_keys(dataset_cfg, prefix: str = 'dataset', single_repeat: bool = False) -> list:
+    """``(dotted key, config)`` of every leaf of :func:`leaf_datasets`, keys from ``prefix``."""
+    if single_repeat and dataset_cfg.get('type') == 'RepeatDataset':
+        dataset_cfg['times'] = 1
+    if 'datasets' in dataset_cfg:
+        return [leaf for index, child in enumerate(dataset_cfg['datasets'])
+                for leaf in leaf_dataset_keys(child, f'{prefix}.datasets.{index}', single_repeat)]
+    if 'dataset' in dataset_cfg:
+        return leaf_dataset_keys(dataset_cfg['dataset'], f'{prefix}.dataset', single_repeat)
+    return [(prefix, dataset_cfg)]
+
+
+def evaluator_keys(cfg, name: str) -> List[Tuple[str, dict]]:
+    """``[(key, evaluator config)]`` of ``cfg[name]``, one evaluator or a list of them (the key
+    ``val_evaluator`` or ``val_evaluator.<index>``, as ``--cfg-options`` names it); ``[]``
+    when the config has none."""
+    evaluator_cfg = cfg.get(name)
+    if not evaluator_cfg:
+        return []
+    if isinstance(evaluator_cfg, (list, tuple)):
+        return [(f'{name}.{index}', evaluator) for index, evaluator in enumerate(evaluator_cfg)]
+    return [(name, evaluator_cfg)]
