@@ -22,7 +22,7 @@ import os
 import os.path as osp
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, FrozenSet, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from mmengine.dist import all_gather_object, broadcast_object_list, get_dist_info
@@ -43,6 +43,9 @@ class ClassIndex(NamedTuple):
     """Foreground class ids of every index, most prominent first."""
     image_ids: np.ndarray
     """``(N,)`` int64: indices with one id read one image."""
+    excluded: FrozenSet[int] = frozenset()
+    """Label values that are no class here: the background classes and, for label maps, the
+    ignore index."""
 
 
 def default_cache_dir() -> Optional[str]:
@@ -362,4 +365,4 @@ def dataset_class_index(dataset,
         excluded.add(int(ignore_index))
     sets = [np.asarray([c for c in classes if c not in excluded and c >= 0], dtype=np.int64)
             for classes, _ in entries]
-    return ClassIndex([sets[entry] for entry in index.tolist()], entry_images[index])
+    return ClassIndex([sets[entry] for entry in index.tolist()], entry_images[index], frozenset(excluded))

@@ -66,6 +66,7 @@ class IntraClassPairSampler(Sampler):
         self.shuffle = shuffle
         self.seed = sync_random_seed() if seed is None else int(seed)
         self.pair_key = pair_key
+        self.ignore_index = ignore_index
         self.class_index = dataset_class_index(dataset, class_source, ignore_index, background_classes,
                                                cache_dir, scan_workers)
         self.num_pairs = (len(self.class_index.class_sets) + 1) // 2

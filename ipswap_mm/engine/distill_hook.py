@@ -1,9 +1,11 @@
 """``IPSDistillHook``: adds the pair KL to the training loss of an unchanged model."""
 from __future__ import annotations
 
+import logging
 from typing import Optional
 
 from mmengine.hooks import Hook
+from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS, MODELS
 from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
@@ -82,6 +84,7 @@ class IPSDistillHook(Hook):
         set_sampler_infinite(runner.train_loop)
         follow_resumed_seed(runner.train_loop, self._seed_at_build, runner.seed)
         check_swap_configured(model)
+        check_sampler_ignore_index(model, pair_sampler_of(runner.train_dataloader))
         follow_generate_edge(model, runner.train_dataloader.dataset)
         self.attach(model)
 
@@ -184,6 +187,23 @@ def check_swap_configured(model: nn.Module) -> None:
         raise ValueError('IPSDistillHook is on but no patch swap runs: add dict(type=\'SegPatchSwap\') '
                          "(MMSegmentation, with model.data_preprocessor.type='BatchAugSegDataPreProcessor') or "
                          "dict(type='DetPatchSwap') (MMDetection) to model.data_preprocessor.batch_augments")
+
+
+def check_sampler_ignore_index(model: nn.Module, sampler: IntraClassPairSampler) -> None:
+    """Warn when the decode head ignores a label value the pair sampler pairs images on.
+
+    The sampler has its own ``ignore_index`` (255 by default): with a head that ignores
+    another value (0, 'unlabelled', in some datasets), images would be paired on a class
+    that the task loss and the pair KL both ignore.
+    """
+    head = getattr(model, 'decode_head', None)
+    ignore_index = getattr(head, 'ignore_index', None)
+    if ignore_index is None or int(ignore_index) in sampler.class_index.excluded:
+        return
+    print_log(f'IPSDistillHook: model.decode_head.ignore_index={ignore_index} is a class to '
+              f'train_dataloader.sampler (whose ignore_index is {sampler.ignore_index}): images may be paired '
+              'on pixels the loss ignores. Set train_dataloader.sampler.ignore_index to the head\'s.',
+              logger='current', level=logging.WARNING)
 
 
 def follow_generate_edge(model: nn.Module, dataset) -> None:

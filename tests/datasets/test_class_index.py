@@ -366,3 +366,10 @@ def test_entries_naming_one_image_by_different_spellings_share_its_id():
     infos = [dict(img_path='./data/a.jpg'), dict(img_path='data/a.jpg'), dict(img_path='data//b.jpg'),
              dict(img_path='data/b.jpg'), dict(), dict()]
     assert class_index._entry_images(infos).tolist() == [0, 0, 1, 1, 2, 3]  # no path: each its own
+
+
+def test_the_class_index_says_which_label_values_are_no_class(tmp_path):
+    (tmp_path / 'maps').mkdir()
+    dataset = LabelMapDataset(write_maps(str(tmp_path / 'maps'), [[[0, 1], [2, 255]]]))
+    assert dataset_class_index(dataset, ignore_index=255).excluded == {0, 255}  # 'background', ignore
+    assert dataset_class_index(dataset, ignore_index=0, background_classes=None).excluded == {0}

@@ -12,6 +12,7 @@ from ipswap_mm.datasets.pair_sampler import IntraClassPairSampler
 from ipswap_mm.engine.distill_hook import (
     IPSDistillHook,
     check_pair_dataloader,
+    check_sampler_ignore_index,
     follow_generate_edge,
     follow_resumed_seed,
     set_sampler_infinite,
@@ -230,3 +231,19 @@ def test_generate_edge_is_found_through_dataset_wrappers_and_must_agree():
     with pytest.raises(ValueError, match='different'):
         follow_generate_edge(model, SimpleNamespace(datasets=[SimpleNamespace(pipeline=Compose([GenerateEdge(w)]))
                                                               for w in (3, 5)]))
+
+
+@pytest.mark.parametrize('head_ignores, sampler_excludes, warns', [(255, {255}, False), (0, {255}, True),
+                                                                    (0, {0, 255}, False), (None, set(), False)])
+def test_a_head_ignoring_a_value_the_sampler_pairs_on_warns(monkeypatch, head_ignores, sampler_excludes, warns):
+    from ipswap_mm.engine import distill_hook
+    messages = []
+    monkeypatch.setattr(distill_hook, 'print_log', lambda message, **kwargs: messages.append(message))
+    model = SimpleNamespace(decode_head=SimpleNamespace(ignore_index=head_ignores))
+    sampler = SimpleNamespace(ignore_index=255, class_index=SimpleNamespace(excluded=frozenset(sampler_excludes)))
+    check_sampler_ignore_index(model, sampler)
+    assert len(messages) == warns
+    if warns:
+        assert 'model.decode_head.ignore_index=0' in messages[0]
+        assert 'train_dataloader.sampler.ignore_index' in messages[0]
+
