@@ -14,8 +14,8 @@ The rule, step by step:
    pair an image with a copy of itself. Such *twin* pairs trade partners with random other
    pairs of their key (vectorised rounds, then the few left one by one). A twin no pair of
    its key can take (its image holds more than half of the key: ``ClassBalancedDataset``
-   repeating the one image of a rare class) splits a pair keyed on another of its image's
-   classes: ``(a, a')`` and ``(c, d)`` become ``(a, c)`` and ``(a', d)``, no pair more, so
+   repeating the one image of a rare class) splits a pair keyed on another class both its
+   copies hold: ``(a, a')`` and ``(c, d)`` become ``(a, c)`` and ``(a', d)``, no pair more, so
    no requested copy is dropped in step 5; only a twin that finds none becomes leftovers
    (step 4), which look for a partner among all their classes. Without repeated images
    nothing is drawn for this step, so the pairs are those of plain datasets.
@@ -197,10 +197,15 @@ def _split_twins(pairs: np.ndarray, pair_keys: np.ndarray, image_ids: np.ndarray
 
 def _split_stuck_twins(pairs: np.ndarray, stuck: np.ndarray, pair_keys: np.ndarray,
                        class_sets: Sequence[np.ndarray], image_ids: np.ndarray,
-                       rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Give each twin ``(a, a')`` left by :func:`_split_twins` a pair ``(c, d)`` keyed on any
-    class of ``a``'s image, neither of them that image: they become ``(a, c)`` and ``(a', d)``
-    (each shares the key with ``a``'s image). A pair is split once; twins in random order.
+                       rng: np.random.Generator, draws: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Give each twin ``(a, a')`` left by :func:`_split_twins` a pair ``(c, d)`` keyed on a
+    class both ``a`` and ``a'`` hold (two entries of one image may hold different classes:
+    VOC's two label folders), neither of them that image: they become ``(a, c)`` and
+    ``(a', d)``, each sharing the key. A pair is split once; twins in random order.
+
+    Each twin first draws ``draws`` random pairs of its classes (a common class holds most
+    of the dataset: gathering all its pairs for every twin would cost a pass over them);
+    only if none will do, it looks through all of them.
 
     Returns:
         The pairs and the twins still left, ``(P,)`` bool (``rng`` is not drawn from when
@@ -212,16 +217,28 @@ def _split_stuck_twins(pairs: np.ndarray, stuck: np.ndarray, pair_keys: np.ndarr
     taken = stuck.copy()  # twins, and pairs split already, are no partners
     by_key = np.argsort(pair_keys, kind='stable')
     sorted_keys = pair_keys[by_key]
+
+    def usable(members: np.ndarray, image: int) -> np.ndarray:
+        return members[~taken[members] & (image_ids[pairs[members, 0]] != image)
+                       & (image_ids[pairs[members, 1]] != image)]
+
     for twin in rng.permutation(np.flatnonzero(stuck)):
         image = image_ids[pairs[twin, 0]]
-        classes = np.asarray(class_sets[pairs[twin, 0]], dtype=np.int64)
+        classes = np.intersect1d(class_sets[pairs[twin, 0]], class_sets[pairs[twin, 1]])
         start, stop = np.searchsorted(sorted_keys, classes, 'left'), np.searchsorted(sorted_keys, classes, 'right')
-        members = np.concatenate([by_key[a:b] for a, b in zip(start, stop)] + [np.zeros(0, np.int64)])
-        members = members[~taken[members] & (image_ids[pairs[members, 0]] != image)
-                          & (image_ids[pairs[members, 1]] != image)]
-        if not len(members):
+        sizes = stop - start
+        if not sizes.sum():
             continue
-        partner = members[rng.integers(len(members))]
+        # ``draws`` pairs at random among those of the twin's classes
+        slots = rng.integers(sizes.sum(), size=draws)
+        key_of_slot = np.searchsorted(np.cumsum(sizes), slots, side='right')
+        drawn = by_key[start[key_of_slot] + slots - np.r_[0, np.cumsum(sizes)][key_of_slot]]
+        members = usable(drawn, image)
+        if not len(members):
+            members = usable(np.concatenate([by_key[a:b] for a, b in zip(start, stop)]), image)
+            if not len(members):
+                continue
+        partner = members[rng.integers(len(members))] if len(members) > 1 else members[0]
         pairs[twin, 1], pairs[partner, 0] = pairs[partner, 0], pairs[twin, 1]
         taken[partner], stuck[twin] = True, False
     return pairs, stuck

@@ -198,9 +198,15 @@ def _save_cache(path: str, fingerprint: str, entries: List[ClassCounts]) -> None
 
 
 def _umask() -> int:
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return umask
+    """The process's umask: read from ``/proc`` where there is one (setting it to read it
+    back, as elsewhere, changes it for every thread for a moment)."""
+    try:
+        with open('/proc/self/status') as status:
+            return next(int(line.split()[1], 8) for line in status if line.startswith('Umask:'))
+    except (OSError, StopIteration, ValueError, IndexError):
+        umask = os.umask(0o022)
+        os.umask(umask)
+        return umask
 
 
 def _cached_seg_maps(infos: Sequence[dict], cache_dir: Optional[str]) -> Tuple[Optional[List[ClassCounts]], tuple]:

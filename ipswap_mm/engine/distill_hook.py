@@ -196,9 +196,12 @@ def check_sampler_ignore_index(model: nn.Module, sampler: IntraClassPairSampler)
     another value (0, 'unlabelled', in some datasets), images would be paired on a class
     that the task loss and the pair KL both ignore.
     """
-    head = getattr(model, 'decode_head', None)
-    ignore_index = getattr(head, 'ignore_index', None)
-    if ignore_index is None or int(ignore_index) in sampler.class_index.excluded:
+    if getattr(model, 'decode_head', None) is None:
+        return
+    from ..models.seg.seg_pair_logits import distilled_head
+    ignore_index = getattr(distilled_head(model), 'ignore_index', None)
+    # the sampler never counts a negative value as a class
+    if ignore_index is None or int(ignore_index) < 0 or int(ignore_index) in sampler.class_index.excluded:
         return
     print_log(f'IPSDistillHook: model.decode_head.ignore_index={ignore_index} is a class to '
               f'train_dataloader.sampler (whose ignore_index is {sampler.ignore_index}): images may be paired '

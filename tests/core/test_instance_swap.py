@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ipswap_mm.core.instance_swap import (
@@ -157,6 +157,7 @@ def test_keep_rule_per_destination():
 @settings(max_examples=200, deadline=None)
 @given(visible=st.integers(0, 400), lost=st.integers(0, 400), min_area=st.floats(0, 64),
        min_ratio=st.floats(0, 1))
+@example(visible=9, lost=0, min_area=16.0, min_ratio=0.25)  # carried whole, under min_visible_area: kept
 def test_keep_rule(visible, lost, min_area, min_ratio):
     full = visible + lost
     args = (torch.tensor([float(visible)]), torch.tensor([float(full)]), min_area, min_ratio)

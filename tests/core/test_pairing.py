@@ -117,3 +117,14 @@ def test_every_copy_a_class_balanced_dataset_asks_for_is_drawn(rule):
         assert (image_ids[pairs] == 200).sum() == 15  # every copy of X
         assert not (image_ids[pairs[:, 0]] == image_ids[pairs[:, 1]]).any()
         assert all(set(class_sets[a]) & set(class_sets[b]) for a, b in pairs)
+
+
+@pytest.mark.parametrize('rule', ['random', 'dominant'])
+def test_two_entries_of_one_image_with_other_classes_split_a_pair_of_a_class_both_hold(rule):
+    """VOC12aug reads one JPEG through two label folders: entry a holds {5, 1}, a' only {5}.
+    Their twin pair must not split a pair of class 1, which a' does not hold."""
+    class_sets = [np.array([1])] * 20 + [np.array([5, 1]), np.array([5])]
+    image_ids = np.r_[np.arange(20), 20, 20]
+    for seed in range(100):
+        pairs, _ = build_intra_class_pairs(class_sets, np.random.default_rng(seed), rule, image_ids)
+        assert all(set(class_sets[a]) & set(class_sets[b]) for a, b in pairs), seed

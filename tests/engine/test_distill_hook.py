@@ -234,7 +234,8 @@ def test_generate_edge_is_found_through_dataset_wrappers_and_must_agree():
 
 
 @pytest.mark.parametrize('head_ignores, sampler_excludes, warns', [(255, {255}, False), (0, {255}, True),
-                                                                    (0, {0, 255}, False), (None, set(), False)])
+                                                                    (0, {0, 255}, False), (None, set(), False),
+                                                                    (-1, {255}, False)])
 def test_a_head_ignoring_a_value_the_sampler_pairs_on_warns(monkeypatch, head_ignores, sampler_excludes, warns):
     from ipswap_mm.engine import distill_hook
     messages = []
@@ -247,3 +248,23 @@ def test_a_head_ignoring_a_value_the_sampler_pairs_on_warns(monkeypatch, head_ig
         assert 'model.decode_head.ignore_index=0' in messages[0]
         assert 'train_dataloader.sampler.ignore_index' in messages[0]
 
+
+
+def test_a_cascade_is_checked_on_the_head_the_pair_kl_reads(monkeypatch):
+    """``CascadeEncoderDecoder``: ``decode_head`` is a list; its last head with a classifier counts."""
+    from ipswap_mm.engine import distill_hook
+    messages = []
+    monkeypatch.setattr(distill_hook, 'print_log', lambda message, **kwargs: messages.append(message))
+
+    def head(ignore_index, classifier=True):
+        module = torch.nn.Module()
+        module.ignore_index = ignore_index
+        if classifier:
+            module.conv_seg = torch.nn.Conv2d(4, 3, 1)
+        return module
+    sampler = SimpleNamespace(ignore_index=255, class_index=SimpleNamespace(excluded=frozenset({255})))
+    check_sampler_ignore_index(SimpleNamespace(decode_head=torch.nn.ModuleList([head(255), head(0)])), sampler)
+    assert len(messages) == 1 and 'ignore_index=0' in messages[0]
+    check_sampler_ignore_index(SimpleNamespace(decode_head=torch.nn.ModuleList([head(255), head(0, False)])),
+                               sampler)
+    assert len(messages) == 1  # the head without a classifier is not the one distilled

@@ -63,9 +63,10 @@ class DetPatchSwap(PairSwapBatchAug):
       and reappears in the partner image with the part that was. Boxes are recomputed
       from the instance masks when there are masks, and otherwise shrunk to the visible
       part of the box; an object that stays untouched or is carried over whole keeps
-      its box exactly. An object that lost pixels, or was carried over, is kept only if
-      its visible part has at least ``min_visible_area`` pixels and ``min_visible_ratio``
-      of its full area; an object the swap does not touch is left exactly as it was.
+      its box exactly. An object the swap cuts in two keeps each part only if it has at
+      least ``min_visible_area`` pixels and ``min_visible_ratio`` of its full area; an
+      object the swap does not cut, left in place or carried whole, is kept as it was,
+      whatever its size.
       An object with an empty mask (or, without masks, a box covering no pixel) loses
       nothing: it stays, unchanged, and is never carried over. In a pair that swaps,
       masks come out as ``BitmapMasks`` (polygons are rasterised), at their input size;
@@ -75,8 +76,8 @@ class DetPatchSwap(PairSwapBatchAug):
 
     Args:
         patch_size, swap_prob, swap_ratio, check_finite: see :class:`PairSwapBatchAug`.
-        min_visible_area: Pixels an object that lost pixels or moved must keep.
-        min_visible_ratio: Fraction of its full area such an object must keep.
+        min_visible_area: Pixels each part of an object the swap cuts in two must have.
+        min_visible_ratio: Fraction of the object's full area such a part must have.
         seg_ignore_index: Written into ``gt_sem_seg`` over a dropped object's visible
             pixels; MMDetection's panoptic heads ignore 255.
     """

@@ -10,6 +10,15 @@ from torch import Tensor, nn
 from ..method_wrap import unwrap_method, wrap_method
 
 
+def distilled_head(segmentor: nn.Module) -> nn.Module:
+    """The decode head whose logits the pair KL compares: the last of a cascade's
+    (``CascadeEncoderDecoder``) that has a ``conv_seg`` classifier, else the last."""
+    heads = segmentor.decode_head
+    heads = list(heads) if isinstance(heads, nn.ModuleList) else [heads]
+    dense = [head for head in heads if isinstance(getattr(head, 'conv_seg', None), nn.Module)]
+    return dense[-1] if dense else heads[-1]
+
+
 class SegPairLogits:
     """Capture the decode head's class logits during training and pair them with labels.
 
@@ -28,10 +37,8 @@ class SegPairLogits:
     use_sigmoid = False
 
     def __init__(self, segmentor: nn.Module) -> None:
-        heads = segmentor.decode_head
-        heads = list(heads) if isinstance(heads, nn.ModuleList) else [heads]
-        dense = [head for head in heads if isinstance(getattr(head, 'conv_seg', None), nn.Module)]
-        head = dense[-1] if dense else heads[-1]
+        head = distilled_head(segmentor)
+        dense = isinstance(getattr(head, 'conv_seg', None), nn.Module)
         if getattr(head, 'out_channels', head.num_classes) != head.num_classes:
             raise TypeError(f'IPSDistillHook: decode head {type(head).__name__} predicts '
                             f'{head.out_channels} channel(s) for {head.num_classes} classes (binary sigmoid '
