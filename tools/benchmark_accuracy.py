@@ -358,10 +358,26 @@ def init_warning(task: str, value: float) -> str:
             f"barely trained model; try another --init-seed or more --init-iters")
 
 
+def generator_hash() -> str:
+    """8 hex digits of the source of the modules that draw and write the digit scenes."""
+    import ipswap_mm.synthetic.coco as coco
+    import ipswap_mm.synthetic.digits as digits
+    import ipswap_mm.synthetic.scenes as scenes
+    import ipswap_mm.synthetic.voc as voc
+    digest = hashlib.sha256()
+    for module in (digits, scenes, coco, voc):
+        with open(module.__file__, 'rb') as file:
+            digest.update(file.read())
+    return digest.hexdigest()[:8]
+
+
 def prepare_data(args) -> dict:
     """Write (once) the digit scenes in both layouts; the folder names carry the parameters."""
     from ipswap_mm.synthetic.digits import write_digit_coco_dataset, write_digit_voc_dataset
-    tag = f'digits_{args.size}px_train{args.num_train}_val{args.num_val}_seed{args.data_seed}'
+    # the generators' code in the tag: data (and the start checkpoints, whose configs name
+    # the folder) are made anew when it changes, not silently reused from an older --out
+    tag = (f'digits_{args.size}px_train{args.num_train}_val{args.num_val}_seed{args.data_seed}_'
+           f'gen{generator_hash()}')
     base = osp.join(args.out, 'data', tag)
     roots = dict(seg=osp.join(base, 'VOCdevkit', 'VOC2012'), det=osp.join(base, 'coco'))
     writers = dict(seg=write_digit_voc_dataset, det=write_digit_coco_dataset)
@@ -456,7 +472,7 @@ def write_report(runs: list, args, meta: dict) -> dict:
     lines = ['# IPS efficacy on handwritten-digit scenes (scikit-learn `load_digits`)', '',
              f"Command: `{meta['command']}`", '',
              f"Run on {meta['date']}, {meta['machine']}, torch {meta['torch']} with {meta['threads']} threads; "
-             f"{len(runs)} runs in {meta['total_s'] / 60:.1f} minutes.", '',
+             f"{sum('reused_from' not in run for run in runs)} runs in {meta['total_s'] / 60:.1f} minutes.", '',
              f"Data: {meta['data']}", '']
     load_from = (args.cfg_options or {}).get('load_from')
     warnings = []

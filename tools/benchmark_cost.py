@@ -100,12 +100,15 @@ def cpu_step_profile(step, modules, optimizer) -> dict:
     live before the step, plus the highest sum of the tensors the step allocates and has
     not yet freed, replayed from the profiler's allocation events in time order.
     ``gflops``: the floating-point work the profiler has formulas for (convolutions,
-    matrix products, element-wise arithmetic), plus the transposed and backward
+    matrix products, and of element-wise operations only ``mul`` and ``add``: softmax,
+    exp, division, ``where`` and reductions count 0), plus the transposed and backward
     convolutions, which it has none for (:func:`uncounted_convolution_flops`), in GFLOP.
-    ``op_calls``: operator calls the host dispatches (ATen operators not nested in
-    another, and the kernels ``torch.compile`` generated, one call each: see
-    :data:`COMPILED_KERNEL_MARKERS`): on a GPU, roughly the kernel launches, the cost of a
-    step bound by the host.
+    ``op_calls``: ATen operator calls the host dispatches on the CPU (operators not nested
+    in another, and the kernels ``torch.compile`` generated, one call each: see
+    :data:`COMPILED_KERNEL_MARKERS`). On a GPU, roughly the kernel launches, with two
+    differences: mmcv's compiled ops (RoIAlign, NMS) are not ATen calls and go uncounted,
+    and MMDetection's focal loss runs as about 40 ATen calls a level on the CPU where a
+    GPU runs mmcv's fused kernel.
     All three are the same for every repetition of a step, unlike its time or the
     process's RSS.
     """
@@ -404,14 +407,23 @@ class VariantStep:
     def train_step(self, prepared) -> dict:
         import torch
         data = self.spec.collate(prepared, self.mix)
-        if self.teacher is not None:
+        if self.teacher is None:
+            return self.model.train_step(data, self.optim)
+        # as a KD framework runs it: the student's preprocessed batch feeds the frozen teacher,
+        # whose outputs (a KD loss's targets) live until the student's update is done
+        model = self.model
+        with self.optim.optim_context(model):
+            processed = model.data_preprocessor(data, True)
             with torch.no_grad():
-                processed = self.teacher.data_preprocessor(data, training=False)
                 if self.teacher_features_only:
-                    self.teacher.extract_feat(processed['inputs'])
+                    targets = self.teacher.extract_feat(processed['inputs'])
                 else:
-                    self.teacher._forward(processed['inputs'], processed['data_samples'])
-        return self.model.train_step(data, self.optim)
+                    targets = self.teacher._forward(processed['inputs'], processed['data_samples'])
+            losses = model._run_forward(processed, mode='loss')
+        parsed, log_vars = model.parse_losses(losses)
+        self.optim.update_params(parsed)
+        del targets
+        return log_vars
 
     def step(self) -> dict:
         return self.train_step(self.prepared())
@@ -474,6 +486,7 @@ def swap_vs_copy(spec, model, data: dict, device: str, iters: int) -> dict:
     swap = swap_module(model)
     swap.swap.swap_prob = 1.0  # this worker's model is not trained after this
     swap_times, copy_times = [], []
+    annotations = spec.annotations(samples)  # gathered once: the timed copy copies each tensor once
     for _ in range(max(iters, 20)):
         fresh = copy.deepcopy(samples)
         synchronize(device)
@@ -483,7 +496,7 @@ def swap_vs_copy(spec, model, data: dict, device: str, iters: int) -> dict:
         swap_times.append(time.perf_counter() - start)
         start = time.perf_counter()
         inputs.clone()
-        for tensor in spec.annotations(samples):
+        for tensor in annotations:
             tensor.clone() if isinstance(tensor, torch.Tensor) else tensor.copy()
         synchronize(device)
         copy_times.append(time.perf_counter() - start)
@@ -536,6 +549,9 @@ def main(argv=None) -> None:
         return
 
     wanted = None if args.variants is None else {'baseline', *args.variants.split(',')}
+    known = {variant for task in tasks for variant in variants(task)}
+    if wanted is not None and wanted - known:
+        raise SystemExit(f'--variants: unknown {sorted(wanted - known)}; these tasks have {sorted(known)}')
     results, finished = {}, []
     os.makedirs(args.out, exist_ok=True)
     for _ in range(args.rounds):

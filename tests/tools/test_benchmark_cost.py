@@ -118,6 +118,41 @@ def test_variants_option_runs_the_baseline_and_the_chosen_variants(tmp_path, mon
     assert rows['ips']['time_ratio'] == 2.0 and rows['baseline']['time_ratio'] == 1.0
 
 
+def test_an_unknown_variant_is_named_before_anything_runs(tmp_path, monkeypatch):
+    monkeypatch.setattr(benchmark_cost, 'run_worker', lambda *args: pytest.fail('a worker ran'))
+    with pytest.raises(SystemExit, match=r"--variants: unknown \['teacher-kd'\]"):
+        benchmark_cost.main(['--tasks', 'one_stage', '--device', 'cpu', '--variants', 'teacher-kd',
+                             '--out', str(tmp_path)])
+
+
+@pytest.mark.timeout(300)
+def test_a_teacher_kd_step_preprocesses_the_batch_once_and_the_swap_copy_copies_it_once(one_thread):
+    """As a KD framework runs it: the teacher reads the student's preprocessed batch; and the
+    plain copy the swap is timed against writes every label map once (it stacked, then cloned)."""
+    step = benchmark_cost.VariantStep('seg', 'teacher_kd', 'cpu', 64, 2)
+    calls = []
+    for module in step.modules:
+        preprocess = module.data_preprocessor.forward
+        module.data_preprocessor.forward = lambda *args, _f=preprocess, **kwargs: calls.append(1) or _f(*args,
+                                                                                                       **kwargs)
+    step.step()
+    assert len(calls) == 1
+    step.close()
+    spec = benchmark_cost.TASKS['seg']
+    run = benchmark_cost.VariantStep('seg', 'ips', 'cpu', 64, 2)
+    gathered = []
+    annotations = spec.annotations
+    spec.annotations = lambda samples: gathered.append(1) or annotations(samples)
+    try:
+        with DefaultScope.overwrite_default_scope(spec.scope):
+            benchmark_cost.swap_vs_copy(spec, run.model, spec.collate(spec.prepare(run.raw, None), None), 'cpu',
+                                        iters=20)
+    finally:
+        del spec.annotations
+        run.close()
+    assert len(gathered) == 1  # stacked once, outside the timer; each repetition clones it
+
+
 def test_a_run_cut_short_keeps_every_finished_worker(tmp_path, monkeypatch):
     def record(task, variant, device, args, crop):
         if variant == 'ips':
