@@ -148,9 +148,9 @@ def test_unreadable_label_map_names_the_file(maps_dataset, tmp_path):
         dataset_class_index(maps_dataset, cache_dir=None)
 
 
-def test_label_maps_are_read_with_the_datasets_backend_args(maps_dataset, tmp_path, monkeypatch):
-    """Label maps on an object store (petrel, ceph with ``path_mapping``) are read the way the
-    dataset's own ``LoadAnnotations`` reads them: with its ``backend_args``."""
+@pytest.fixture
+def backend_args_read(monkeypatch):
+    """The ``backend_args`` of every file MMEngine's ``fileio.get`` reads, in order."""
     from mmengine import fileio
     seen = []
     read = fileio.get
@@ -160,6 +160,13 @@ def test_label_maps_are_read_with_the_datasets_backend_args(maps_dataset, tmp_pa
         return read(path)
 
     monkeypatch.setattr(fileio, 'get', get)
+    return seen
+
+
+def test_label_maps_are_read_with_the_datasets_backend_args(maps_dataset, backend_args_read):
+    """Label maps on an object store (petrel, ceph with ``path_mapping``) are read the way the
+    dataset's own ``LoadAnnotations`` reads them: with its ``backend_args``."""
+    seen = backend_args_read
     maps_dataset.backend_args = dict(backend='local', marker='dataset')
     index = dataset_class_index(maps_dataset, cache_dir=None)
     assert seen == [maps_dataset.backend_args] * 3
@@ -245,19 +252,11 @@ def test_dataset_wrappers_read_each_map_once(maps_dataset, tmp_path, monkeypatch
     assert len(reads) == distinct and sorted(set(reads)) == sorted(maps_dataset.paths)
 
 
-def test_multi_image_mix_dataset_is_read_through_with_its_datasets_backend_args(maps_dataset, monkeypatch):
+def test_multi_image_mix_dataset_is_read_through_with_its_datasets_backend_args(maps_dataset, backend_args_read):
     """MMSegmentation's (and MMDetection's) ``MultiImageMixDataset``: index for index the
     dataset it wraps, whose ``backend_args`` read the maps (they were lost: ``None``)."""
-    from mmengine import fileio
     from mmseg.datasets import MultiImageMixDataset
-    seen = []
-    read = fileio.get
-
-    def get(path, backend_args=None):
-        seen.append(backend_args)
-        return read(path)
-
-    monkeypatch.setattr(fileio, 'get', get)
+    seen = backend_args_read
     inner = MapsDataset(maps_dataset.paths)
     inner.backend_args = dict(backend='local', marker='dataset')
     mixed = MultiImageMixDataset(ConcatDataset([inner]), pipeline=[])
