@@ -86,6 +86,7 @@ class IPSDistillHook(Hook):
         check_swap_configured(model)
         check_sampler_ignore_index(model, pair_sampler_of(runner.train_dataloader))
         follow_generate_edge(model, runner.train_dataloader.dataset)
+        warn_pipeline_padding(model, runner.train_dataloader.dataset)
         self.attach(model)
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
@@ -232,6 +233,22 @@ def follow_generate_edge(model: nn.Module, dataset) -> None:
                              f'{swap.edge_ignore_index} but the training pipeline\'s GenerateEdge has edge_width='
                              f'{width}, ignore_index={ignore}: make them equal, or leave edge_width unset to '
                              'follow the pipeline')
+
+
+def warn_pipeline_padding(model: nn.Module, dataset) -> None:
+    """Warn when the training pipeline pads (``Pad``: YOLOX, RTMDet) and the swap cannot
+    keep that padding out (detection: no label map to find it in), so that it is swapped like
+    image: a partner's objects move into it, and it replaces the partner's pixels."""
+    from mmcv.transforms import Pad
+    swaps = [m for m in model.data_preprocessor.modules() if isinstance(m, PairSwapBatchAug)]
+    if any(swap.keeps_pipeline_padding for swap in swaps):
+        return
+    pads = [t for t in pipeline_transforms(dataset) if isinstance(t, Pad)]
+    if pads:
+        print_log(f'IPSDistillHook: the training pipeline pads ({type(pads[0]).__name__}, e.g. to a square) and '
+                  f'{type(swaps[0]).__name__} cannot tell that padding from image: it is swapped like image '
+                  '(the partner\'s objects in those cells move into it; nothing is lost). See the README, '
+                  '"Cells reaching into either image\'s padding".', logger='current', level=logging.WARNING)
 
 
 def pipeline_transforms(dataset) -> list:

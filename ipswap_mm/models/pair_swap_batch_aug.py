@@ -36,6 +36,10 @@ class PairSwapBatchAug(nn.Module):
             NaN loss. ``False`` skips the check.
     """
 
+    #: Whether the padding a training pipeline's ``Pad`` adds is kept out of the swap
+    #: (segmentation finds it in the label map; detection has no map to find it in).
+    keeps_pipeline_padding = False
+
     def __init__(self,
                  patch_size: int = 32,
                  swap_prob: float = 0.5,

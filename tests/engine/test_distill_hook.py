@@ -268,3 +268,25 @@ def test_a_cascade_is_checked_on_the_head_the_pair_kl_reads(monkeypatch):
     check_sampler_ignore_index(SimpleNamespace(decode_head=torch.nn.ModuleList([head(255), head(0, False)])),
                                sampler)
     assert len(messages) == 1  # the head without a classifier is not the one distilled
+
+
+@pytest.mark.parametrize('swap_type, pads, warns', [('DetPatchSwap', True, True), ('DetPatchSwap', False, False),
+                                                   ('SegPatchSwap', True, False)])
+def test_a_pipeline_pad_the_swap_cannot_keep_out_warns(monkeypatch, swap_type, pads, warns):
+    """YOLOX and RTMDet pad in the pipeline; detection has no label map to find that padding in."""
+    from mmcv.transforms import Compose
+    from mmdet.datasets.transforms import Pad, RandomFlip
+
+    from ipswap_mm.engine import distill_hook
+    from ipswap_mm.models.det.det_patch_swap import DetPatchSwap
+    from ipswap_mm.models.seg.seg_patch_swap import SegPatchSwap
+    messages = []
+    monkeypatch.setattr(distill_hook, 'print_log', lambda message, **kwargs: messages.append(message))
+    swap = dict(DetPatchSwap=DetPatchSwap, SegPatchSwap=SegPatchSwap)[swap_type]()
+    model = SimpleNamespace(data_preprocessor=torch.nn.ModuleList([swap]))
+    steps = [RandomFlip(prob=0.5)] + ([Pad(size=(64, 64), pad_val=dict(img=(114, 114, 114)))] if pads else [])
+    dataset = SimpleNamespace(dataset=SimpleNamespace(pipeline=Compose(steps)))  # inside a wrapper
+    distill_hook.warn_pipeline_padding(model, dataset)
+    assert len(messages) == warns
+    if warns:
+        assert 'pads (Pad' in messages[0] and 'DetPatchSwap' in messages[0]
