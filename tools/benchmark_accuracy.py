@@ -498,7 +498,8 @@ def write_report(runs: list, args, meta: dict) -> dict:
                      f"{per_seed} | {','.join(map(str, row['seeds']))} | {row['iters']} | "
                      f"{statistics.fmean(row['seconds']):.0f} | `{row['command']}` |")
     if diffs:
-        lines += ['', 'IPS minus baseline, paired by seed:', '',
+        lines += ['', 'IPS minus baseline, paired by seed (by seed number: the two variants draw pairs and batches '
+                  'from different samplers, so a seed shares no random stream between them):', '',
                   '| task | variant | mean ± std | per seed | IPS higher |', '| --- | --- | --- | --- | --- |']
         for diff in diffs:
             lines.append(f"| {diff['task']} | {diff['variant']} | {diff['mean']:+.2f} ± {_fmt(diff['std'])} | "
