@@ -6,7 +6,8 @@ own): iteration time (after warm-up) and peak memory, reported as ratios to the
 baseline at equal batch size. Runs on the CPU, or on a GPU with ``--device cuda``.
 
 Iteration time. Every variant runs ``--rounds`` times, the rounds interleaved across the
-variants, and round r repeats round 1 step by step: the same batch, the same swaps
+variants (each round of a task starting with the next variant, so that none always runs
+first), and round r repeats round 1 step by step: the same batch, the same swaps
 (drawn per step from a fixed seed). ``time_s`` is the median over the steps of the
 fastest round of each step: the fastest round filters out what the machine does to a
 process from outside (on a shared 2-core VM the same convolution was seen to take 2.3 to
@@ -554,13 +555,14 @@ def main(argv=None) -> None:
         raise SystemExit(f'--variants: unknown {sorted(wanted - known)}; these tasks have {sorted(known)}')
     results, finished = {}, []
     os.makedirs(args.out, exist_ok=True)
-    for _ in range(args.rounds):
+    for round_index in range(args.rounds):
         for task in tasks:
-            for variant in variants(task):
-                if wanted is None or variant in wanted:
-                    finished.append(run_worker(task, variant, device, args, crop))
-                    add_result(results, finished[-1])
-                    save_workers(finished, args.out)
+            chosen = [variant for variant in variants(task) if wanted is None or variant in wanted]
+            shift = round_index % len(chosen)  # each round starts with another variant: none is always first
+            for variant in chosen[shift:] + chosen[:shift]:
+                finished.append(run_worker(task, variant, device, args, crop))
+                add_result(results, finished[-1])
+                save_workers(finished, args.out)
     report(results, device, crop, args)
 
 

@@ -112,7 +112,7 @@ def test_variants_option_runs_the_baseline_and_the_chosen_variants(tmp_path, mon
     monkeypatch.setattr(benchmark_cost, 'run_worker', record)
     benchmark_cost.main(['--tasks', 'one_stage', '--device', 'cpu', '--variants', 'ips', '--rounds', '2',
                          '--out', str(tmp_path)])
-    assert ran == ['baseline', 'ips'] * 2
+    assert ran == ['baseline', 'ips', 'ips', 'baseline']  # the order turns round by round
     with open(tmp_path / 'cost.json') as file:
         rows = {row['variant']: row for row in json.load(file)['rows']}
     assert rows['ips']['time_ratio'] == 2.0 and rows['baseline']['time_ratio'] == 1.0
