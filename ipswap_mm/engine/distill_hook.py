@@ -240,9 +240,9 @@ def warn_pipeline_padding(model: nn.Module, dataset) -> None:
     keep that padding out (detection: no label map to find it in), so that it is swapped like
     image: a partner's objects move into it, and it replaces the partner's pixels."""
     from mmcv.transforms import Pad
-    swaps = [m for m in model.data_preprocessor.modules() if isinstance(m, PairSwapBatchAug)]
-    if any(swap.keeps_pipeline_padding for swap in swaps):
+    if getattr(model.data_preprocessor, 'marks_pipeline_padding', False):
         return
+    swaps = [m for m in model.data_preprocessor.modules() if isinstance(m, PairSwapBatchAug)]
     pads = [t for t in pipeline_transforms(dataset) if isinstance(t, Pad)]
     if pads:
         print_log(f'IPSDistillHook: the training pipeline pads ({type(pads[0]).__name__}, e.g. to a square) and '

@@ -12,6 +12,10 @@ from torch import Tensor, nn
 from ..core.patch_swap import PatchSwap, Ratio, pair_valid_hw
 from ..engine.randomness import IterationGenerator
 
+#: Metainfo key of the size inside an image that is not a training pipeline's padding, set by
+#: a data preprocessor that can find that padding (``BatchAugSegDataPreProcessor``).
+VALID_SHAPE_KEY = 'ips_valid_shape'
+
 
 class PairSwapBatchAug(nn.Module):
     """Base of ``SegPatchSwap`` and ``DetPatchSwap``: decides which cells every pair swaps.
@@ -35,10 +39,6 @@ class PairSwapBatchAug(nn.Module):
             instead of swapping the bad values into the partner image and training on a
             NaN loss. ``False`` skips the check.
     """
-
-    #: Whether the padding a training pipeline's ``Pad`` adds is kept out of the swap
-    #: (segmentation finds it in the label map; detection has no map to find it in).
-    keeps_pipeline_padding = False
 
     def __init__(self,
                  patch_size: int = 32,
@@ -116,7 +116,7 @@ class PairSwapBatchAug(nn.Module):
                       f'{self.swap.patch_size}, so no cell is swapped; choose a patch_size below the input '
                       'size (model.data_preprocessor.batch_augments)', logger='current', level=logging.WARNING)
         # the pipeline's padding, where it is known (``ips_valid_shape``), as well as the batch's
-        image_hw = [tuple(meta.get('ips_valid_shape') or meta.get('img_shape', (height, width)))[:2]
+        image_hw = [tuple(meta.get(VALID_SHAPE_KEY) or meta.get('img_shape', (height, width)))[:2]
                     for meta in (sample.metainfo for sample in data_samples)]
         valid = pair_valid_hw(image_hw)
         valid_hw = None

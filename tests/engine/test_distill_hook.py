@@ -279,11 +279,16 @@ def test_a_pipeline_pad_the_swap_cannot_keep_out_warns(monkeypatch, swap_type, p
 
     from ipswap_mm.engine import distill_hook
     from ipswap_mm.models.det.det_patch_swap import DetPatchSwap
+    from ipswap_mm.models.seg.data_preprocessor import BatchAugSegDataPreProcessor
     from ipswap_mm.models.seg.seg_patch_swap import SegPatchSwap
     messages = []
     monkeypatch.setattr(distill_hook, 'print_log', lambda message, **kwargs: messages.append(message))
     swap = dict(DetPatchSwap=DetPatchSwap, SegPatchSwap=SegPatchSwap)[swap_type]()
-    model = SimpleNamespace(data_preprocessor=torch.nn.ModuleList([swap]))
+    if swap_type == 'SegPatchSwap':  # its preprocessor finds the pipeline's padding in the label maps
+        model = SimpleNamespace(data_preprocessor=BatchAugSegDataPreProcessor(
+            mean=[0, 0, 0], std=[1, 1, 1], batch_augments=[dict(type='SegPatchSwap')]))
+    else:
+        model = SimpleNamespace(data_preprocessor=torch.nn.ModuleList([swap]))
     steps = [RandomFlip(prob=0.5)] + ([Pad(size=(64, 64), pad_val=dict(img=(114, 114, 114)))] if pads else [])
     dataset = SimpleNamespace(dataset=SimpleNamespace(pipeline=Compose(steps)))  # inside a wrapper
     distill_hook.warn_pipeline_padding(model, dataset)

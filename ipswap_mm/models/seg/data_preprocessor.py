@@ -8,7 +8,7 @@ from mmseg.models import SegDataPreProcessor
 from mmseg.registry import MODELS
 from torch import Tensor, nn
 
-VALID_SHAPE_KEY = 'ips_valid_shape'
+from ..pair_swap_batch_aug import VALID_SHAPE_KEY
 
 
 def mark_pipeline_padding(data_samples: Sequence, pad_value: int) -> None:
@@ -63,6 +63,8 @@ class BatchAugSegDataPreProcessor(SegDataPreProcessor):
         batch_augments: Configs of batch augmentations, e.g. ``[dict(type='SegPatchSwap')]``.
         **kwargs: ``SegDataPreProcessor`` arguments.
     """
+
+    marks_pipeline_padding = True  # the swap then keeps the pipeline's padding out (IPSDistillHook reads it)
 
     def __init__(self, batch_augments: Optional[List[dict]] = None, **kwargs) -> None:
         super().__init__(batch_augments=None, **kwargs)

@@ -46,8 +46,6 @@ class SegPatchSwap(PairSwapBatchAug):
             ``edge_width`` is an error.
     """
 
-    keeps_pipeline_padding = True
-
     def __init__(self,
                  patch_size: int = 32,
                  swap_prob: float = 0.5,
