@@ -27,7 +27,7 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from ipswap_mm.engine.cfg_options import ips_block_options  # noqa: E402
-from ipswap_mm.engine.config_walk import evaluator_keys, leaf_dataset_keys  # noqa: E402
+from ipswap_mm.engine.config_walk import dataset_nodes, evaluator_keys, is_leaf_dataset, leaf_dataset_keys  # noqa: E402
 
 VARIANTS = ('baseline', 'ips')
 
@@ -96,7 +96,7 @@ def check_recipe(recipe: str, cfg_options: dict = None, work_root: str = 'work_d
                 sampler['cache_dir'] = osp.join(work_root, recipe, variant, 'ipswap_cache')
             try:
                 loader = Runner.build_dataloader(loader_cfg, seed=0)
-                for part in getattr(loader.dataset, 'datasets', [loader.dataset]):  # ConcatDataset: each part
+                for part in filter(is_leaf_dataset, dataset_nodes(loader.dataset)):  # inside every wrapper
                     part[0]  # reads an image and its annotations through the pipeline
                 for _, metric in evaluator_keys(cfg, name.replace('dataloader', 'evaluator')):
                     if metric.get('ann_file') and not osp.exists(metric['ann_file']):

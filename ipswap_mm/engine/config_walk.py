@@ -1,8 +1,27 @@
 """Walk a config's dataset and evaluator entries: the datasets inside wrapper configs and
-the evaluators of a loop, with the dotted keys ``--cfg-options`` reaches them by."""
+the evaluators of a loop, with the dotted keys ``--cfg-options`` reaches them by; and the
+datasets inside built wrappers."""
 from __future__ import annotations
 
 from typing import List, Tuple
+
+
+def dataset_nodes(dataset) -> list:
+    """Every built dataset of ``dataset``, wrappers (``ConcatDataset``'s ``datasets``, the
+    ``dataset`` of ``RepeatDataset`` and the like) and the datasets they wrap, wrappers first."""
+    found, stack = [], [dataset]
+    while stack:
+        node = stack.pop()
+        found.append(node)
+        stack += reversed(list(getattr(node, 'datasets', None) or []))
+        if getattr(node, 'dataset', None) is not None:
+            stack.append(node.dataset)
+    return found
+
+
+def is_leaf_dataset(dataset) -> bool:
+    """Whether a built dataset wraps none."""
+    return not getattr(dataset, 'datasets', None) and getattr(dataset, 'dataset', None) is None
 
 
 def leaf_datasets(dataset_cfg, single_repeat: bool = False) -> list:

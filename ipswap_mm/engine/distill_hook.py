@@ -16,6 +16,7 @@ from ..datasets.pair_sampler import IntraClassPairSampler
 from ..models.loss_forward import loss_call_samples
 from ..models.pair_swap_batch_aug import PairSwapBatchAug
 from .checkpoint_safety import make_weights_only_safe, restore_history_buffers
+from .config_walk import dataset_nodes
 
 
 def build_pair_logits(model: nn.Module):
@@ -254,15 +255,9 @@ def warn_pipeline_padding(model: nn.Module, dataset) -> None:
 def pipeline_transforms(dataset) -> list:
     """Every transform of ``dataset``'s pipelines, through dataset wrappers and nested transforms."""
     found: list = []
-    stack = [dataset]
+    stack = [node.pipeline for node in dataset_nodes(dataset) if getattr(node, 'pipeline', None) is not None]
     while stack:
-        node = stack.pop()
-        stack += list(getattr(node, 'datasets', None) or [])
-        if getattr(node, 'dataset', None) is not None:
-            stack.append(node.dataset)
-        if getattr(node, 'pipeline', None) is not None:
-            stack.append(node.pipeline)
-        for transform in getattr(node, 'transforms', None) or []:
+        for transform in getattr(stack.pop(), 'transforms', None) or []:
             found.append(transform)
             stack.append(transform)
     return found
