@@ -485,7 +485,7 @@ def swap_vs_copy(spec, model, data: dict, device: str, iters: int) -> dict:
     processed = model.data_preprocessor(data, training=False)  # padded and normalised, on the device
     inputs, samples = processed['inputs'], processed['data_samples']
     swap = swap_module(model)
-    swap.swap.swap_prob = 1.0  # this worker's model is not trained after this
+    swap.patch_swap.swap_prob = 1.0  # this worker's model is not trained after this
     swap_times, copy_times = [], []
     annotations = spec.annotations(samples)  # gathered once: the timed copy copies each tensor once
     for _ in range(max(iters, 20)):

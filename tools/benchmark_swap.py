@@ -61,9 +61,10 @@ def measure(side: int, batch: int, repeats: int, device: str, patch_size: int = 
             sample.gt_sem_seg.data.clone()
 
     # the images alone, pixel by pixel and as 64-bit words (PatchSwap.swap), each building its mask
-    cells = swap.swap.sample_cells(batch // 2, side, side, torch.Generator(device).manual_seed(0))
-    pixelwise_s = fastest(lambda: swap_pairs(inputs, swap.swap.cells_to_pixels(cells, side, side)), repeats, device)
-    words_s = fastest(lambda: swap.swap.swap(inputs, cells), repeats, device)
+    patch_swap = swap.patch_swap
+    cells = patch_swap.sample_cells(batch // 2, side, side, torch.Generator(device).manual_seed(0))
+    pixelwise_s = fastest(lambda: swap_pairs(inputs, patch_swap.cells_to_pixels(cells, side, side)), repeats, device)
+    words_s = fastest(lambda: patch_swap.swap(inputs, cells), repeats, device)
     swap_s = fastest(lambda: swap(inputs, samples), repeats, device)
     unchecked_s = fastest(lambda: unchecked(inputs, samples), repeats, device)
     copy_s = fastest(copy, repeats, device)

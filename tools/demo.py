@@ -102,11 +102,11 @@ def swap_training_pairs(runner: Runner, num_pairs: int = NUM_PAIRS) -> SwappedBa
         preprocessor.batch_augments = augments
     # the swap returns a new batch but replaces the samples' annotations, hence the copy of the samples
     before_inputs, before_samples = plain['inputs'], copy.deepcopy(plain['data_samples'])
-    swap_prob, swap.swap.swap_prob = swap.swap.swap_prob, 1.0
+    swap_prob, swap.patch_swap.swap_prob = swap.patch_swap.swap_prob, 1.0
     try:
         after_inputs, after_samples = swap(plain['inputs'], plain['data_samples'])
     finally:
-        swap.swap.swap_prob = swap_prob
+        swap.patch_swap.swap_prob = swap_prob
     return SwappedBatch(before_inputs, before_samples, after_inputs, after_samples,
                         preprocessor.mean.flatten().tolist(), preprocessor.std.flatten().tolist())
 

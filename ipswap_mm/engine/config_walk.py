@@ -24,22 +24,20 @@ def is_leaf_dataset(dataset) -> bool:
     return not getattr(dataset, 'datasets', None) and getattr(dataset, 'dataset', None) is None
 
 
-def leaf_datasets(dataset_cfg, single_repeat: bool = False) -> list:
+def leaf_datasets(dataset_cfg) -> list:
     """The dataset configs inside wrapper configs (``ConcatDataset``'s ``datasets``,
     ``RepeatDataset``'s or ``ClassBalancedDataset``'s ``dataset``); a plain dataset config
-    is its own leaf. ``single_repeat``: set every ``RepeatDataset``'s ``times`` to 1 on the way."""
-    return [leaf for _, leaf in leaf_dataset_keys(dataset_cfg, single_repeat=single_repeat)]
+    is its own leaf."""
+    return [leaf for _, leaf in leaf_dataset_keys(dataset_cfg)]
 
 
-def leaf_dataset_keys(dataset_cfg, prefix: str = 'dataset', single_repeat: bool = False) -> list:
+def leaf_dataset_keys(dataset_cfg, prefix: str = 'dataset') -> list:
     """``(dotted key, config)`` of every leaf of :func:`leaf_datasets`, keys from ``prefix``."""
-    if single_repeat and dataset_cfg.get('type') == 'RepeatDataset':
-        dataset_cfg['times'] = 1
     if 'datasets' in dataset_cfg:
         return [leaf for index, child in enumerate(dataset_cfg['datasets'])
-                for leaf in leaf_dataset_keys(child, f'{prefix}.datasets.{index}', single_repeat)]
+                for leaf in leaf_dataset_keys(child, f'{prefix}.datasets.{index}')]
     if 'dataset' in dataset_cfg:
-        return leaf_dataset_keys(dataset_cfg['dataset'], f'{prefix}.dataset', single_repeat)
+        return leaf_dataset_keys(dataset_cfg['dataset'], f'{prefix}.dataset')
     return [(prefix, dataset_cfg)]
 
 

@@ -31,7 +31,8 @@ class IterationGenerator:
         self.stream = zlib.crc32(stream.encode())
         self._calls = 0
 
-    def current_iteration(self) -> int:
+    def _next_iteration(self) -> int:
+        """The runner's current iteration; outside a runner, the number of earlier calls."""
         iteration: Optional[int] = MessageHub.get_current_instance().get_info('iter')
         if iteration is None:
             iteration = self._calls
@@ -40,6 +41,6 @@ class IterationGenerator:
 
     def __call__(self) -> torch.Generator:
         """A CPU generator: what it draws is the same whatever device the batch is on."""
-        entropy = [torch.initial_seed(), self.current_iteration(), get_rank(), self.stream]
+        entropy = [torch.initial_seed(), self._next_iteration(), get_rank(), self.stream]
         seed = int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0]) & (2**63 - 1)
         return torch.Generator().manual_seed(seed)

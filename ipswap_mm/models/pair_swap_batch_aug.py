@@ -22,9 +22,11 @@ class PairSwapBatchAug(nn.Module):
 
     The batch must be laid out pair by pair (``IntraClassPairSampler`` does that).
     Randomness comes from a generator seeded by (run seed, iteration, rank), on the host:
-    the cells are drawn there and copied to the batch's device once (see
-    :meth:`sample_cells`). Every data sample gets the metainfo ``ips_pair_index`` (its pair)
-    that ``IPSDistillHook`` checks.
+    the cells are drawn there and copied to the batch's device once. A subclass's
+    ``forward`` calls :meth:`check_pairs` (whole pairs, finite values; tags every sample with
+    the metainfo ``ips_pair_index`` that ``IPSDistillHook`` checks), then :meth:`draw_cells`,
+    and exchanges the drawn cells with ``self.patch_swap`` (:class:`~ipswap_mm.core.PatchSwap`,
+    the one implementation of the swap).
 
     Args:
         patch_size: Cell side in pixels.
@@ -48,7 +50,7 @@ class PairSwapBatchAug(nn.Module):
                  check_finite: bool = True) -> None:
         super().__init__()
         try:
-            self.swap = PatchSwap(patch_size, swap_prob, swap_ratio)
+            self.patch_swap = PatchSwap(patch_size, swap_prob, swap_ratio)
         except ValueError as error:  # named as the config names it
             raise ValueError(f'{type(self).__name__}.{error} (model.data_preprocessor.batch_augments)') from None
         self._warned_small_image = False
@@ -58,7 +60,7 @@ class PairSwapBatchAug(nn.Module):
 
     def check_input_size(self, size: Sequence[int], key: str) -> None:
         """Raise if a fixed input ``size`` (h, w) is not a whole number of cells."""
-        patch = self.swap.patch_size
+        patch = self.patch_swap.patch_size
         if not self.allow_partial_grid and (size[0] % patch or size[1] % patch):
             raise ValueError(f'{type(self).__name__}.patch_size={patch} does not divide the input size '
                              f'{tuple(size)} ({key}): choose a patch_size that divides it, or set '
@@ -92,15 +94,12 @@ class PairSwapBatchAug(nn.Module):
         if sizes != {tuple(image_size)}:
             raise ValueError(f'{key} is {sorted(sizes)} but the images are {tuple(image_size)}: {fix}')
 
-    def sample_cells(self, inputs: Tensor, data_samples: Sequence) -> Tensor:
-        """Cells ``(P, Gh, Gw)`` every pair exchanges, drawn on the host (a CPU tensor).
+    def check_pairs(self, inputs: Tensor, data_samples: Sequence) -> None:
+        """Check the batch ``(2P, C, H, W)`` before anything is drawn, and tag its samples.
 
-        A few hundred booleans: on a GPU, drawing them there would launch about ten small
-        kernels and build a CUDA generator every step, where the host needs no kernel and
-        the caller copies the result once (:func:`~ipswap_mm.core.device.to_device`). The
-        same seed and iteration give the same cells whatever the batch's device.
-
-        Checks first that the batch holds whole pairs and, with ``check_finite``, finite values.
+        Raises unless the batch holds whole pairs and, with ``check_finite``, finite values;
+        warns once when the batch is smaller than a cell. Writes the metainfo
+        ``ips_pair_index`` (``i // 2`` for sample ``i``) that ``IPSDistillHook`` checks.
         """
         num_items = inputs.shape[0]
         if num_items % 2:
@@ -110,28 +109,38 @@ class PairSwapBatchAug(nn.Module):
         if self.check_finite:
             self.check_inputs_finite(inputs, data_samples)
         height, width = inputs.shape[-2:]
-        if min(height, width) < self.swap.patch_size and not self._warned_small_image:
+        if min(height, width) < self.patch_swap.patch_size and not self._warned_small_image:
             self._warned_small_image = True
             print_log(f'{type(self).__name__}: the batch ({height}x{width}) is smaller than patch_size='
-                      f'{self.swap.patch_size}, so no cell is swapped; choose a patch_size below the input '
+                      f'{self.patch_swap.patch_size}, so no cell is swapped; choose a patch_size below the input '
                       'size (model.data_preprocessor.batch_augments)', logger='current', level=logging.WARNING)
-        # the pipeline's padding, where it is known (``ips_valid_shape``), as well as the batch's
+        for index, sample in enumerate(data_samples):
+            sample.set_metainfo(dict(ips_pair_index=index // 2))
+
+    def draw_cells(self, data_samples: Sequence, height: int, width: int) -> Tensor:
+        """Cells ``(P, Gh, Gw)`` every pair of a ``height x width`` batch exchanges, drawn on
+        the host (a CPU tensor) from this iteration's generator.
+
+        A few hundred booleans: on a GPU, drawing them there would launch about ten small
+        kernels and build a CUDA generator every step, where the host needs no kernel and
+        the caller copies the result once (:func:`~ipswap_mm.core.device.to_device`). The
+        same seed and iteration give the same cells whatever the batch's device. Reads each
+        sample's metainfo ``ips_valid_shape`` (the pipeline's padding, where it is known),
+        else ``img_shape``: cells outside either image of a pair are never drawn.
+        """
         image_hw = [tuple(meta.get(VALID_SHAPE_KEY) or meta.get('img_shape', (height, width)))[:2]
                     for meta in (sample.metainfo for sample in data_samples)]
         valid = pair_valid_hw(image_hw)
         valid_hw = None
         if any(hw != (height, width) for hw in valid):
             valid_hw = torch.tensor(valid, dtype=torch.long)
-        cells = self.swap.sample_cells(num_items // 2, height, width, self.generator(), valid_hw)
-        for index, sample in enumerate(data_samples):
-            sample.set_metainfo(dict(ips_pair_index=index // 2))
-        return cells
+        return self.patch_swap.sample_cells(len(data_samples) // 2, height, width, self.generator(), valid_hw)
 
     @staticmethod
     def swapping_pairs(cells: Tensor) -> list:
         """Indices of the pairs that exchange at least one cell, from the host cells ``(P, Gh, Gw)``
-        of :meth:`sample_cells` (on the host: no sync). Empty: the batch comes back as it came."""
+        of :meth:`draw_cells` (on the host: no sync). Empty: the batch comes back as it came."""
         return [pair for pair, changed in enumerate(cells.any(dim=(1, 2)).tolist()) if changed]
 
     def extra_repr(self) -> str:
-        return repr(self.swap)
+        return repr(self.patch_swap)

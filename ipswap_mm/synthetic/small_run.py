@@ -1,8 +1,9 @@
 """Shrink a full training config to a short CPU run on generated data (demo, tests, benchmarks).
 
-Only the crop size, the schedule and what a CPU machine without internet needs change:
-``data_root``, no pretrained download, 0 data workers. The model, the IPS settings and
-everything else stay as configured.
+Only the input size (resize scales, crops, pads), the schedule, the batch size when asked
+and what a CPU machine without internet needs change: ``data_root``, no pretrained
+download, 0 data workers. The model, the IPS settings and everything else stay as
+configured; each function lists what it changes.
 """
 from __future__ import annotations
 
@@ -17,8 +18,16 @@ RESIZE_STEPS = ('RandomResize', 'Resize')
 
 
 def shrink_seg_config(cfg: Config, data_root: str, crop: int, iters: int, work_dir: str,
-                      batch_size: int = None) -> Config:
-    """Turn an MMSegmentation training config into a ``iters``-iteration CPU run at ``crop``."""
+                      batch_size: Optional[int] = None) -> Config:
+    """Turn an iteration-based MMSegmentation training config into an ``iters``-iteration CPU run.
+
+    Changes only: the work dir; ``model.pretrained=None``; ``model.data_preprocessor.size``,
+    every ``RandomCrop``'s ``crop_size`` and every ``Pad``'s ``size`` to ``crop x crop``;
+    the ``scale`` of every ``Resize`` / ``RandomResize`` step to ``(4 crop, crop)``;
+    ``train_cfg.max_iters`` (validation is left to the caller); param schedulers' ``end``
+    clipped to ``iters``; a checkpoint at the end; the log interval; 0 data workers; every
+    dataset's ``data_root``; and ``train_dataloader.batch_size`` when ``batch_size`` is given.
+    """
     crop_size = (crop, crop)
     cfg.work_dir = work_dir
     cfg.model.pretrained = None
@@ -80,7 +89,8 @@ def shrink_det_config(cfg: Config, data_root: str, scale: Tuple[int, int], epoch
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[loader].num_workers = 0
         cfg[loader].persistent_workers = False
-        for dataset in leaf_datasets(cfg[loader].dataset, single_repeat=True):
+        _repeat_once(cfg[loader].dataset)
+        for dataset in leaf_datasets(cfg[loader].dataset):
             dataset.data_root = data_root
             for step in dataset.pipeline:
                 if step['type'] in RESIZE_STEPS and 'scale' in step:
@@ -94,3 +104,13 @@ def shrink_det_config(cfg: Config, data_root: str, scale: Tuple[int, int], epoch
                                      'datasets; shrink_det_config cannot tell which annotations it evaluates')
                 evaluator.ann_file = osp.join(data_root, datasets[0].ann_file)
     return cfg
+
+
+def _repeat_once(dataset_cfg) -> None:
+    """Set ``times`` of every ``RepeatDataset`` in a dataset config (and the wrappers in it) to 1."""
+    if dataset_cfg.get('type') == 'RepeatDataset':
+        dataset_cfg['times'] = 1
+    for child in dataset_cfg.get('datasets') or []:
+        _repeat_once(child)
+    if 'dataset' in dataset_cfg:
+        _repeat_once(dataset_cfg['dataset'])

@@ -71,7 +71,7 @@ def test_pair_loss_is_zero_without_a_shared_class(monkeypatch):
     data = shared_class_batch()
     for index, sample in enumerate(data['data_samples']):
         sample.gt_instances.labels[:] = index  # no two views share a class
-    model.data_preprocessor.batch_augments[0].swap.swap_prob = 0.0
+    model.data_preprocessor.batch_augments[0].patch_swap.swap_prob = 0.0
     losses, _ = run_loss(model, data)
     assert losses['loss_ips_kl'].item() == 0.0
 

@@ -77,7 +77,7 @@ def test_the_swap_is_timed_on_batches_in_which_every_pair_swaps(one_thread):
     spec = benchmark_cost.TASKS['one_stage']
     run = benchmark_cost.VariantStep('one_stage', 'ips', 'cpu', 64, 2)
     swap = benchmark_cost.swap_module(run.model)
-    assert swap.swap.swap_prob == 0.5
+    assert swap.patch_swap.swap_prob == 0.5
     forward, unchanged = swap.forward, []
 
     def recording(inputs, data_samples):

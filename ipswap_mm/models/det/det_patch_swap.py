@@ -100,7 +100,8 @@ class DetPatchSwap(PairSwapBatchAug):
 
     def forward(self, inputs: Tensor, data_samples: List) -> Tuple[Tensor, List]:
         """Swap ``inputs`` ``(2P, C, H, W)`` and the annotations of ``data_samples`` (2P of them)."""
-        host_cells = self.sample_cells(inputs, data_samples)
+        self.check_pairs(inputs, data_samples)
+        host_cells = self.draw_cells(data_samples, *inputs.shape[-2:])
         maps = [sample.gt_sem_seg.sem_seg for sample in data_samples] if 'gt_sem_seg' in data_samples[0] else None
         if maps is not None:
             self.check_map_sizes(maps, 'gt_sem_seg', inputs.shape[-2:], 'set model.data_preprocessor.pad_seg=True')
@@ -108,9 +109,9 @@ class DetPatchSwap(PairSwapBatchAug):
         if not pairs:
             return inputs, data_samples
         cells = to_device(host_cells, inputs.device)
-        inputs = self.swap.swap(inputs, cells)
+        inputs = self.patch_swap.swap(inputs, cells)
         if maps is not None:
-            for sample, swapped_map in zip(data_samples, self.swap.swap(maps, cells)):
+            for sample, swapped_map in zip(data_samples, self.patch_swap.swap(maps, cells)):
                 sample.gt_sem_seg.sem_seg = swapped_map
         # the samples of pairs that swap nothing keep their annotations as they are
         samples = [data_samples[2 * pair + side] for pair in pairs for side in (0, 1)]
@@ -159,13 +160,13 @@ class DetPatchSwap(PairSwapBatchAug):
         with_masks = 'masks' in instances[0]
         # where each sample's own objects stay visible, and where they show in the partner image
         if with_masks:
-            regions = pair_regions(self.swap.cells_to_pixels(cells, height, width)).flatten(0, 1)  # (4Q, H, W)
+            regions = pair_regions(self.patch_swap.cells_to_pixels(cells, height, width)).flatten(0, 1)  # (4Q, H, W)
             masks = _masks_to_tensor([inst.masks for inst in instances], height, width, device)
             new_masks, new_boxes, visible, full_area = visible_mask_parts(masks, seen_through, regions)
             # an object that stays untouched, or is carried over whole, keeps its box
             new_boxes = torch.where((visible >= full_area)[..., None], boxes, new_boxes)
         else:  # boxes only: measured on the cells, not the pixels
-            grid, row_edges, col_edges = self.swap.cell_grid(cells, height, width)
+            grid, row_edges, col_edges = self.patch_swap.cell_grid(cells, height, width)
             new_boxes, visible, full_area = visible_box_parts(boxes, seen_through, pair_regions(grid).flatten(0, 1),
                                                               row_edges, col_edges)
         moved = torch.arange(2, device=device)[:, None] == 1  # row 0 stays, row 1 moves

@@ -62,7 +62,8 @@ class SegPatchSwap(PairSwapBatchAug):
         self.edge_ignore_index = edge_ignore_index
 
     def forward(self, inputs: Tensor, data_samples: List) -> Tuple[Tensor, List]:
-        host_cells = self.sample_cells(inputs, data_samples)
+        self.check_pairs(inputs, data_samples)
+        host_cells = self.draw_cells(data_samples, *inputs.shape[-2:])
         maps = {key: [getattr(sample, key).data for sample in data_samples]
                 for key in (*PIXEL_MAP_KEYS, EDGE_MAP_KEY) if key in data_samples[0]}
         for key, key_maps in maps.items():
@@ -76,9 +77,9 @@ class SegPatchSwap(PairSwapBatchAug):
         if not self.swapping_pairs(host_cells):
             return inputs, data_samples
         cells = to_device(host_cells, inputs.device)
-        inputs = self.swap.swap(inputs, cells)
+        inputs = self.patch_swap.swap(inputs, cells)
         for key, key_maps in maps.items():
-            for sample, swapped in zip(data_samples, self.swap.swap(key_maps, cells)):
+            for sample, swapped in zip(data_samples, self.patch_swap.swap(key_maps, cells)):
                 getattr(sample, key).data = swapped
         if edge_maps is not None:
             self._redraw_edges(data_samples, edge_maps, inputs.shape[-2:])

@@ -46,7 +46,7 @@ def det_sample(boxes, labels, height, width, kind='boxes', ignored=((), ()), box
 
 def fixed_cells(aug: DetPatchSwap, cells: torch.Tensor) -> DetPatchSwap:
     """Make ``aug`` swap exactly ``cells`` ``(P, Gh, Gw)``."""
-    aug.swap.sample_cells = lambda *args, **kwargs: cells
+    aug.patch_swap.sample_cells = lambda *args, **kwargs: cells
     return aug
 
 

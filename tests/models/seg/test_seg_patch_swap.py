@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from mmengine.logging import MessageHub
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
@@ -30,17 +31,20 @@ def test_images_and_labels_move_together():
     assert [s.ips_pair_index for s in out_samples] == [0, 0, 1, 1]
 
 
-def test_cells_are_drawn_on_the_host_whatever_the_batch_device():
-    """The same seed and iteration give the same cells for a batch on another device ('meta'
-    here: no data, so a draw there could not even be read back)."""
-    inputs, samples = seg_batch(6, 32, 48, image_shapes=[(32, 48), (24, 40)] * 3)
-    on_cpu = SegPatchSwap(patch_size=8, swap_prob=1.0, swap_ratio=(0.2, 0.8), check_finite=False)
-    on_meta = SegPatchSwap(patch_size=8, swap_prob=1.0, swap_ratio=(0.2, 0.8), check_finite=False)
+def test_cells_are_drawn_on_the_host_inside_each_pairs_shared_area():
+    """Two augmentations with the same seed draw the same cells, iteration after iteration, as
+    CPU tensors (the batch's device is not asked), and only where both images of a pair are."""
+    MessageHub.get_instance('test_cells_drawn_on_the_host')  # current, with no runner's iteration
+    _, samples = seg_batch(6, 32, 48, image_shapes=[(32, 48), (24, 40)] * 3)
+    first = SegPatchSwap(patch_size=8, swap_prob=1.0, swap_ratio=(0.2, 0.8))
+    second = SegPatchSwap(patch_size=8, swap_prob=1.0, swap_ratio=(0.2, 0.8))
+    draws = []
     for _ in range(3):  # consecutive iterations (call counts, outside a runner)
-        expected = on_cpu.sample_cells(inputs, samples)
-        cells = on_meta.sample_cells(inputs.to('meta'), samples)
-        assert cells.device.type == 'cpu' and torch.equal(cells, expected)
+        cells = second.draw_cells(samples, 32, 48)
+        assert cells.device.type == 'cpu' and torch.equal(cells, first.draw_cells(samples, 32, 48))
         assert not cells[:, 3:].any() and not cells[:, :, 5:].any()  # inside the pairs' shared 24 x 40
+        draws.append(cells)
+    assert not torch.equal(draws[0], draws[1])  # a new draw every iteration
 
 
 def test_padding_is_never_swapped():
