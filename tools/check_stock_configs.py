@@ -293,8 +293,8 @@ def pipeline_edge_width(cfg, model: Optional[torch.nn.Module]) -> Optional[int]:
 
     from mmcv.transforms import Compose
 
-    from ipswap_mm.engine.config_walk import leaf_datasets
-    from ipswap_mm.engine.distill_hook import follow_generate_edge, pipeline_transforms
+    from ipswap_mm.engine.config_walk import leaf_datasets, pipeline_transforms
+    from ipswap_mm.engine.distill_hook import follow_generate_edge
     pipelines = SimpleNamespace(datasets=[SimpleNamespace(pipeline=Compose(leaf.get('pipeline', [])))
                                           for leaf in leaf_datasets(cfg.train_dataloader.dataset)])
     if model is not None:

@@ -7,8 +7,10 @@ Two sources, chosen from what the dataset's ``get_data_info`` returns:
   result is cached as JSON, keyed by a fingerprint of every label file's path, size and
   modification time, so a changed dataset is rescanned.
 * ``'instances'`` (MMDetection): the ``bbox_label`` of every instance whose
-  ``ignore_flag`` is 0 (crowd and ignored boxes do not make a class shared). Nothing to
-  read from disk, nothing cached.
+  ``ignore_flag`` is 0 (crowd and ignored boxes do not make a class shared) and, where the
+  dataset's pipeline loads masks, whose mask ``LoadAnnotations`` accepts (it ignores an
+  object whose polygons all have fewer than three points). Nothing to read from disk,
+  nothing cached.
 
 Each image's classes are ordered by prominence (pixels, or number of boxes), most first.
 Indices that read one image (a repeated dataset, or joined lists naming the same
@@ -31,6 +33,9 @@ from mmengine.logging import MMLogger, print_log
 CACHE_FORMAT = 'ipswap_mm.class_index/1'
 CLASS_SOURCES = ('auto', 'seg_map', 'instances')
 BACKEND_ARGS_KEY = 'ipswap_backend_args'  # a dataset's backend_args, carried in its data infos
+MASKS_LOADED_KEY = 'ipswap_masks_loaded'  # whether a dataset's pipeline loads instance masks, likewise
+#: Class names that ``background_classes='auto'`` takes for background (compared lower-case).
+BACKGROUND_NAMES = ('background', 'bg', '_background_', '__background__')
 
 # (class ids, counts) per image, most prominent first.
 ClassCounts = Tuple[List[int], List[int]]
@@ -101,15 +106,35 @@ def _dataset_infos(dataset) -> Tuple[List[dict], np.ndarray]:
                         'IntraClassPairSampler needs an MMEngine BaseDataset or a wrapper of one')
     infos = [dataset.get_data_info(i) for i in range(len(dataset))]
     backend_args = getattr(dataset, 'backend_args', None)
-    if backend_args is not None:  # how this dataset's pipeline reads its files (object stores)
-        for info in infos:
+    masks_loaded = _loads_masks(dataset)
+    for info in infos:
+        if backend_args is not None:  # how this dataset's pipeline reads its files (object stores)
             info[BACKEND_ARGS_KEY] = backend_args
+        info[MASKS_LOADED_KEY] = masks_loaded
     return infos, np.arange(len(dataset), dtype=np.int64)
 
 
+def _loads_masks(dataset) -> bool:
+    """Whether ``dataset``'s pipeline has a ``LoadAnnotations(with_mask=True)``."""
+    from ..engine.config_walk import pipeline_transforms
+    return any(type(t).__name__ == 'LoadAnnotations' and getattr(t, 'with_mask', False)
+               for t in pipeline_transforms(dataset))
+
+
+def _valid_mask(mask) -> bool:
+    """Whether MMDetection's ``LoadAnnotations`` keeps an instance mask annotation: polygons
+    need one with at least three points, an RLE dict its ``counts`` and ``size``."""
+    if isinstance(mask, list):
+        return any(len(polygon) % 2 == 0 and len(polygon) >= 6 for polygon in mask)
+    if isinstance(mask, dict):
+        return mask.get('counts') is not None and mask.get('size') is not None
+    return True
+
+
 def _instance_classes(info: dict) -> ClassCounts:
+    with_masks = info.get(MASKS_LOADED_KEY, False)
     labels = [int(inst['bbox_label']) for inst in info.get('instances', ())
-              if not inst.get('ignore_flag', 0)]
+              if not inst.get('ignore_flag', 0) and not (with_masks and not _valid_mask(inst.get('mask')))]
     classes, counts = np.unique(np.asarray(labels, dtype=np.int64), return_counts=True)
     order = np.argsort(-counts, kind='stable')
     return classes[order].tolist(), counts[order].tolist()
@@ -304,22 +329,38 @@ def dataset_class_names(dataset) -> tuple:
     return names[0] if names else ()
 
 
-def background_class_ids(class_names: Sequence[str], background_classes: Union[str, Sequence[int], None]) -> List[int]:
-    """Resolve ``background_classes``: ``'auto'`` means every class named 'background'."""
+def background_class_ids(class_names: Sequence[str],
+                         background_classes: Union[str, int, Sequence[Union[int, str]], None]) -> List[int]:
+    """Resolve ``background_classes``: ``'auto'`` means every class whose name is one of
+    :data:`BACKGROUND_NAMES`; otherwise class ids or class names, one or a list."""
+    key = 'train_dataloader.sampler.background_classes'
     if background_classes is None:
         return []
     if background_classes == 'auto':
-        return [i for i, name in enumerate(class_names) if str(name).lower() == 'background']
-    if isinstance(background_classes, str):
-        raise ValueError("train_dataloader.sampler.background_classes must be 'auto', None or a list "
-                         f'of class ids, got {background_classes!r}')
-    return [int(c) for c in background_classes]
+        return [i for i, name in enumerate(class_names) if str(name).lower() in BACKGROUND_NAMES]
+    try:
+        values = [background_classes] if isinstance(background_classes, (str, int)) else list(background_classes)
+    except TypeError:
+        values = [background_classes]  # reported below
+    ids = []
+    for value in values:
+        if isinstance(value, str):
+            if value not in class_names:
+                raise ValueError(f"{key}: {value!r} is not a class of the dataset ('auto', None, class ids "
+                                 f'or class names of metainfo classes: {list(class_names)})')
+            ids.append(list(class_names).index(value))
+        elif isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0:
+            ids.append(int(value))
+        else:
+            raise ValueError(f"{key} must be 'auto', None, or class ids (ints >= 0) or class names, one or a "
+                             f'list; got {background_classes!r}')
+    return ids
 
 
 def dataset_class_index(dataset,
                         source: str = 'auto',
                         ignore_index: int = 255,
-                        background_classes: Union[str, Sequence[int], None] = 'auto',
+                        background_classes: Union[str, int, Sequence[Union[int, str]], None] = 'auto',
                         cache_dir: Optional[str] = None,
                         workers: int = 8,
                         backend_args: Optional[dict] = None) -> ClassIndex:
@@ -334,7 +375,8 @@ def dataset_class_index(dataset,
         source: ``'auto'``, ``'seg_map'`` or ``'instances'``.
         ignore_index: Label-map value that is not a class. Label maps only: every class id
             of a detection annotation is a class (LVIS and Objects365 have a class 255).
-        background_classes: Classes that never make two images a pair.
+        background_classes: Classes that never make two images a pair: ``'auto'`` (the
+            classes named as in :data:`BACKGROUND_NAMES`), ``None``, or class ids or names.
         cache_dir: Folder of the segmentation cache; ``None``: the run's work dir.
         workers: Threads reading label maps.
         backend_args: MMEngine file backend arguments for reading label maps; ``None``: each
@@ -346,7 +388,8 @@ def dataset_class_index(dataset,
                          f'got {source!r}')
     if cache_dir is None:
         cache_dir = default_cache_dir()
-    excluded = set(background_class_ids(dataset_class_names(dataset), background_classes))
+    class_names = dataset_class_names(dataset)
+    excluded = set(background_class_ids(class_names, background_classes))
     rank, world_size = get_dist_info()
     infos, payload = None, [None]
     if rank == 0:
@@ -369,6 +412,42 @@ def dataset_class_index(dataset,
             _save_cache(*cache, entries)
     if resolved_source == 'seg_map':
         excluded.add(int(ignore_index))
+        _check_label_values(entries, infos, len(class_names), excluded)
     sets = [np.asarray([c for c in classes if c not in excluded and c >= 0], dtype=np.int64)
             for classes, _ in entries]
+    _report_classes(class_names, excluded, background_classes, resolved_source, sets)
     return ClassIndex([sets[entry] for entry in index.tolist()], entry_images[index], frozenset(excluded))
+
+
+def _check_label_values(entries: Sequence[ClassCounts], infos: Optional[Sequence[dict]], num_classes: int,
+                        excluded: set) -> None:
+    """Raise, naming label maps, if any holds a value that is neither a class (``0 ..
+    num_classes - 1``) nor excluded (the ignore index): the task loss would fail on it mid-
+    training, with no file named. Not checked when the dataset names no classes."""
+    if not num_classes:
+        return
+    bad = [(number, sorted({c for c in classes if c >= num_classes and c not in excluded}))
+           for number, (classes, _) in enumerate(entries)]
+    bad = [(number, values) for number, values in bad if values]
+    if not bad:
+        return
+    named = [f"{infos[number]['seg_map_path'] if infos is not None else f'entry {number}'}: {values}"
+             for number, values in bad[:3]]
+    raise ValueError(f'{len(bad)} label maps hold values that are no class of the dataset ({num_classes} classes '
+                     f'in its metainfo) and not train_dataloader.sampler.ignore_index ({sorted(excluded)} are '
+                     f'excluded): {"; ".join(named)}{" ..." if len(bad) > 3 else ""}. Fix the label maps '
+                     '(or the dataset\'s label_map / reduce_zero_label), or set the sampler\'s ignore_index to the '
+                     'value the labels use for "ignore" (the decode head\'s ignore_index)')
+
+
+def _report_classes(class_names: Sequence[str], excluded: set, background_classes, source: str,
+                    sets: Sequence[np.ndarray]) -> None:
+    """Log which label values never pair images; warn when no image has a class to pair on."""
+    names = [f'{c} ({class_names[c]})' if 0 <= c < len(class_names) else str(c) for c in sorted(excluded)]
+    print_log(f'IntraClassPairSampler: classes from {source!r}; values that never make a pair '
+              f'(background_classes={background_classes!r}, and for label maps ignore_index): '
+              f'{", ".join(names) or "none"}', logger='current')
+    if sets and not any(len(classes) for classes in sets):
+        print_log(f'IntraClassPairSampler: no image holds a class to pair on (class_source={source!r}, excluded '
+                  f'{sorted(excluded)}): every pair is random. Check train_dataloader.sampler.class_source and '
+                  'background_classes', logger='current', level=30)

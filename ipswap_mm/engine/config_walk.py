@@ -19,6 +19,17 @@ def dataset_nodes(dataset) -> list:
     return found
 
 
+def pipeline_transforms(dataset) -> list:
+    """Every transform of ``dataset``'s pipelines, through dataset wrappers and nested transforms."""
+    found: list = []
+    stack = [node.pipeline for node in dataset_nodes(dataset) if getattr(node, 'pipeline', None) is not None]
+    while stack:
+        for transform in getattr(stack.pop(), 'transforms', None) or []:
+            found.append(transform)
+            stack.append(transform)
+    return found
+
+
 def is_leaf_dataset(dataset) -> bool:
     """Whether a built dataset wraps none."""
     return not getattr(dataset, 'datasets', None) and getattr(dataset, 'dataset', None) is None

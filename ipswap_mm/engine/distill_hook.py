@@ -16,7 +16,7 @@ from ..datasets.pair_sampler import IntraClassPairSampler
 from ..models.loss_forward import loss_call_samples
 from ..models.pair_swap_batch_aug import PairSwapBatchAug
 from .checkpoint_safety import make_weights_only_safe, restore_history_buffers
-from .config_walk import dataset_nodes
+from .config_walk import pipeline_transforms
 
 
 def build_pair_logits(model: nn.Module):
@@ -250,17 +250,6 @@ def warn_pipeline_padding(model: nn.Module, dataset) -> None:
                   f'{type(swaps[0]).__name__} cannot tell that padding from image: it is swapped like image '
                   '(the partner\'s objects in those cells move into it; nothing is lost). See the README, '
                   '"Cells reaching into either image\'s padding".', logger='current', level=logging.WARNING)
-
-
-def pipeline_transforms(dataset) -> list:
-    """Every transform of ``dataset``'s pipelines, through dataset wrappers and nested transforms."""
-    found: list = []
-    stack = [node.pipeline for node in dataset_nodes(dataset) if getattr(node, 'pipeline', None) is not None]
-    while stack:
-        for transform in getattr(stack.pop(), 'transforms', None) or []:
-            found.append(transform)
-            stack.append(transform)
-    return found
 
 
 def check_pair_layout(data_samples) -> None:

@@ -369,6 +369,71 @@ def test_entries_naming_one_image_by_different_spellings_share_its_id():
 
 def test_the_class_index_says_which_label_values_are_no_class(tmp_path):
     (tmp_path / 'maps').mkdir()
-    dataset = LabelMapDataset(write_maps(str(tmp_path / 'maps'), [[[0, 1], [2, 255]]]))
+    dataset = LabelMapDataset(write_maps(str(tmp_path / 'maps'), [[[0, 1], [2, 255]], [[0, 1], [3, 3]]]))
     assert dataset_class_index(dataset, ignore_index=255).excluded == {0, 255}  # 'background', ignore
+    dataset.paths = dataset.paths[1:]
     assert dataset_class_index(dataset, ignore_index=0, background_classes=None).excluded == {0}
+
+
+def test_a_label_value_that_is_no_class_and_not_ignored_is_named_with_its_file(tmp_path):
+    """Value 7 with four classes would make the cross-entropy fail mid-training, naming no file."""
+    (tmp_path / 'maps').mkdir()
+    dataset = LabelMapDataset(write_maps(str(tmp_path / 'maps'), [[[0, 1], [2, 255]], [[7, 1], [4, 255]]]))
+    with pytest.raises(ValueError, match=r'1 label maps .*4 classes.*1\.png: \[4, 7\].*ignore_index'):
+        dataset_class_index(dataset, cache_dir=None)
+    assert dataset_class_index(LabelMapDataset(dataset.paths[:1]), cache_dir=None).class_sets[0].tolist() == [1, 2]
+
+
+@pytest.mark.parametrize('background, expected', [
+    ('auto', [0]), (None, []), (2, [2]), ('dog', [2]), (['dog', 0], [2, 0]), ((3,), [3])])
+def test_background_classes_take_ids_or_names(background, expected):
+    assert class_index.background_class_ids(('background', 'cat', 'dog', 'bird'), background) == expected
+
+
+@pytest.mark.parametrize('name', ['bg', '_background_', '__background__', 'Background'])
+def test_auto_background_knows_the_usual_spellings(name):
+    assert class_index.background_class_ids((name, 'cat'), 'auto') == [0]
+
+
+@pytest.mark.parametrize('background, message', [
+    ('cow', "'cow' is not a class of the dataset"), (1.5, 'must be'), ([0, -1], 'must be'), ([True], 'must be')])
+def test_bad_background_classes_name_the_key(background, message):
+    with pytest.raises(ValueError, match=f'train_dataloader.sampler.background_classes.*{message}|'
+                                         f'{message}.*train_dataloader.sampler.background_classes'):
+        class_index.background_class_ids(('background', 'cat'), background)
+
+
+def test_the_index_logs_what_never_pairs_and_warns_when_nothing_can(maps_dataset, monkeypatch):
+    messages = []
+    monkeypatch.setattr(class_index, 'print_log', lambda message, **kwargs: messages.append(message))
+    dataset_class_index(maps_dataset, cache_dir=None)
+    assert any('never make a pair' in m and '0 (background), 255' in m for m in messages)
+    assert not any('every pair is random' in m for m in messages)
+    messages.clear()
+    dataset_class_index(maps_dataset, source='instances', cache_dir=None)  # label maps read as detection
+    assert any('every pair is random' in m and "class_source='instances'" in m for m in messages)
+
+
+def test_an_object_whose_mask_loading_ignores_makes_no_class_where_masks_are_loaded():
+    """MMDetection's LoadAnnotations(with_mask=True) ignores an object whose polygons all have
+    fewer than three points; boxes-only pipelines keep it."""
+    from mmcv.transforms import Compose
+
+    class Det:
+        metainfo = dict(classes=('a', 'b', 'c'))
+
+        def __init__(self, with_mask):
+            self.pipeline = Compose([dict(type='mmdet.LoadAnnotations', with_bbox=True, with_mask=with_mask)])
+
+        def __len__(self):
+            return 1
+
+        def get_data_info(self, index):
+            return dict(img_path='x.jpg', instances=[
+                dict(bbox_label=1, ignore_flag=0, mask=[[0, 0, 4, 4]]),  # two points
+                dict(bbox_label=2, ignore_flag=0, mask=[[0, 0, 4, 0, 4, 4]]),
+                dict(bbox_label=0, ignore_flag=0, mask=dict(size=[4, 4])),  # RLE without counts
+            ])
+
+    assert dataset_class_index(Det(with_mask=True)).class_sets[0].tolist() == [2]
+    assert sorted(dataset_class_index(Det(with_mask=False)).class_sets[0].tolist()) == [0, 1, 2]
