@@ -15,8 +15,8 @@ Ratio = Union[float, Tuple[float, float]]
 
 
 def _check_probability(name: str, value: float) -> None:
-    if not 0.0 <= float(value) <= 1.0:
-        raise ValueError(f'{name} must lie in [0, 1], got {value!r}')
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise ValueError(f'{name} must be a number in [0, 1], got {value!r}')
 
 
 class PatchSwap:
@@ -41,10 +41,12 @@ class PatchSwap:
             raise ValueError(f'patch_size must be a positive int (pixels), got {patch_size!r}')
         _check_probability('swap_prob', swap_prob)
         if isinstance(swap_ratio, (tuple, list)):
-            if len(swap_ratio) != 2 or not swap_ratio[0] <= swap_ratio[1]:
-                raise ValueError(f'swap_ratio range must be (low, high) with low <= high, got {swap_ratio!r}')
+            if len(swap_ratio) != 2:
+                raise ValueError(f'swap_ratio range must be (low, high), got {swap_ratio!r}')
             for value in swap_ratio:
                 _check_probability('swap_ratio', value)
+            if not swap_ratio[0] <= swap_ratio[1]:
+                raise ValueError(f'swap_ratio range must be (low, high) with low <= high, got {swap_ratio!r}')
             self.swap_ratio: Tuple[float, float] = (float(swap_ratio[0]), float(swap_ratio[1]))
         else:
             _check_probability('swap_ratio', swap_ratio)

@@ -72,6 +72,7 @@ class IPSDistillHook(Hook):
         self.loss: nn.Module = MODELS.build(self.loss_cfg)
         self._pair_logits = None
         self._handle = None
+        self._swaps: list = []
         self._scale = 1.0
         self._seed_at_build: Optional[int] = None
 
@@ -109,10 +110,20 @@ class IPSDistillHook(Hook):
         restore_history_buffers(checkpoint)
 
     def attach(self, model: nn.Module) -> None:
-        """Start adding the pair loss to ``model``'s training losses (no config checks)."""
+        """Start adding the pair loss to ``model``'s training losses. Checks only that the
+        loss's ``use_sigmoid`` agrees with the model's classifier, not the rest of the setup."""
         self.detach()
-        self._pair_logits = build_pair_logits(model)
+        pair_logits = build_pair_logits(model)
+        try:
+            self.loss.check_scoring(pair_logits.use_sigmoid)
+        except ValueError:
+            pair_logits.remove()
+            raise
+        self._pair_logits = pair_logits
         self._handle = model.register_forward_hook(self._add_pair_loss, with_kwargs=True)
+        self._swaps = [m for m in model.data_preprocessor.modules() if isinstance(m, PairSwapBatchAug)]
+        for swap in self._swaps:
+            swap.pair_loss_attached = True
 
     def detach(self) -> None:
         """Remove every hook :meth:`attach` registered."""
@@ -120,6 +131,9 @@ class IPSDistillHook(Hook):
             self._handle.remove()
             self._pair_logits.remove()
             self._handle = self._pair_logits = None
+            for swap in self._swaps:
+                swap.pair_loss_attached = False
+            self._swaps = []
 
     def _add_pair_loss(self, model: nn.Module, args: tuple, kwargs: dict, output):
         data_samples = loss_call_samples(model, args, kwargs)

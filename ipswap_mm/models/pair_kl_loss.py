@@ -52,11 +52,13 @@ class PairKLDivLoss(nn.Module):
                  loss_name: str = 'loss_ips_kl',
                  compile: Union[bool, dict] = False) -> None:
         super().__init__()
-        if not (math.isfinite(temperature) and temperature > 0):
+        if not (_is_number(temperature) and math.isfinite(temperature) and temperature > 0):
             raise ValueError(f'PairKLDivLoss.temperature must be a positive number, got {temperature!r}')
-        if not (math.isfinite(loss_weight) and loss_weight >= 0):
+        if not (_is_number(loss_weight) and math.isfinite(loss_weight) and loss_weight >= 0):
             # a negative weight would push the two views apart
             raise ValueError(f'PairKLDivLoss.loss_weight must be a number >= 0, got {loss_weight!r}')
+        if use_sigmoid is not None and not isinstance(use_sigmoid, bool):
+            raise ValueError(f'PairKLDivLoss.use_sigmoid must be None, True or False, got {use_sigmoid!r}')
         if teacher not in TEACHER_RULES:
             raise ValueError(f'PairKLDivLoss.teacher must be one of {TEACHER_RULES}, got {teacher!r}')
         if weighting not in WEIGHTINGS:
@@ -79,14 +81,23 @@ class PairKLDivLoss(nn.Module):
             self._kl_divergence = torch.compile(pair_kl_divergence, **({} if compile is True else compile))
 
     def forward(self, logits: Tensor, labels: Tensor, num_classes: int, model_uses_sigmoid: bool = False) -> Tensor:
-        """Args: logits ``(2P, C, M)``, labels ``(2P, M)`` (see ``pair_kl_divergence``); whether
-        the model scores classes with sigmoids."""
-        if self.use_sigmoid is not None and self.use_sigmoid != model_uses_sigmoid:
-            raise ValueError(f'PairKLDivLoss.use_sigmoid={self.use_sigmoid} but the model scores classes with '
-                             f"{'sigmoids' if model_uses_sigmoid else 'a softmax'}; leave use_sigmoid unset")
+        """Args: logits ``(2P, C, M)``; labels ``(2P, M)`` class ids or ``(2P, M, K)`` class
+        weights (see ``pair_kl_divergence``); whether the model scores classes with sigmoids."""
+        self.check_scoring(model_uses_sigmoid)
         return self._kl_divergence(logits, labels, num_classes, self.temperature, self.teacher, model_uses_sigmoid,
                                    self.weighting, self.loss_weight)
+
+    def check_scoring(self, model_uses_sigmoid: bool) -> None:
+        """Raise if ``use_sigmoid`` was set and the model's classifier scores classes otherwise."""
+        if self.use_sigmoid is not None and self.use_sigmoid != model_uses_sigmoid:
+            raise ValueError(f'PairKLDivLoss.use_sigmoid={self.use_sigmoid} (custom_hooks) but the model scores '
+                             f"classes with {'sigmoids' if model_uses_sigmoid else 'a softmax'}; leave use_sigmoid "
+                             'unset')
 
     def extra_repr(self) -> str:
         return (f'temperature={self.temperature}, loss_weight={self.loss_weight}, teacher={self.teacher!r}, '
                 f'use_sigmoid={self.use_sigmoid}, weighting={self.weighting!r}, compile={self.compile_options!r}')
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -53,7 +53,13 @@ class PairSwapBatchAug(nn.Module):
             self.patch_swap = PatchSwap(patch_size, swap_prob, swap_ratio)
         except ValueError as error:  # named as the config names it
             raise ValueError(f'{type(self).__name__}.{error} (model.data_preprocessor.batch_augments)') from None
-        self._warned_small_image = False
+        for name, value in (('allow_partial_grid', allow_partial_grid), ('check_finite', check_finite)):
+            if not isinstance(value, bool):
+                raise ValueError(f'{type(self).__name__}.{name} must be True or False, got {value!r} '
+                                 '(model.data_preprocessor.batch_augments)')
+        self._warned_no_cells = False
+        self._warned_no_pair_loss = False
+        self.pair_loss_attached = False  # IPSDistillHook.attach sets it
         self.allow_partial_grid = allow_partial_grid
         self.check_finite = check_finite
         self.generator = IterationGenerator(type(self).__name__)
@@ -97,9 +103,12 @@ class PairSwapBatchAug(nn.Module):
     def check_pairs(self, inputs: Tensor, data_samples: Sequence) -> None:
         """Check the batch ``(2P, C, H, W)`` before anything is drawn, and tag its samples.
 
-        Raises unless the batch holds whole pairs and, with ``check_finite``, finite values;
-        warns once when the batch is smaller than a cell. Writes the metainfo
-        ``ips_pair_index`` (``i // 2`` for sample ``i``) that ``IPSDistillHook`` checks.
+        Raises unless the batch holds whole pairs and, with ``check_finite``, finite values.
+        Warns once when no ``IPSDistillHook`` is attached (the swap then trains no pair loss,
+        and nothing checks that the batches are same-class pairs), and once when no cell can
+        be swapped (the batch is smaller than a cell, or ``swap_ratio`` of its cells rounds
+        to none). Writes the metainfo ``ips_pair_index`` (``i // 2`` for sample ``i``) that
+        ``IPSDistillHook`` checks.
         """
         num_items = inputs.shape[0]
         if num_items % 2:
@@ -108,12 +117,22 @@ class PairSwapBatchAug(nn.Module):
                              "train_dataloader.sampler=dict(type='IntraClassPairSampler')")
         if self.check_finite:
             self.check_inputs_finite(inputs, data_samples)
+        name = type(self).__name__
+        if not self.pair_loss_attached and not self._warned_no_pair_loss:
+            self._warned_no_pair_loss = True
+            print_log(f'{name} swaps patches but no IPSDistillHook is attached: no pair loss (loss_ips_kl) is '
+                      'trained, and nothing checks that the batches hold same-class pairs. Add '
+                      "custom_hooks=[dict(type='IPSDistillHook')] (a config that sets custom_hooks replaces "
+                      "its base's list)", logger='current', level=logging.WARNING)
         height, width = inputs.shape[-2:]
-        if min(height, width) < self.patch_swap.patch_size and not self._warned_small_image:
-            self._warned_small_image = True
-            print_log(f'{type(self).__name__}: the batch ({height}x{width}) is smaller than patch_size='
-                      f'{self.patch_swap.patch_size}, so no cell is swapped; choose a patch_size below the input '
-                      'size (model.data_preprocessor.batch_augments)', logger='current', level=logging.WARNING)
+        grid_h, grid_w = self.patch_swap.grid_shape(height, width)
+        most = round(self.patch_swap.swap_ratio[1] * grid_h * grid_w)
+        if most == 0 and self.patch_swap.swap_prob > 0 and not self._warned_no_cells:
+            self._warned_no_cells = True
+            print_log(f'{name}: a {height}x{width} batch holds {grid_h}x{grid_w} cells of patch_size='
+                      f'{self.patch_swap.patch_size}, and swap_ratio={self.patch_swap.swap_ratio[1]} of them rounds '
+                      'to no cell: nothing is swapped. Choose a smaller patch_size or a larger swap_ratio '
+                      '(model.data_preprocessor.batch_augments)', logger='current', level=logging.WARNING)
         for index, sample in enumerate(data_samples):
             sample.set_metainfo(dict(ips_pair_index=index // 2))
 

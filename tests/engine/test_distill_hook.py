@@ -78,6 +78,27 @@ def test_adds_pair_loss_without_touching_the_model(monkeypatch):
     assert 'loss_ips_kl' not in model(**data, mode='loss')
 
 
+def test_a_use_sigmoid_the_classifier_contradicts_fails_before_the_first_step(monkeypatch):
+    """The segmentor scores with a softmax: the hook says so when training starts, not in
+    the first forward after the dataset scan and the weights."""
+    model = tiny_segmentor()
+    hook = IPSDistillHook(loss=dict(type='PairKLDivLoss', use_sigmoid=True))
+    with pytest.raises(ValueError, match=r'PairKLDivLoss.use_sigmoid=True \(custom_hooks\).*softmax'):
+        hook.before_train(fake_runner(model, pair_loader(monkeypatch=monkeypatch)))
+    assert not model._forward_hooks and not model.data_preprocessor.batch_augments.augments[0].pair_loss_attached
+
+
+def test_the_swap_knows_whether_a_pair_loss_is_attached(monkeypatch):
+    model = tiny_segmentor()
+    swap = model.data_preprocessor.batch_augments.augments[0]
+    hook = IPSDistillHook()
+    assert not swap.pair_loss_attached
+    hook.before_train(fake_runner(model, pair_loader(monkeypatch=monkeypatch)))
+    assert swap.pair_loss_attached
+    hook.after_train(None)
+    assert not swap.pair_loss_attached
+
+
 def test_batch_that_skipped_the_swap_is_an_error(monkeypatch):
     model = tiny_segmentor()
     IPSDistillHook().before_train(fake_runner(model, pair_loader(monkeypatch=monkeypatch)))

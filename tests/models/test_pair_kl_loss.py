@@ -18,10 +18,18 @@ def test_the_loss_is_the_weighted_pair_kl_at_its_temperature(weight):
     assert expected.item() > 0 and loss.item() == pytest.approx(weight * expected.item(), rel=1e-6)
 
 
+def test_temperature_reaches_the_kl():
+    logits, labels = views()
+    assert PairKLDivLoss(temperature=2.0, loss_weight=1.0)(logits, labels, 3).item() != pytest.approx(
+        PairKLDivLoss(temperature=1.0, loss_weight=1.0)(logits, labels, 3).item())
+
+
 def test_teacher_rule_reaches_the_kl():
     logits, labels = views()
     loss = PairKLDivLoss(teacher='symmetric', loss_weight=1.0)(logits, labels, 3)
-    assert loss.item() == pytest.approx(pair_kl_divergence(logits, labels, 3, teacher='symmetric').item())
+    expected = pair_kl_divergence(logits, labels, 3, teacher='symmetric')
+    assert loss.item() == pytest.approx(expected.item())
+    assert expected.item() != pytest.approx(pair_kl_divergence(logits, labels, 3).item())  # 'confidence'
 
 
 def test_weighting_reaches_the_kl():
@@ -42,7 +50,10 @@ def test_use_sigmoid_that_contradicts_the_model_is_refused():
     (dict(temperature=0), 'temperature'), (dict(temperature=float('nan')), 'temperature'),
     (dict(temperature=float('inf')), 'temperature'), (dict(loss_weight=-0.1), 'loss_weight'),
     (dict(loss_weight=float('nan')), 'loss_weight'), (dict(teacher='student'), 'teacher'),
-    (dict(weighting='pixels'), 'weighting'), (dict(loss_name='ips_kl'), 'loss_name'), (dict(compile='yes'), 'compile')])
+    (dict(weighting='pixels'), 'weighting'), (dict(loss_name='ips_kl'), 'loss_name'), (dict(compile='yes'), 'compile'),
+    (dict(temperature='2'), 'temperature'), (dict(loss_weight=None), 'loss_weight'),
+    (dict(loss_weight=True), 'loss_weight'), (dict(use_sigmoid='yes'), 'use_sigmoid'),
+    (dict(use_sigmoid=1), 'use_sigmoid')])
 def test_bad_options_name_the_key(kwargs, key):
     with pytest.raises(ValueError, match=f'PairKLDivLoss.{key}'):
         PairKLDivLoss(**kwargs)

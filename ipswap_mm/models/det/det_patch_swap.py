@@ -1,6 +1,7 @@
 """``DetPatchSwap``: intra-class patch swap as an MMDetection batch augmentation."""
 from __future__ import annotations
 
+import math
 from typing import List, Optional, Tuple
 
 import numpy as np
@@ -91,9 +92,12 @@ class DetPatchSwap(PairSwapBatchAug):
                  seg_ignore_index: int = 255,
                  check_finite: bool = True) -> None:
         super().__init__(patch_size, swap_prob, swap_ratio, allow_partial_grid=True, check_finite=check_finite)
-        if min_visible_area < 0 or not 0 <= min_visible_ratio <= 1:
-            raise ValueError('DetPatchSwap.min_visible_area must be >= 0 and min_visible_ratio in [0, 1], got '
-                             f'{min_visible_area!r} and {min_visible_ratio!r}')
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                      for v in (min_visible_area, min_visible_ratio))
+        if not numbers or min_visible_area < 0 or not 0 <= min_visible_ratio <= 1:
+            raise ValueError('DetPatchSwap.min_visible_area must be a number >= 0 and min_visible_ratio a number in '
+                             f'[0, 1], got {min_visible_area!r} and {min_visible_ratio!r} '
+                             '(model.data_preprocessor.batch_augments)')
         self.min_visible_area = float(min_visible_area)
         self.min_visible_ratio = float(min_visible_ratio)
         self.seg_ignore_index = int(seg_ignore_index)
@@ -152,7 +156,8 @@ class DetPatchSwap(PairSwapBatchAug):
         box_type = type(instances[0].bboxes)
         plain_boxes = issubclass(box_type, Tensor)
         boxes = to_device(torch.cat([get_box_tensor(inst.bboxes) for inst in instances]), device)
-        if boxes.dtype != torch.float32:
+        box_dtype = boxes.dtype  # measured in float32, given back in the input's dtype
+        if box_dtype != torch.float32:
             boxes = boxes.float()
         owner = owner_index(counts, device)
         # every object seen through two regions: its own image's stay region, the partner's move region
@@ -198,7 +203,7 @@ class DetPatchSwap(PairSwapBatchAug):
         sources = picks % num  # the original object of each new one
         fields = {key: torch.cat([getattr(inst, key) for inst in instances])[sources].split(new_counts)
                   for key in _carried_fields(instances[0])}
-        boxes = new_boxes.view(2 * num, 4)[picks].split(new_counts)
+        boxes = new_boxes.view(2 * num, 4)[picks].to(box_dtype).split(new_counts)
         masks = None
         if with_masks:
             masks = np.split(new_masks.view(2 * num, height, width)[picks].cpu().numpy(), np.cumsum(new_counts)[:-1])

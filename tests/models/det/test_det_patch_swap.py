@@ -258,10 +258,26 @@ def test_odd_batch_names_the_batch_size():
         DetPatchSwap(patch_size=8)(torch.rand(3, 3, 16, 16), samples)
 
 
-@pytest.mark.parametrize('kwargs', [dict(min_visible_area=-1), dict(min_visible_ratio=1.5)])
+@pytest.mark.parametrize('kwargs', [dict(min_visible_area=-1), dict(min_visible_ratio=1.5),
+                                    dict(min_visible_area='16'), dict(min_visible_area=float('nan')),
+                                    dict(min_visible_ratio=None)])
 def test_bad_thresholds_name_the_key(kwargs):
-    with pytest.raises(ValueError, match='min_visible'):
+    with pytest.raises(ValueError, match=r'min_visible.*\(model.data_preprocessor.batch_augments\)'):
         DetPatchSwap(**kwargs)
+
+
+@pytest.mark.parametrize('box_type', [torch.Tensor, HorizontalBoxes])
+def test_boxes_keep_their_dtype_through_a_swap(box_type):
+    """float16 boxes come back float16 in the pairs that swap, as in those that do not."""
+    samples = [det_sample([[0, 0, 16, 16], [20, 4, 36, 28]], [1, 2], 32, 48, box_type=box_type) for _ in range(4)]
+    for sample in samples:
+        boxes = sample.gt_instances.bboxes
+        sample.gt_instances.bboxes = boxes.half() if box_type is torch.Tensor else box_type(boxes.tensor.half())
+    cells = torch.tensor([[[1, 0, 1], [0, 1, 0]], [[0, 0, 0], [0, 0, 0]]]).bool()  # the second pair swaps nothing
+    aug = fixed_cells(DetPatchSwap(patch_size=16), cells)
+    _, out = aug(torch.rand(4, 3, 32, 48), samples)
+    dtypes = {(b.tensor if box_type is HorizontalBoxes else b).dtype for b in (s.gt_instances.bboxes for s in out)}
+    assert dtypes == {torch.float16}
 
 
 def test_nan_image_raises_naming_the_file():
