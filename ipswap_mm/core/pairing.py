@@ -72,7 +72,8 @@ def pairing_keys(class_sets: Sequence[np.ndarray], rng: np.random.Generator, rul
 def build_intra_class_pairs(class_sets: Sequence[np.ndarray],
                             rng: np.random.Generator,
                             rule: str = 'random',
-                            image_ids: Optional[np.ndarray] = None) -> tuple[np.ndarray, PairingStats]:
+                            image_ids: Optional[np.ndarray] = None,
+                            fill_rng: Optional[np.random.Generator] = None) -> tuple[np.ndarray, PairingStats]:
     """Pair every image of an epoch with an image that shares a class.
 
     Args:
@@ -82,6 +83,11 @@ def build_intra_class_pairs(class_sets: Sequence[np.ndarray],
         image_ids: ``(N,)`` ints, equal for indices that read the same image (a repeated
             dataset); such indices are never paired with each other while another image
             shares their key. ``None``: every index is its own image.
+        fill_rng: Chooses which pairs with a repeated partner or self-pairs fill the
+            epoch's last places when there are more than places (step 5); ``None``: ``rng``.
+            Drawn from only then. A sampler that keeps its pairs every epoch (``rng`` seeded
+            the same) passes an epoch-seeded one, so that the images which sit an epoch out
+            differ from epoch to epoch.
 
     Returns:
         ``(P, 2)`` int64 array of image indices, ``P = ceil(N / 2)``, in random order; and
@@ -121,7 +127,10 @@ def build_intra_class_pairs(class_sets: Sequence[np.ndarray],
     two_fresh = [p[:2] for p in leftover_pairs if p[2] == 2]
     repeats = [p for p in leftover_pairs if p[2] != 2]  # random order: none is dropped every epoch
     pairs = np.concatenate([fresh_pairs, np.array(two_fresh, dtype=np.int64).reshape(-1, 2)])
-    kept = repeats[:stats.num_pairs - len(pairs)]
+    room = stats.num_pairs - len(pairs)
+    if fill_rng is not None and len(repeats) > room:
+        repeats = [repeats[i] for i in fill_rng.permutation(len(repeats))]
+    kept = repeats[:room]
     stats.dropped = len(repeats) - len(kept)
     stats.repeated = sum(1 for p in kept if p[2] == 1)
     stats.self_pairs = sum(1 for p in kept if p[2] == 0)

@@ -27,7 +27,10 @@ class IntraClassPairSampler(Sampler):
 
     Args:
         dataset: The training dataset.
-        shuffle: Draw new pairs every epoch. False keeps the epoch-0 pairs for good.
+        shuffle: Draw new pairs every epoch. False keeps the epoch-0 pairs for good, but
+            for the last few places of an epoch, filled by pairs that repeat an image or
+            self-pairs when the dataset holds more of them than places: which of those are
+            kept changes every epoch, so that no image sits out every epoch.
         seed: Pairing seed; ``None`` uses a seed synchronised across ranks, and the runner
             passes ``randomness.seed`` here.
         pair_key: ``'random'`` (an image joins the group of a random one of its classes
@@ -82,7 +85,10 @@ class IntraClassPairSampler(Sampler):
 
     def _pairs_and_stats(self, epoch: int) -> tuple[np.ndarray, PairingStats]:
         rng = np.random.default_rng([self.seed, epoch if self.shuffle else 0])
-        return build_intra_class_pairs(self.class_index.class_sets, rng, self.pair_key, self.class_index.image_ids)
+        # kept pairs: the few places an epoch's surplus competes for still rotate (see ``shuffle``)
+        fill_rng = None if self.shuffle else np.random.default_rng([self.seed, epoch, 1])
+        return build_intra_class_pairs(self.class_index.class_sets, rng, self.pair_key, self.class_index.image_ids,
+                                       fill_rng)
 
     def rank_pairs(self, epoch: int) -> np.ndarray:
         """This rank's share of ``epoch``'s pairs: ``(pairs_per_rank, 2)``."""

@@ -76,10 +76,26 @@ def test_deterministic_per_seed_and_epoch(monkeypatch):
 
 
 def test_no_shuffle_keeps_pairs(monkeypatch):
-    sampler = sampler_on_rank(random_dataset(), 0, 1, monkeypatch, shuffle=False)
-    epoch0 = list(sampler)
-    sampler.set_epoch(5)
-    assert list(sampler) == epoch0
+    """Every epoch the same pairs, but for the surplus places (pairs repeating an image,
+    here one more than places), whose kept pairs rotate: no image sits out every epoch."""
+    dataset = random_dataset()
+    sampler = sampler_on_rank(dataset, 0, 1, monkeypatch, shuffle=False)
+    _, stats = sampler._pairs_and_stats(0)
+    assert stats.dropped == 1  # what makes this case
+    epochs = []
+    for epoch in range(12):
+        sampler.set_epoch(epoch)
+        epochs.append(list(sampler))
+    fresh = [{tuple(p) for p in zip(e[0::2], e[1::2]) if len(set(p)) == 2} for e in epochs]
+    for pairs in fresh[1:]:
+        assert len(pairs ^ fresh[0]) <= 2 * stats.repeated  # only the surplus places differ
+    assert len({tuple(e) for e in epochs}) > 1
+    assert set().union(*map(set, epochs)) == set(range(len(dataset)))  # nobody left out for good
+    no_surplus = sampler_on_rank(Instances([[0], [1]] * 8), 0, 1, monkeypatch, shuffle=False)
+    assert no_surplus._pairs_and_stats(0)[1].dropped == 0  # nothing competes: the very same epochs
+    first = list(no_surplus)
+    no_surplus.set_epoch(5)
+    assert list(no_surplus) == first
 
 
 def test_length_is_constant_and_even(monkeypatch):
