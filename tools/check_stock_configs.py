@@ -294,7 +294,7 @@ def pipeline_edge_width(cfg, model: Optional[torch.nn.Module]) -> Optional[int]:
     from mmcv.transforms import Compose
 
     from ipswap_mm.engine.config_walk import leaf_datasets, pipeline_transforms
-    from ipswap_mm.engine.distill_hook import follow_generate_edge
+    from ipswap_mm.engine.setup_checks import follow_generate_edge
     pipelines = SimpleNamespace(datasets=[SimpleNamespace(pipeline=Compose(leaf.get('pipeline', [])))
                                           for leaf in leaf_datasets(cfg.train_dataloader.dataset)])
     if model is not None:
@@ -332,7 +332,8 @@ def train_one_step(config: str, task: str, size: int, with_ips: bool = True, see
     from mmengine.registry import DefaultScope
 
     import ipswap_mm  # noqa: F401  (registers the project's modules)
-    from ipswap_mm.engine.distill_hook import IPSDistillHook, check_swap_configured
+    from ipswap_mm.engine.distill_hook import IPSDistillHook
+    from ipswap_mm.engine.setup_checks import check_swap_configured
 
     row: dict = dict(config=config, size=size, ips=with_ips)
     for key in ('epoch', 'iter'):  # what a runner tells the heads (TOOD) and batch augments (YOLOX)

@@ -24,9 +24,9 @@ import benchmark_accuracy as ba  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import ipswap_mm  # noqa: E402,F401
+from ipswap_mm.core.cell_counts import cell_class_counts  # noqa: E402
 from ipswap_mm.core.pair_kl import class_shares, pair_kl_divergence  # noqa: E402
 from ipswap_mm.engine import trusted_checkpoint_globals  # noqa: E402
-from ipswap_mm.models.seg.seg_pair_logits import cell_class_counts  # noqa: E402
 
 
 def own_class_prob(logits, weights):

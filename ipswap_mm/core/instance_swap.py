@@ -20,7 +20,7 @@ The keep-or-drop rule, shared by every detector, is :func:`keep_visible_objects`
 from __future__ import annotations
 
 import functools
-from typing import Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -187,6 +187,32 @@ def keep_visible_objects(visible_area: Tensor, full_area: Tensor, min_visible_ar
     elif moved is not False:
         whole = whole & ((full_area > 0) | ~moved)
     return large_enough | whole
+
+
+def regroup_objects(keep: np.ndarray, counts: Sequence[int]) -> Tuple[np.ndarray, List[int]]:
+    """Every image's objects after a swap: its own that stay, then its partner's carried in.
+
+    Args:
+        keep: ``(2, n)`` bool (host), from :func:`keep_visible_objects`: row 0, each
+            object's part left in its image; row 1, its part carried to the partner image.
+        counts: Objects of each of the ``2P`` images, listed image by image (``n`` in all);
+            images ``2i`` and ``2i + 1`` are partners.
+
+    Returns:
+        ``picks`` ``(m,)`` int64, the candidates each image now shows, image by image, as
+        indices into the ``2n`` candidates (stay: ``0 .. n-1``, carried: ``n .. 2n-1``), and
+        the new number of objects of every image.
+    """
+    num = len(keep[0])
+    starts = np.cumsum([0, *counts])
+    picks, new_counts = [], []
+    for image in range(len(counts)):
+        own = starts[image] + np.flatnonzero(keep[0, starts[image]:starts[image + 1]])
+        partner = image ^ 1
+        came = num + starts[partner] + np.flatnonzero(keep[1, starts[partner]:starts[partner + 1]])
+        picks += [own, came]
+        new_counts.append(len(own) + len(came))
+    return np.concatenate(picks).astype(np.int64) if picks else np.zeros(0, np.int64), new_counts
 
 
 def pair_regions(pixel_mask: Tensor) -> Tensor:

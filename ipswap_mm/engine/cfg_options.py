@@ -12,8 +12,9 @@ MISSING = object()
 
 
 def lookup(cfg, key: str):
-    """The value at dotted ``key`` of a config (list items by index), or ``MISSING``."""
-    node = cfg
+    """The value at dotted ``key`` of a config (an MMEngine ``Config`` or a dict; list items by
+    index), or ``MISSING``."""
+    node = cfg if isinstance(cfg, dict) or not hasattr(cfg, 'to_dict') else cfg.to_dict()
     for part in key.split('.'):
         if isinstance(node, (list, tuple)):
             if not part.isdigit() or int(part) >= len(node):

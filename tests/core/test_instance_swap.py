@@ -10,6 +10,7 @@ from ipswap_mm.core.instance_swap import (
     keep_visible_objects,
     owner_index,
     pair_regions,
+    regroup_objects,
     visible_box_parts,
     visible_mask_parts,
 )
@@ -223,3 +224,15 @@ def test_row_counts_are_the_true_pixels_of_every_row(width):
     masks[0, 0, 0] = True  # a full row: more ones than a uint8 holds when the width is above 255
     counts = _row_counts(masks)
     assert counts.dtype == torch.int16 and torch.equal(counts.long(), masks.sum(-1))
+
+
+def test_regrouped_images_show_their_kept_objects_then_the_partners_carried_ones():
+    # images 0 and 1 are partners (2 and 1 objects), images 2 and 3 (0 and 2)
+    keep = np.array([[True, False, True, True, False],    # part left in place
+                     [False, True, True, False, True]])   # part carried to the partner
+    picks, counts = regroup_objects(keep, [2, 1, 0, 2])
+    assert counts == [1 + 1, 1 + 1, 0 + 1, 1 + 0]
+    # image 0: its object 0, then image 1's object 2 carried (candidate 5 + 2); image 1: its
+    # object 2, then image 0's object 1 carried; image 2: image 3's object 4; image 3: its object 3
+    assert picks.tolist() == [0, 5 + 2, 2, 5 + 1, 5 + 4, 3]
+    assert picks.dtype == np.int64 and regroup_objects(np.zeros((2, 0), bool), [0, 0])[0].tolist() == []

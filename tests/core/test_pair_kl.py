@@ -339,3 +339,9 @@ def test_a_student_probability_far_below_1e_100_keeps_its_exact_loss_and_gradien
     exact.backward()
     assert loss.item() == pytest.approx(exact.item(), rel=1e-6)
     assert torch.allclose(logits.grad, reference.grad, rtol=1e-6, atol=1e-12)
+
+
+def test_integer_class_weights_are_refused():
+    logits = torch.randn(2, 3, 4)
+    with pytest.raises(ValueError, match='floating point'):
+        pair_kl_divergence(logits, torch.ones(2, 4, 3, dtype=torch.long), 3)

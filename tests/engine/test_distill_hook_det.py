@@ -8,7 +8,8 @@ from mmdet.registry import MODELS
 from mmengine.config import Config
 from torch.utils.data import DataLoader
 
-from ipswap_mm.engine.distill_hook import IPSDistillHook, check_pair_dataloader
+from ipswap_mm.engine.distill_hook import IPSDistillHook
+from ipswap_mm.engine.setup_checks import check_pair_dataloader
 from tests.engine.test_distill_hook import Indices, fake_runner, pair_loader
 from tests.models.det.test_det_pair_logits import (
     FASTER_RCNN,

@@ -1,8 +1,9 @@
 """Class logits of every ground-truth box in both views of a pair, for the pair KL.
 
 After a swap, the boxes of a class are the instances of that class visible in each
-view. Both extractors classify exactly those boxes with the detector's own classifier,
-so no assigner, sampler or head internals are involved:
+view. Both readers classify exactly those boxes with the detector's own classifier, so
+no assigner or sampler is involved (the RoI reader does wrap the RoI head's
+``_bbox_forward``, which every MMDetection RoI head has):
 
 * ``RoIPairLogits`` (two-stage: Faster / Mask / Cascade R-CNN, HTC, ...): the RoI head's
   box branch classifies the ground-truth boxes as extra RoIs of its own training forward

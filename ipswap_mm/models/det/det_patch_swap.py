@@ -13,7 +13,14 @@ from mmengine.structures import InstanceData
 from torch import Tensor
 
 from ...core.device import to_device
-from ...core.instance_swap import keep_visible_objects, owner_index, pair_regions, visible_box_parts, visible_mask_parts
+from ...core.instance_swap import (
+    keep_visible_objects,
+    owner_index,
+    pair_regions,
+    regroup_objects,
+    visible_box_parts,
+    visible_mask_parts,
+)
 from ...core.patch_swap import Ratio
 from ..pair_swap_batch_aug import PairSwapBatchAug
 
@@ -50,7 +57,10 @@ class DetPatchSwap(PairSwapBatchAug):
 
     Reads: ``inputs`` ``(2P, C, H, W)``; every data sample's ``gt_instances`` and
     ``ignored_instances`` (``bboxes``, ``labels``, optional ``masks``: bitmap or
-    polygon), optional ``gt_sem_seg`` (panoptic), and metainfo ``img_shape``.
+    polygon, and any other tensor field, which travels with its object; a field of
+    another type is a ``TypeError``), optional ``gt_sem_seg`` (panoptic), and metainfo
+    ``img_shape`` (``ips_valid_shape`` where a preprocessor set it; ``img_path`` to name
+    an image holding NaN or inf).
 
     Modifies:
 
@@ -189,17 +199,8 @@ class DetPatchSwap(PairSwapBatchAug):
             covered = torch.zeros(num_images, height * width, dtype=torch.int32, device=device)
             covered.index_add_(0, destination, picked.view(len(rows), -1).int())
             dropped = (covered > 0).view(num_images, 1, height, width)
-        # each sample's new objects: its own that stay, then its partner's that came over;
-        # ``picks`` index the 2n candidates (stay: 0 .. n-1, moved: n .. 2n-1)
-        starts = np.cumsum([0] + counts)
-        picks, new_counts = [], []
-        for index in range(num_images):
-            own = starts[index] + np.flatnonzero(keep[0, starts[index]:starts[index + 1]])
-            partner = index ^ 1
-            came = num + starts[partner] + np.flatnonzero(keep[1, starts[partner]:starts[partner + 1]])
-            picks += [own, came]
-            new_counts.append(len(own) + len(came))
-        picks = to_device(torch.from_numpy(np.concatenate(picks)), device)
+        picks, new_counts = regroup_objects(keep, counts)
+        picks = to_device(torch.from_numpy(picks), device)
         sources = picks % num  # the original object of each new one
         fields = {key: torch.cat([getattr(inst, key) for inst in instances])[sources].split(new_counts)
                   for key in _carried_fields(instances[0])}

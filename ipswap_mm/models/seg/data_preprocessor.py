@@ -59,6 +59,14 @@ class BatchAugSegDataPreProcessor(SegDataPreProcessor):
     ``seg_pad_val``). Everything else is inherited unchanged, so a checkpoint's keys are
     those of the stock preprocessor (it has no parameters).
 
+    Reads (training with batch augmentations only, before ``SegDataPreProcessor``'s own
+    work): every data sample's ``gt_sem_seg`` ``(1, H, W)`` and metainfo ``pad_shape``.
+
+    Adds: metainfo ``ips_valid_shape`` ``(h, w)`` to every sample with ``pad_shape``.
+
+    Then, as ``SegDataPreProcessor``: the batch is normalised and padded; in training the
+    batch augmentations run on it, each reading and writing what its own docstring lists.
+
     Args:
         batch_augments: Configs of batch augmentations, e.g. ``[dict(type='SegPatchSwap')]``.
         **kwargs: ``SegDataPreProcessor`` arguments.

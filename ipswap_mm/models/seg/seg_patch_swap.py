@@ -25,7 +25,8 @@ class SegPatchSwap(PairSwapBatchAug):
 
     Reads: ``inputs`` ``(2P, C, H, W)``; every data sample's ``gt_sem_seg`` (and
     ``gt_depth_map``, ``gt_edge_map`` when present) ``(1, H, W)`` and metainfo ``img_shape``
-    and, where the pipeline padded, ``ips_valid_shape`` (``BatchAugSegDataPreProcessor``).
+    and, where the pipeline padded, ``ips_valid_shape`` (``BatchAugSegDataPreProcessor``);
+    ``img_path`` to name an image holding NaN or inf.
 
     Modifies: ``inputs`` (returned as a new tensor), ``gt_sem_seg`` and ``gt_depth_map``
     (replaced): in every swapped cell the two images of a pair exchange pixels and labels

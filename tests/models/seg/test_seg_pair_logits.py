@@ -1,60 +1,7 @@
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from ipswap_mm.core.pair_kl import pair_kl_divergence
-from ipswap_mm.models.seg.seg_pair_logits import SegPairLogits, cell_class_counts, head_output_logits
-
-IGNORE = 255
-
-
-def random_labels(num, height, width, classes, seed):
-    generator = torch.Generator().manual_seed(seed)
-    labels = torch.randint(0, classes, (num, height, width), generator=generator)
-    labels[torch.rand(labels.shape, generator=generator) < 0.2] = IGNORE
-    return labels
-
-
-@settings(max_examples=30, deadline=None)
-@given(height=st.integers(1, 24), width=st.integers(1, 24), cell_h=st.integers(1, 8), cell_w=st.integers(1, 8),
-       classes=st.integers(1, 5), seed=st.integers(0, 2**31))
-def test_counts_match_a_pixel_by_pixel_count(height, width, cell_h, cell_w, classes, seed):
-    labels = random_labels(2, height, width, classes, seed)
-    counts = cell_class_counts(labels, (cell_h, cell_w), classes)
-    expected = torch.zeros(2, cell_h * cell_w, classes)
-    for n in range(2):
-        for y in range(height):
-            for x in range(width):
-                label = int(labels[n, y, x])
-                if label < classes:
-                    expected[n, (y * cell_h // height) * cell_w + x * cell_w // width, label] += 1
-    assert torch.equal(counts, expected)
-    assert counts.sum().item() == (labels != IGNORE).sum().item()  # every labelled pixel once, ignored none
-
-
-@pytest.mark.parametrize('sigmoid', [False, True])
-def test_kl_on_cell_counts_equals_the_kl_on_nearest_upsampled_logits(sigmoid):
-    """Weighting cells by their pixel counts is the pixel-level class mean of the cells'
-    predictions: the same loss as upsampling the logits (nearest) to the label map."""
-    torch.manual_seed(0)
-    classes, (height, width), (cell_h, cell_w) = 4, (20, 28), (5, 7)
-    labels = random_labels(4, height, width, classes, seed=1)
-    logits = torch.randn(4, classes if sigmoid else classes + 1, cell_h, cell_w) * 2
-    rows = torch.arange(height) * cell_h // height
-    cols = torch.arange(width) * cell_w // width
-    upsampled = logits[:, :, rows][:, :, :, cols]  # (N, C, H, W), each pixel its cell's logits
-    at_cells = pair_kl_divergence(logits.flatten(2), cell_class_counts(labels, (cell_h, cell_w), classes), classes,
-                                  use_sigmoid=sigmoid)
-    at_pixels = pair_kl_divergence(upsampled.flatten(2), labels.flatten(1), classes, use_sigmoid=sigmoid)
-    assert at_cells.item() > 0
-    assert at_cells.item() == pytest.approx(at_pixels.item(), rel=1e-6)
-
-
-def test_integer_class_weights_are_refused():
-    logits = torch.randn(2, 3, 4)
-    with pytest.raises(ValueError, match='floating point'):
-        pair_kl_divergence(logits, torch.ones(2, 4, 3, dtype=torch.long), 3)
+from ipswap_mm.models.seg.seg_pair_logits import SegPairLogits, head_output_logits
 
 
 def test_head_output_logits_of_heads_without_conv_seg():

@@ -1,0 +1,33 @@
+from mmengine.config import Config
+
+from ipswap_mm.engine.cfg_options import MISSING, ips_block_options, lookup
+
+
+def configs():
+    baseline = Config(dict(model=dict(data_preprocessor=dict(type='SegDataPreProcessor')),
+                           train_cfg=dict(max_iters=100), custom_hooks=[]))
+    ips = Config(dict(model=dict(data_preprocessor=dict(type='BatchAugSegDataPreProcessor',
+                                                        batch_augments=[dict(type='SegPatchSwap', patch_size=32)])),
+                      train_cfg=dict(max_iters=100),
+                      custom_hooks=[dict(type='IPSDistillHook', loss=dict(type='PairKLDivLoss', temperature=1.0))]))
+    return baseline, ips
+
+
+def test_lookup_follows_dotted_keys_through_dicts_and_list_indices():
+    _, ips = configs()
+    assert lookup(ips, 'model.data_preprocessor.batch_augments.0.patch_size') == 32
+    assert lookup(ips, 'custom_hooks.0.loss.temperature') == 1.0
+    for absent in ('model.backbone', 'custom_hooks.1.loss', 'custom_hooks.x', 'train_cfg.max_iters.0'):
+        assert lookup(ips, absent) is MISSING
+
+
+def test_only_keys_of_the_ips_block_stay_off_the_baseline():
+    """The baseline has no batch_augments or IPS hook: merged into it, these keys would create
+    a dict the preprocessor calls and a custom_hooks dict the runner rejects."""
+    baseline, ips = configs()
+    options = {'model.data_preprocessor.batch_augments.0.patch_size': 16,
+               'custom_hooks.0.loss.temperature': 2.0,
+               'train_cfg.max_iters': 10,  # both have it: both runs get it
+               'model.backbone.depth': 18}  # neither has it: not an IPS key either
+    assert ips_block_options(options, baseline, ips) == {
+        'model.data_preprocessor.batch_augments.0.patch_size': 16, 'custom_hooks.0.loss.temperature': 2.0}
