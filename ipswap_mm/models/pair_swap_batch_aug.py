@@ -72,6 +72,15 @@ class PairSwapBatchAug(nn.Module):
                              f'{tuple(size)} ({key}): choose a patch_size that divides it, or set '
                              'allow_partial_grid=True to leave the border strip unswapped')
 
+    def check_size_divisor(self, divisor: int, key: str) -> None:
+        """Raise if inputs padded to a multiple of ``divisor`` may not be a whole number of cells."""
+        patch = self.patch_swap.patch_size
+        if not self.allow_partial_grid and divisor % patch:
+            raise ValueError(f'{type(self).__name__}.patch_size={patch} does not divide the size divisor '
+                             f'{divisor} ({key}): a batch padded to a multiple of {divisor} may not be a whole '
+                             'number of cells; choose a patch_size that divides it, or set allow_partial_grid=True '
+                             'to leave the border strip unswapped')
+
     def check_inputs_finite(self, inputs: Tensor, data_samples: Sequence) -> None:
         """Raise, naming the images, if ``inputs`` holds NaN or inf.
 

@@ -71,6 +71,16 @@ def test_patch_size_must_divide_the_crop():
         dict(type='SegPatchSwap', patch_size=32, allow_partial_grid=True)])
 
 
+def test_patch_size_must_divide_the_size_divisor():
+    """Batches padded to a multiple of 8 (64, 72, ...) are not whole cells of 24 pixels."""
+    with pytest.raises(ValueError, match=r'patch_size=24 does not divide the size divisor 8 '
+                                         r'\(model.data_preprocessor.size_divisor; batch_augments\[0\]'):
+        BatchAugSegDataPreProcessor(size_divisor=8, batch_augments=[dict(type='SegPatchSwap', patch_size=24)])
+    for patch_size, partial in ((8, False), (4, False), (24, True)):
+        BatchAugSegDataPreProcessor(size_divisor=8, batch_augments=[
+            dict(type='SegPatchSwap', patch_size=patch_size, allow_partial_grid=partial)])
+
+
 @pytest.mark.parametrize('default_scope', ['mmdet', 'mmengine', None])
 def test_batch_augments_build_whatever_the_default_scope(default_scope):
     # A process that ran an MMDetection job first has 'mmdet' as its default scope.
