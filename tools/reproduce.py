@@ -77,7 +77,7 @@ def check_recipe(recipe: str, cfg_options: dict = None, work_root: str = 'work_d
     annotation files; raise naming the missing data and the ``data_root`` keys to set. The IPS
     run's pair sampler scans the dataset's classes once, into the cache the run will read
     (``<work_root>/<recipe>/ips/ipswap_cache``)."""
-    from mmengine.registry import MODELS, init_default_scope
+    from mmengine.registry import HOOKS, MODELS, init_default_scope
     from mmengine.runner import Runner
 
     import ipswap_mm  # noqa: F401
@@ -86,6 +86,8 @@ def check_recipe(recipe: str, cfg_options: dict = None, work_root: str = 'work_d
         cfg = load_config(spec[variant], options)
         init_default_scope(cfg.get('default_scope', spec['scope']))
         MODELS.build(cfg.model)
+        for hook in cfg.get('custom_hooks') or []:  # IPSDistillHook builds its loss: a bad option fails now
+            HOOKS.build(copy.deepcopy(hook))
         sizes = {}
         for name in LOADERS:
             if not cfg.get(name):
@@ -111,8 +113,9 @@ def check_recipe(recipe: str, cfg_options: dict = None, work_root: str = 'work_d
                                  '/ MMDetection dataset docs), or point the config at it: --cfg-options '
                                  f'{" ".join(keys)}') from error
             sizes[name.split('_')[0]] = len(loader.dataset)
-        print(f'{recipe} {variant}: {spec[variant]} builds (model; training, validation and test dataloaders, '
-              f'a first sample of each), images: ' + ', '.join(f'{split} {size}' for split, size in sizes.items()))
+        print(f'{recipe} {variant}: {spec[variant]} builds (model and custom hooks; training, validation and test '
+              f'dataloaders, a first sample of each), images: '
+              + ', '.join(f'{split} {size}' for split, size in sizes.items()))
 
 
 def data_root_keys(cfg) -> list:

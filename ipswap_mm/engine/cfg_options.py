@@ -1,10 +1,12 @@
 """Which ``--cfg-options`` a baseline run gets, when a tool runs it next to its IPS twin.
 
 The IPS block's keys (``model.data_preprocessor.batch_augments.0.patch_size``,
-``custom_hooks.0.loss.temperature``, ...) are absent from a baseline config; merged into
-one, MMEngine would create them (``batch_augments`` as a dict that the data preprocessor
-then calls, ``custom_hooks`` as a dict that the runner rejects). So they go to the IPS
-run only; every other key goes to both.
+``custom_hooks.0.loss.temperature``, ``train_dataloader.sampler.pair_key``, ...) are absent
+from a baseline config, or name another object there; merged into one, MMEngine would
+create them (``batch_augments`` as a dict that the data preprocessor then calls,
+``custom_hooks`` as a dict that the runner rejects) or pass them to an object that does
+not take them (``DefaultSampler``). So they go to the IPS run only; every other key goes
+to both.
 """
 from __future__ import annotations
 
@@ -27,8 +29,26 @@ def lookup(cfg, key: str):
     return node
 
 
+#: The IPS block's own objects: an option of one of them exists in the IPS run only, whether
+#: or not the IPS config writes it out (``custom_hooks.0.loss.compile``, left at its default).
+IPS_BLOCK_TYPES = ('IntraClassPairSampler', 'IPSDistillHook', 'PairKLDivLoss', 'SegPatchSwap', 'DetPatchSwap')
+
+
 def ips_block_options(options: dict, baseline_cfg, ips_cfg) -> dict:
-    """The items of ``options`` (dotted key: value) whose key the IPS config has and the
-    baseline config lacks."""
+    """The items of ``options`` (dotted key: value) that belong to the IPS run only: keys the
+    baseline config lacks and that the IPS config has, or that configure one of the IPS
+    block's objects (:data:`IPS_BLOCK_TYPES`: the nearest enclosing entry with a ``type``)."""
     return {key: value for key, value in options.items()
-            if lookup(baseline_cfg, key) is MISSING and lookup(ips_cfg, key) is not MISSING}
+            if lookup(baseline_cfg, key) is MISSING and _in_ips_block(key, ips_cfg)}
+
+
+def _in_ips_block(key: str, ips_cfg) -> bool:
+    if lookup(ips_cfg, key) is not MISSING:
+        return True
+    parts = key.split('.')
+    for end in range(len(parts) - 1, 0, -1):
+        node = lookup(ips_cfg, '.'.join(parts[:end]))
+        if isinstance(node, dict) and 'type' in node:
+            kind = node['type'] if isinstance(node['type'], str) else getattr(node['type'], '__name__', '')
+            return kind.split('.')[-1] in IPS_BLOCK_TYPES
+    return False

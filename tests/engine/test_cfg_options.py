@@ -5,9 +5,11 @@ from ipswap_mm.engine.cfg_options import MISSING, ips_block_options, lookup
 
 def configs():
     baseline = Config(dict(model=dict(data_preprocessor=dict(type='SegDataPreProcessor')),
+                           train_dataloader=dict(sampler=dict(type='DefaultSampler', shuffle=True)),
                            train_cfg=dict(max_iters=100), custom_hooks=[]))
     ips = Config(dict(model=dict(data_preprocessor=dict(type='BatchAugSegDataPreProcessor',
                                                         batch_augments=[dict(type='SegPatchSwap', patch_size=32)])),
+                      train_dataloader=dict(sampler=dict(type='IntraClassPairSampler', shuffle=True)),
                       train_cfg=dict(max_iters=100),
                       custom_hooks=[dict(type='IPSDistillHook', loss=dict(type='PairKLDivLoss', temperature=1.0))]))
     return baseline, ips
@@ -31,3 +33,19 @@ def test_only_keys_of_the_ips_block_stay_off_the_baseline():
                'model.backbone.depth': 18}  # neither has it: not an IPS key either
     assert ips_block_options(options, baseline, ips) == {
         'model.data_preprocessor.batch_augments.0.patch_size': 16, 'custom_hooks.0.loss.temperature': 2.0}
+
+
+def test_options_of_the_ips_objects_stay_off_the_baseline_when_the_ips_config_leaves_them_out():
+    """compile, check_finite and pair_key are options of the IPS block's objects at their
+    defaults: merged into the baseline they made a custom_hooks dict the runner rejects, a
+    batch_augments dict the preprocessor calls, and a DefaultSampler argument it does not take."""
+    baseline, ips = configs()
+    options = {'custom_hooks.0.loss.compile': True,
+               'custom_hooks.0.warmup_iters': 10,
+               'model.data_preprocessor.batch_augments.0.check_finite': False,
+               'train_dataloader.sampler.pair_key': 'dominant',
+               'train_dataloader.sampler.shuffle': False,  # both samplers have it: both runs
+               'model.data_preprocessor.size_divisor': 32}  # the stock preprocessor's option: both runs
+    assert set(ips_block_options(options, baseline, ips)) == {
+        'custom_hooks.0.loss.compile', 'custom_hooks.0.warmup_iters',
+        'model.data_preprocessor.batch_augments.0.check_finite', 'train_dataloader.sampler.pair_key'}

@@ -30,8 +30,9 @@ def test_check_builds_both_runs_on_data_in_place(voc_root, tmp_path, monkeypatch
     voc_in_place(voc_root, tmp_path)
     monkeypatch.chdir(tmp_path)
     check_recipe('voc12aug_deeplabv3_r50', work_root='runs')
-    assert capsys.readouterr().out.count('builds (model; training, validation and test dataloaders, a first '
-                                         'sample of each), images: train 32, val 4, test 4') == 2  # train + aug lists
+    assert capsys.readouterr().out.count('builds (model and custom hooks; training, validation and test '
+                                         'dataloaders, a first sample of each), images: train 32, val 4, '
+                                         'test 4') == 2  # train + aug lists
     # the IPS run's class index, scanned once by the check, where the run will read it
     assert len(os.listdir(tmp_path / 'runs' / 'voc12aug_deeplabv3_r50' / 'ips' / 'ipswap_cache')) == 1
 
@@ -72,9 +73,19 @@ def test_check_explains_where_missing_data_goes(recipe, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize('recipe', ['voc12aug_deeplabv3_r50', 'coco_mask_rcnn'])
 def test_the_ips_block_options_go_to_the_ips_run_only(recipe):
-    options = {PATCH: 64, 'custom_hooks.0.loss.temperature': 2.0, 'train_cfg.val_interval': 7}
+    """Also the options the IPS config leaves at their defaults (compile, pair_key): in the
+    baseline run they made a custom_hooks dict the runner rejects and a DefaultSampler argument."""
+    options = {PATCH: 64, 'custom_hooks.0.loss.temperature': 2.0, 'custom_hooks.0.loss.compile': False,
+               'train_dataloader.sampler.pair_key': 'dominant', 'train_cfg.val_interval': 7}
     split = variant_options(recipe, options)
     assert split == dict(baseline={'train_cfg.val_interval': 7}, ips=options)
+
+
+def test_check_builds_the_hooks_and_names_a_bad_hook_option(voc_root, tmp_path, monkeypatch):
+    voc_in_place(voc_root, tmp_path)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match='PairKLDivLoss.teacher'):
+        check_recipe('voc12aug_deeplabv3_r50', {'custom_hooks.0.loss.teacher': 'student'}, work_root='runs')
 
 
 def record_runs(monkeypatch, metric: str) -> list:
