@@ -6,7 +6,8 @@ _base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
 custom_imports = dict(imports=['ipswap_mm'], allow_failed_imports=False)
 train_dataloader = dict(
     batch_size=2,  # even: batches hold whole pairs
-    sampler=dict(type='IntraClassPairSampler', shuffle=True),
+    # _delete_: a base sampler's own arguments (ClassAwareSampler's num_sample_class) are not kept
+    sampler=dict(_delete_=True, type='IntraClassPairSampler', shuffle=True),
     batch_sampler=None)  # AspectRatioBatchSampler would split the pairs
 model = dict(
     data_preprocessor=dict(

@@ -36,6 +36,13 @@ def test_block_merge_keeps_the_base_lists():
     assert cfg.train_dataloader.sampler.type == 'IntraClassPairSampler'
 
 
+def test_block_replaces_a_base_sampler_with_arguments_of_its_own():
+    """OpenImages' class-aware sampling: its num_sample_class would reach IntraClassPairSampler
+    (a TypeError when the dataloader is built) but for the block's _delete_."""
+    cfg = ips_config(get_config('mmdet::openimages/faster-rcnn_r50_fpn_32xb2-cas-1x_openimages.py'), 'det')
+    assert cfg.train_dataloader.sampler == dict(type='IntraClassPairSampler', shuffle=True)
+
+
 def test_rows_and_files(tmp_path):
     out = tmp_path / 'rows.json'
     rows = main(['--task', 'det', '--baseline', '--out', str(out), '--configs',
