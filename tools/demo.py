@@ -103,6 +103,7 @@ def swap_training_pairs(runner: Runner, num_pairs: int = NUM_PAIRS) -> SwappedBa
     # the swap returns a new batch but replaces the samples' annotations, hence the copy of the samples
     before_inputs, before_samples = plain['inputs'], copy.deepcopy(plain['data_samples'])
     swap_prob, swap.patch_swap.swap_prob = swap.patch_swap.swap_prob, 1.0
+    swap.pair_loss_attached = True  # a picture after training with the hook: no pair loss missing
     try:
         after_inputs, after_samples = swap(plain['inputs'], plain['data_samples'])
     finally:

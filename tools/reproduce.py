@@ -87,7 +87,9 @@ def check_recipe(recipe: str, cfg_options: dict = None, work_root: str = 'work_d
         init_default_scope(cfg.get('default_scope', spec['scope']))
         MODELS.build(cfg.model)
         for hook in cfg.get('custom_hooks') or []:  # IPSDistillHook builds its loss: a bad option fails now
-            HOOKS.build(copy.deepcopy(hook))
+            hook = copy.deepcopy(hook)
+            hook.pop('priority', None)  # the runner's, not the hook's argument
+            HOOKS.build(hook)
         sizes = {}
         for name in LOADERS:
             if not cfg.get(name):

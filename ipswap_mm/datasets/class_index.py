@@ -33,7 +33,7 @@ from mmengine.logging import MMLogger, print_log
 CACHE_FORMAT = 'ipswap_mm.class_index/1'
 CLASS_SOURCES = ('auto', 'seg_map', 'instances')
 BACKEND_ARGS_KEY = 'ipswap_backend_args'  # a dataset's backend_args, carried in its data infos
-MASKS_LOADED_KEY = 'ipswap_masks_loaded'  # whether a dataset's pipeline loads instance masks, likewise
+MASK_LOADING_KEY = 'ipswap_mask_loading'  # how a dataset's pipeline loads instance masks, likewise
 #: Class names that ``background_classes='auto'`` takes for background (compared lower-case).
 BACKGROUND_NAMES = ('background', 'bg', '_background_', '__background__')
 
@@ -106,35 +106,44 @@ def _dataset_infos(dataset) -> Tuple[List[dict], np.ndarray]:
                         'IntraClassPairSampler needs an MMEngine BaseDataset or a wrapper of one')
     infos = [dataset.get_data_info(i) for i in range(len(dataset))]
     backend_args = getattr(dataset, 'backend_args', None)
-    masks_loaded = _loads_masks(dataset)
+    mask_loading = _mask_loading(dataset)
     for info in infos:
         if backend_args is not None:  # how this dataset's pipeline reads its files (object stores)
             info[BACKEND_ARGS_KEY] = backend_args
-        info[MASKS_LOADED_KEY] = masks_loaded
+        info[MASK_LOADING_KEY] = mask_loading
     return infos, np.arange(len(dataset), dtype=np.int64)
 
 
-def _loads_masks(dataset) -> bool:
-    """Whether ``dataset``'s pipeline has a ``LoadAnnotations(with_mask=True)``."""
+def _mask_loading(dataset) -> Optional[dict]:
+    """``dict(poly2mask=...)`` of ``dataset``'s pipeline's ``LoadAnnotations(with_mask=True)``;
+    None when its pipeline loads no masks."""
     from ..engine.config_walk import pipeline_transforms
-    return any(type(t).__name__ == 'LoadAnnotations' and getattr(t, 'with_mask', False)
-               for t in pipeline_transforms(dataset))
+    for transform in pipeline_transforms(dataset):
+        if type(transform).__name__ == 'LoadAnnotations' and getattr(transform, 'with_mask', False):
+            return dict(poly2mask=bool(getattr(transform, 'poly2mask', True)))
+    return None
 
 
-def _valid_mask(mask) -> bool:
-    """Whether MMDetection's ``LoadAnnotations`` keeps an instance mask annotation: polygons
-    need one with at least three points, an RLE dict its ``counts`` and ``size``."""
+def _valid_mask(mask, poly2mask: bool) -> bool:
+    """Whether MMDetection 3.3's ``LoadAnnotations._process_masks`` keeps an instance's mask
+    (it ignores the instance otherwise): polygons need one with at least three points; any
+    other form needs ``poly2mask``, and an RLE dict its ``size`` and ``counts`` as a list or
+    a string."""
     if isinstance(mask, list):
         return any(len(polygon) % 2 == 0 and len(polygon) >= 6 for polygon in mask)
+    if not poly2mask:
+        return False
     if isinstance(mask, dict):
-        return mask.get('counts') is not None and mask.get('size') is not None
+        return (mask.get('counts') is not None and mask.get('size') is not None
+                and isinstance(mask['counts'], (list, str)))
     return True
 
 
 def _instance_classes(info: dict) -> ClassCounts:
-    with_masks = info.get(MASKS_LOADED_KEY, False)
+    loading = info.get(MASK_LOADING_KEY)
     labels = [int(inst['bbox_label']) for inst in info.get('instances', ())
-              if not inst.get('ignore_flag', 0) and not (with_masks and not _valid_mask(inst.get('mask')))]
+              if not inst.get('ignore_flag', 0)
+              and (loading is None or 'mask' not in inst or _valid_mask(inst['mask'], loading['poly2mask']))]
     classes, counts = np.unique(np.asarray(labels, dtype=np.int64), return_counts=True)
     order = np.argsort(-counts, kind='stable')
     return classes[order].tolist(), counts[order].tolist()

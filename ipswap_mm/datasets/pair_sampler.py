@@ -39,7 +39,8 @@ class IntraClassPairSampler(Sampler):
             (detection annotations).
         ignore_index: Label-map value that is not a class (label maps only; every detection class id is a class).
         background_classes: Classes that do not make two images a pair: ``'auto'`` (the
-            classes named 'background'), ``None`` or a list of ids.
+            classes named 'background', 'bg', '_background_' or '__background__'), ``None``,
+            or class ids or class names, one or a list.
         cache_dir: Where the label-map scan is cached; ``None``: ``<work_dir>/ipswap_cache``.
         scan_workers: Threads reading label maps during the one-off scan.
         infinite: Go on to the next epoch's pairs when an epoch's run out, in one iterator, as
@@ -58,7 +59,7 @@ class IntraClassPairSampler(Sampler):
                  pair_key: str = 'random',
                  class_source: str = 'auto',
                  ignore_index: int = 255,
-                 background_classes: Union[str, Sequence[int], None] = 'auto',
+                 background_classes: Union[str, int, Sequence[Union[int, str]], None] = 'auto',
                  cache_dir: Optional[str] = None,
                  scan_workers: int = 8,
                  infinite: Optional[bool] = None) -> None:

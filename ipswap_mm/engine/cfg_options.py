@@ -10,6 +10,8 @@ to both.
 """
 from __future__ import annotations
 
+import inspect
+
 MISSING = object()
 
 
@@ -37,18 +39,40 @@ IPS_BLOCK_TYPES = ('IntraClassPairSampler', 'IPSDistillHook', 'PairKLDivLoss', '
 def ips_block_options(options: dict, baseline_cfg, ips_cfg) -> dict:
     """The items of ``options`` (dotted key: value) that belong to the IPS run only: keys the
     baseline config lacks and that the IPS config has, or that configure one of the IPS
-    block's objects (:data:`IPS_BLOCK_TYPES`: the nearest enclosing entry with a ``type``)."""
+    block's objects (:data:`IPS_BLOCK_TYPES`: the nearest enclosing entry with a ``type``),
+    unless the baseline's own object in that place takes the option too (a sampler's ``seed``)."""
     return {key: value for key, value in options.items()
-            if lookup(baseline_cfg, key) is MISSING and _in_ips_block(key, ips_cfg)}
+            if lookup(baseline_cfg, key) is MISSING and _in_ips_block(key, baseline_cfg, ips_cfg)}
 
 
-def _in_ips_block(key: str, ips_cfg) -> bool:
+def _in_ips_block(key: str, baseline_cfg, ips_cfg) -> bool:
     if lookup(ips_cfg, key) is not MISSING:
         return True
     parts = key.split('.')
     for end in range(len(parts) - 1, 0, -1):
-        node = lookup(ips_cfg, '.'.join(parts[:end]))
+        path = '.'.join(parts[:end])
+        node = lookup(ips_cfg, path)
         if isinstance(node, dict) and 'type' in node:
-            kind = node['type'] if isinstance(node['type'], str) else getattr(node['type'], '__name__', '')
-            return kind.split('.')[-1] in IPS_BLOCK_TYPES
+            if _type_name(node['type']) not in IPS_BLOCK_TYPES:
+                return False
+            return not (end == len(parts) - 1 and _takes(lookup(baseline_cfg, path), parts[-1]))
     return False
+
+
+def _type_name(kind) -> str:
+    return (kind if isinstance(kind, str) else getattr(kind, '__name__', '')).split('.')[-1]
+
+
+def _takes(node, argument: str) -> bool:
+    """Whether the object a config entry builds (looked up in MMEngine's sampler, hook and
+    model registries) takes ``argument``."""
+    if not (isinstance(node, dict) and 'type' in node):
+        return False
+    from mmengine.registry import DATA_SAMPLERS, HOOKS, MODELS
+    kind = node['type']
+    builder = kind if callable(kind) else next(
+        (found for found in (registry.get(kind) for registry in (DATA_SAMPLERS, HOOKS, MODELS)) if found), None)
+    try:
+        return builder is not None and argument in inspect.signature(builder).parameters
+    except (TypeError, ValueError):
+        return False

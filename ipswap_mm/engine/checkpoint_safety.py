@@ -82,7 +82,8 @@ def restore_history_buffers(checkpoint: dict) -> dict:
     if isinstance(hub, dict) and isinstance(hub.get('log_scalars'), dict):
         for key, value in hub['log_scalars'].items():
             if isinstance(value, dict) and value.get(BUFFER_MARKER):
-                log, count = (item.numpy() if torch.is_tensor(item) else item  # lists before 2026-11-25
+                # on the device MMEngine's resume loads to (a GPU); lists before 2026-11-25
+                log, count = (item.cpu().numpy() if torch.is_tensor(item) else item
                               for item in (value['log'], value['count']))
                 hub['log_scalars'][key] = HistoryBuffer(log, count, value['max_length'])
     return checkpoint

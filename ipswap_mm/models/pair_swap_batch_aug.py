@@ -32,8 +32,9 @@ class PairSwapBatchAug(nn.Module):
         patch_size: Cell side in pixels.
         swap_prob: Probability that a pair is swapped.
         swap_ratio: Fraction of cells a swapped pair exchanges, or a ``(low, high)`` range.
-        allow_partial_grid: Accept a fixed input size that ``patch_size`` does not divide;
-            the border strip is then never swapped.
+        allow_partial_grid: Accept a batch size that ``patch_size`` does not divide; the
+            border strip is then never swapped. ``False``: such a batch is an error (a fixed
+            ``size`` already when the data preprocessor is built).
         check_finite: Before swapping, check that the input batch holds no NaN or inf
             (one sum over the batch; on a GPU it waits for the batch);
             if it does, raise a ``ValueError`` naming the images (``img_path``, or the
@@ -59,7 +60,9 @@ class PairSwapBatchAug(nn.Module):
                                  '(model.data_preprocessor.batch_augments)')
         self._warned_no_cells = False
         self._warned_no_pair_loss = False
-        self.pair_loss_attached = False  # IPSDistillHook.attach sets it
+        # IPSDistillHook.attach sets it; a tool that runs the swap alone on purpose (pictures,
+        # timings) sets it to say so, and is not warned that no pair loss is trained
+        self.pair_loss_attached = False
         self.allow_partial_grid = allow_partial_grid
         self.check_finite = check_finite
         self.generator = IterationGenerator(type(self).__name__)
@@ -71,15 +74,6 @@ class PairSwapBatchAug(nn.Module):
             raise ValueError(f'{type(self).__name__}.patch_size={patch} does not divide the input size '
                              f'{tuple(size)} ({key}): choose a patch_size that divides it, or set '
                              'allow_partial_grid=True to leave the border strip unswapped')
-
-    def check_size_divisor(self, divisor: int, key: str) -> None:
-        """Raise if inputs padded to a multiple of ``divisor`` may not be a whole number of cells."""
-        patch = self.patch_swap.patch_size
-        if not self.allow_partial_grid and divisor % patch:
-            raise ValueError(f'{type(self).__name__}.patch_size={patch} does not divide the size divisor '
-                             f'{divisor} ({key}): a batch padded to a multiple of {divisor} may not be a whole '
-                             'number of cells; choose a patch_size that divides it, or set allow_partial_grid=True '
-                             'to leave the border strip unswapped')
 
     def check_inputs_finite(self, inputs: Tensor, data_samples: Sequence) -> None:
         """Raise, naming the images, if ``inputs`` holds NaN or inf.
@@ -112,7 +106,8 @@ class PairSwapBatchAug(nn.Module):
     def check_pairs(self, inputs: Tensor, data_samples: Sequence) -> None:
         """Check the batch ``(2P, C, H, W)`` before anything is drawn, and tag its samples.
 
-        Raises unless the batch holds whole pairs and, with ``check_finite``, finite values.
+        Raises unless the batch holds whole pairs, is a whole number of cells (unless
+        ``allow_partial_grid``) and, with ``check_finite``, holds finite values.
         Warns once when no ``IPSDistillHook`` is attached (the swap then trains no pair loss,
         and nothing checks that the batches are same-class pairs), and once when no cell can
         be swapped (the batch is smaller than a cell, or ``swap_ratio`` of its cells rounds
@@ -134,13 +129,18 @@ class PairSwapBatchAug(nn.Module):
                       "custom_hooks=[dict(type='IPSDistillHook')] (a config that sets custom_hooks replaces "
                       "its base's list)", logger='current', level=logging.WARNING)
         height, width = inputs.shape[-2:]
+        patch = self.patch_swap.patch_size
+        if not self.allow_partial_grid and (height % patch or width % patch):
+            raise ValueError(f'{name}.patch_size={patch} does not divide the {height}x{width} batch (model.'
+                             'data_preprocessor.size or size_divisor; batch_augments): choose a patch_size that '
+                             'divides it, or set allow_partial_grid=True to leave the border strip unswapped')
         grid_h, grid_w = self.patch_swap.grid_shape(height, width)
         most = round(self.patch_swap.swap_ratio[1] * grid_h * grid_w)
         if most == 0 and self.patch_swap.swap_prob > 0 and not self._warned_no_cells:
             self._warned_no_cells = True
-            print_log(f'{name}: a {height}x{width} batch holds {grid_h}x{grid_w} cells of patch_size='
-                      f'{self.patch_swap.patch_size}, and swap_ratio={self.patch_swap.swap_ratio[1]} of them rounds '
-                      'to no cell: nothing is swapped. Choose a smaller patch_size or a larger swap_ratio '
+            print_log(f'{name}: a {height}x{width} batch holds {grid_h}x{grid_w} cells of patch_size={patch}, and '
+                      f'swap_ratio={self.patch_swap.swap_ratio[1]} of them rounds to no cell: nothing is swapped in '
+                      'a batch of this size (warned once). Choose a smaller patch_size or a larger swap_ratio '
                       '(model.data_preprocessor.batch_augments)', logger='current', level=logging.WARNING)
         for index, sample in enumerate(data_samples):
             sample.set_metainfo(dict(ips_pair_index=index // 2))

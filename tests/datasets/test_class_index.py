@@ -420,10 +420,11 @@ def test_an_object_whose_mask_loading_ignores_makes_no_class_where_masks_are_loa
     from mmcv.transforms import Compose
 
     class Det:
-        metainfo = dict(classes=('a', 'b', 'c'))
+        metainfo = dict(classes=('a', 'b', 'c', 'd', 'e'))
 
-        def __init__(self, with_mask):
-            self.pipeline = Compose([dict(type='mmdet.LoadAnnotations', with_bbox=True, with_mask=with_mask)])
+        def __init__(self, with_mask, poly2mask=True):
+            self.pipeline = Compose([dict(type='mmdet.LoadAnnotations', with_bbox=True, with_mask=with_mask,
+                                          poly2mask=poly2mask)])
 
         def __len__(self):
             return 1
@@ -433,7 +434,10 @@ def test_an_object_whose_mask_loading_ignores_makes_no_class_where_masks_are_loa
                 dict(bbox_label=1, ignore_flag=0, mask=[[0, 0, 4, 4]]),  # two points
                 dict(bbox_label=2, ignore_flag=0, mask=[[0, 0, 4, 0, 4, 4]]),
                 dict(bbox_label=0, ignore_flag=0, mask=dict(size=[4, 4])),  # RLE without counts
+                dict(bbox_label=3, ignore_flag=0, mask=dict(size=[4, 4], counts=b'0')),  # counts as bytes
+                dict(bbox_label=4, ignore_flag=0, mask=dict(size=[4, 4], counts='04')),
             ])
 
-    assert dataset_class_index(Det(with_mask=True)).class_sets[0].tolist() == [2]
-    assert sorted(dataset_class_index(Det(with_mask=False)).class_sets[0].tolist()) == [0, 1, 2]
+    assert sorted(dataset_class_index(Det(with_mask=True)).class_sets[0].tolist()) == [2, 4]
+    assert dataset_class_index(Det(with_mask=True, poly2mask=False)).class_sets[0].tolist() == [2]  # polygons only
+    assert sorted(dataset_class_index(Det(with_mask=False)).class_sets[0].tolist()) == [0, 1, 2, 3, 4]

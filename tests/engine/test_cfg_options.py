@@ -45,7 +45,8 @@ def test_options_of_the_ips_objects_stay_off_the_baseline_when_the_ips_config_le
                'model.data_preprocessor.batch_augments.0.check_finite': False,
                'train_dataloader.sampler.pair_key': 'dominant',
                'train_dataloader.sampler.shuffle': False,  # both samplers have it: both runs
-               'model.data_preprocessor.size_divisor': 32}  # the stock preprocessor's option: both runs
+               'model.data_preprocessor.size_divisor': 32,  # the stock preprocessor's option: both runs
+               'train_dataloader.sampler.seed': 3}  # DefaultSampler takes a seed too: both runs
     assert set(ips_block_options(options, baseline, ips)) == {
         'custom_hooks.0.loss.compile', 'custom_hooks.0.warmup_iters',
         'model.data_preprocessor.batch_augments.0.check_finite', 'train_dataloader.sampler.pair_key'}

@@ -116,6 +116,25 @@ def test_long_histories_are_saved_as_tensors_and_older_list_checkpoints_still_re
     assert same_history(restore_history_buffers(older)['message_hub']['log_scalars']['train/loss'], buffer)
 
 
+class OnDevice(torch.Tensor):
+    """A tensor as MMEngine's resume loads it on a GPU (``map_location='cuda'``): NumPy
+    cannot read it until it is copied to the host."""
+
+    def numpy(self, *args, **kwargs):
+        raise TypeError("can't convert cuda:0 device type tensor to numpy")
+
+    def cpu(self, *args, **kwargs):
+        return self.as_subclass(torch.Tensor)
+
+
+def test_histories_loaded_onto_a_gpu_restore():
+    buffer = HistoryBuffer([0.5, 0.25], [2, 1], max_length=10)
+    stored = make_weights_only_safe(dict(message_hub=dict(log_scalars={'train/loss': buffer})))
+    entry = stored['message_hub']['log_scalars']['train/loss']
+    entry['log'], entry['count'] = entry['log'].as_subclass(OnDevice), entry['count'].as_subclass(OnDevice)
+    assert same_history(restore_history_buffers(stored)['message_hub']['log_scalars']['train/loss'], buffer)
+
+
 def test_a_one_cycle_scheduler_state_is_saved_weights_only_safe_and_resumes():
     """MMEngine's OneCycle scheduler keeps a function (anneal_func) in its state."""
     from mmengine.optim.scheduler import OneCycleLR

@@ -100,3 +100,16 @@ def test_fp16_amp_detection_with_the_stock_train_tool(name, coco_root, tmp_path)
     tool = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools', 'train.py')
     logged, work_dir = _amp_run(tool, config, tmp_path)
     _assert_fp16_ips_run(logged, osp.join(work_dir, 'epoch_1.pth'))
+
+
+def test_a_checkpoint_resumed_onto_the_gpu_restores_its_histories(tmp_path):
+    """MMEngine's resume loads with ``map_location='cuda'`` where there is a GPU."""
+    from mmengine.logging import HistoryBuffer
+
+    from ipswap_mm.engine.checkpoint_safety import make_weights_only_safe, restore_history_buffers
+    buffer = HistoryBuffer([0.5, 0.25], [2, 1], max_length=10)
+    torch.save(make_weights_only_safe(dict(message_hub=dict(log_scalars={'train/loss': buffer}))), tmp_path / 'c.pth')
+    loaded = torch.load(tmp_path / 'c.pth', map_location='cuda', weights_only=True)
+    assert loaded['message_hub']['log_scalars']['train/loss']['log'].is_cuda
+    restored = restore_history_buffers(loaded)['message_hub']['log_scalars']['train/loss']
+    assert restored._log_history.tolist() == [0.5, 0.25] and restored._count_history.tolist() == [2, 1]

@@ -82,11 +82,9 @@ class BatchAugSegDataPreProcessor(SegDataPreProcessor):
         # also ran an MMDetection job has 'mmdet' as default scope).
         augments = [MODELS.build({'_scope_': 'mmseg', **cfg}) for cfg in batch_augments]
         for index, augment in enumerate(augments):
-            keys = f'batch_augments[{index}].patch_size'
             if self.size is not None and hasattr(augment, 'check_input_size'):
-                augment.check_input_size(self.size, f'model.data_preprocessor.size; {keys}')
-            elif self.size_divisor is not None and hasattr(augment, 'check_size_divisor'):
-                augment.check_size_divisor(self.size_divisor, f'model.data_preprocessor.size_divisor; {keys}')
+                augment.check_input_size(self.size, f'model.data_preprocessor.size; '
+                                         f'batch_augments[{index}].patch_size')
         self.batch_augments = BatchAugmentSequence(augments)
 
     def forward(self, data: dict, training: bool = False) -> dict:

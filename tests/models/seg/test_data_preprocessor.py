@@ -71,14 +71,20 @@ def test_patch_size_must_divide_the_crop():
         dict(type='SegPatchSwap', patch_size=32, allow_partial_grid=True)])
 
 
-def test_patch_size_must_divide_the_size_divisor():
-    """Batches padded to a multiple of 8 (64, 72, ...) are not whole cells of 24 pixels."""
-    with pytest.raises(ValueError, match=r'patch_size=24 does not divide the size divisor 8 '
-                                         r'\(model.data_preprocessor.size_divisor; batch_augments\[0\]'):
-        BatchAugSegDataPreProcessor(size_divisor=8, batch_augments=[dict(type='SegPatchSwap', patch_size=24)])
-    for patch_size, partial in ((8, False), (4, False), (24, True)):
-        BatchAugSegDataPreProcessor(size_divisor=8, batch_augments=[
+def test_without_a_fixed_size_a_batch_patch_size_does_not_divide_fails_at_its_step():
+    """size_divisor=8: a 64x72 batch is no whole number of 24-pixel cells (it trained silently
+    on a partial grid); with a patch size that divides it, or allow_partial_grid, it runs."""
+    inputs = [torch.rand(3, 64, 72) for _ in range(2)]
+    for patch_size, partial, fails in ((24, False, True), (8, False, False), (24, True, False)):
+        preprocessor = BatchAugSegDataPreProcessor(size_divisor=8, batch_augments=[
             dict(type='SegPatchSwap', patch_size=patch_size, allow_partial_grid=partial)])
+        _, samples = seg_batch(2, 64, 72)
+        if fails:
+            with pytest.raises(ValueError, match=r'patch_size=24 does not divide the 64x72 batch .*size_divisor'):
+                preprocessor(dict(inputs=inputs, data_samples=samples), training=True)
+        else:
+            out = preprocessor(dict(inputs=inputs, data_samples=samples), training=True)
+            assert out['inputs'].shape[-2:] == (64, 72)
 
 
 @pytest.mark.parametrize('default_scope', ['mmdet', 'mmengine', None])
