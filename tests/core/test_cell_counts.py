@@ -49,3 +49,9 @@ def test_kl_on_cell_counts_equals_the_kl_on_nearest_upsampled_logits(sigmoid):
     at_pixels = pair_kl_divergence(upsampled.flatten(2), labels.flatten(1), classes, use_sigmoid=sigmoid)
     assert at_cells.item() > 0
     assert at_cells.item() == pytest.approx(at_pixels.item(), rel=1e-6)
+
+
+def test_negative_labels_count_for_no_class():
+    """SegPairLogits marks a head's ignore index inside [0, K) as -1: such pixels are no class 0."""
+    counts = cell_class_counts(torch.tensor([[[-1, 0], [-7, 1]]]), (1, 1), 2)
+    assert counts.tolist() == [[[1.0, 1.0]]]

@@ -345,3 +345,17 @@ def test_integer_class_weights_are_refused():
     logits = torch.randn(2, 3, 4)
     with pytest.raises(ValueError, match='floating point'):
         pair_kl_divergence(logits, torch.ones(2, 4, 3, dtype=torch.long), 3)
+
+
+def test_below_the_floor_of_the_logs_the_student_gets_no_gradient():
+    """A sigmoid student mean of about 1e-304 lies below the 1e-300 floor: as under a clamp, its
+    gradient is 0 (without the mask it came out -4.9e-5, the wrong sign, 10^300 too large)."""
+    logits = torch.tensor([[[-700.0]], [[0.0]]], dtype=torch.float64, requires_grad=True)  # view 0 the student
+    pair_kl_divergence(logits, torch.tensor([[0], [0]]), 1, use_sigmoid=True).backward()
+    reference = logits.detach().clone().requires_grad_()
+    teacher = reference[1, 0, 0].sigmoid().detach()
+    student = reference[0, 0, 0].sigmoid().clamp(min=1e-300)
+    absent = (-reference[0, 0, 0]).sigmoid()
+    exact = teacher * (teacher / student).log() + (1 - teacher) * ((1 - teacher) / absent).log()
+    exact.backward()
+    assert torch.allclose(logits.grad, reference.grad, rtol=0, atol=1e-12)

@@ -183,3 +183,20 @@ def test_odd_batch_is_rejected():
         pair_valid_hw([(4, 4)] * 3)
     with pytest.raises(ValueError, match='items'):
         swap_pairs(torch.zeros(3, 1, 4, 4), torch.zeros(1, 4, 4, dtype=torch.bool))
+
+
+def test_a_share_of_the_valid_cells_rounds_to_the_nearest_count():
+    """The per-pair count path (a valid area or a ratio range): 0.5 of 3 cells is 2 (1.5 rounds
+    half to even), 0.5 of 5 is 2, 0.7 of 3 is 2 (2.1), where flooring would give 1, 2 and 2."""
+    for ratio, valid_w, expected in ((0.5, 3, 2), (0.5, 5, 2), (0.7, 3, 2), (0.9, 5, 4)):
+        swap = PatchSwap(1, swap_prob=1.0, swap_ratio=ratio)
+        cells = swap.sample_cells(1, 1, 6, generator(), valid_hw=torch.tensor([[1, valid_w]]))
+        assert int(cells.sum()) == expected
+        ranged = PatchSwap(1, swap_prob=1.0, swap_ratio=(ratio, ratio + 1e-9))
+        assert int(ranged.sample_cells(1, 1, valid_w, generator()).sum()) == expected
+
+
+def test_pairs_share_the_smaller_height_and_width_of_their_two_images():
+    assert pair_valid_hw([(8, 16), (4, 12), (5, 3), (7, 9)]) == ((4, 12), (5, 3))
+    with pytest.raises(ValueError, match='even number'):
+        pair_valid_hw([(8, 16)])
