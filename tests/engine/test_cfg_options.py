@@ -50,3 +50,9 @@ def test_options_of_the_ips_objects_stay_off_the_baseline_when_the_ips_config_le
     assert set(ips_block_options(options, baseline, ips)) == {
         'custom_hooks.0.loss.compile', 'custom_hooks.0.warmup_iters',
         'model.data_preprocessor.batch_augments.0.check_finite', 'train_dataloader.sampler.pair_key'}
+
+
+def test_only_a_direct_option_of_the_baselines_own_object_goes_to_both_runs():
+    baseline, ips = configs()
+    assert ips_block_options({'train_dataloader.sampler.extra.seed': 3}, baseline, ips) == {
+        'train_dataloader.sampler.extra.seed': 3}

@@ -157,3 +157,13 @@ def test_a_one_cycle_scheduler_state_is_saved_weights_only_safe_and_resumes():
         resumed.step()
         assert resumed_optimizer.param_groups[0]['lr'] == optimizer.param_groups[0]['lr']
     assert callable(running.anneal_func)  # the live scheduler keeps its own
+
+
+@pytest.mark.parametrize('name', ['__setstate__', '_set_default_statistics', '__class__'])
+def test_the_unpicklers_getattr_refuses_private_and_dunder_names(name):
+    import pickle
+
+    from ipswap_mm.engine.checkpoint_safety import history_buffer_getattr
+    assert history_buffer_getattr(HistoryBuffer, 'mean') is HistoryBuffer.mean
+    with pytest.raises(pickle.UnpicklingError, match='only needs the methods of HistoryBuffer'):
+        history_buffer_getattr(HistoryBuffer, name)

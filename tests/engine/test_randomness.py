@@ -29,3 +29,9 @@ def test_streams_are_independent(monkeypatch):
     first = torch.rand(8, generator=IterationGenerator('SegPatchSwap')())
     second = torch.rand(8, generator=IterationGenerator('DetPatchSwap')())
     assert not torch.equal(first, second)
+
+
+def test_outside_a_runner_every_call_draws_anew():
+    MessageHub.get_instance('test_outside_a_runner')  # current, with no runner's iteration
+    generator = IterationGenerator('SegPatchSwap')
+    assert not torch.equal(torch.rand(8, generator=generator()), torch.rand(8, generator=generator()))

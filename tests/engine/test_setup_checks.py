@@ -150,3 +150,10 @@ def test_a_pipeline_pad_the_swap_cannot_keep_out_warns(monkeypatch, swap_type, p
     assert len(messages) == warns
     if warns:
         assert 'pads (Pad' in messages[0] and 'DetPatchSwap' in messages[0]
+
+
+def test_a_loop_of_neither_stock_type_gets_a_finite_sampler(monkeypatch):
+    """A custom train loop: epochs must end unless it is MMEngine's iteration-based one."""
+    loader = pair_loader(monkeypatch=monkeypatch)
+    set_sampler_infinite(SimpleNamespace(dataloader=loader))
+    assert loader.sampler.infinite is False

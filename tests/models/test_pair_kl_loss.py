@@ -77,3 +77,11 @@ def test_compiled_loss_gives_the_eager_loss_and_gradient():
         assert value.item() > 0 and compiled_value.dtype == torch.float32
         torch.testing.assert_close(compiled_value, value)
         torch.testing.assert_close(compiled_gradient, gradient)
+
+
+def test_compile_options_reach_torch_compile(monkeypatch):
+    calls = []
+    monkeypatch.setattr(torch, 'compile', lambda function, **kwargs: calls.append(kwargs) or function)
+    PairKLDivLoss(compile=dict(mode='max-autotune-no-cudagraphs'))
+    PairKLDivLoss(compile=True)
+    assert calls == [dict(mode='max-autotune-no-cudagraphs'), {}]

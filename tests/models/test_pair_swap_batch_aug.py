@@ -57,3 +57,12 @@ def test_a_swap_without_the_distill_hook_warns_once(monkeypatch):
     for _ in range(2):
         swap(*seg_batch(2, 32, 32))
     assert len(warnings) == 1 and 'no IPSDistillHook is attached' in warnings[0] and 'custom_hooks' in warnings[0]
+
+
+def test_a_ratio_range_warns_only_when_its_high_end_rounds_to_no_cell(monkeypatch):
+    warnings = []
+    monkeypatch.setattr(pair_swap_batch_aug, 'print_log', lambda message, **kwargs: warnings.append(message))
+    swap = SegPatchSwap(patch_size=16, swap_prob=1.0, swap_ratio=(0.1, 0.5))  # of 4 cells: 0 to 2
+    swap.pair_loss_attached = True
+    swap(*seg_batch(2, 32, 32))
+    assert not warnings

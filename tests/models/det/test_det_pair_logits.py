@@ -354,3 +354,17 @@ def test_a_head_that_outputs_probabilities_gives_their_logits():
     assert ((probabilities >= 0) & (probabilities <= 1)).all()
     # box (8, 8, 40, 40): level 0 (stride 8), centre cell (3, 3) of image 0
     torch.testing.assert_close(logits[0, :, 0].sigmoid(), probabilities[0, :, 3, 3])
+
+
+def test_a_dense_heads_forward_outside_training_is_not_captured():
+    from ipswap_mm.models.det.det_pair_logits import _FeatureCapture
+    layer = torch.nn.Conv2d(3, 3, 1)
+    capture = _FeatureCapture(layer)
+    layer.eval()
+    layer(torch.rand(1, 3, 4, 4))
+    with pytest.raises(RuntimeError, match='captured'):
+        capture.take()
+    layer.train()
+    out = layer(torch.rand(1, 3, 4, 4))
+    assert capture.take() is out
+    capture.remove()

@@ -151,3 +151,12 @@ def test_ddq_detr_is_refused_naming_the_head():
     detector.bbox_head = head
     with pytest.raises(TypeError, match='DDQDETRHead'):
         QueryPairLogits(detector)
+
+
+def test_the_query_head_of_a_staged_roi_head_is_its_last_stage():
+    """Sparse R-CNN, QueryInst: six DIIHead stages; the last one's matching and scores are read."""
+    from types import SimpleNamespace
+
+    from ipswap_mm.models.det.query_pair_logits import query_head
+    stages = torch.nn.ModuleList([detr_head(), detr_head()])
+    assert query_head(SimpleNamespace(roi_head=SimpleNamespace(bbox_head=stages))) is stages[1]

@@ -96,3 +96,13 @@ def test_batch_augments_build_whatever_the_default_scope(default_scope):
         preprocessor = BatchAugSegDataPreProcessor(
             size=(32, 32), batch_augments=[dict(type='SegPatchSwap', patch_size=8)])
     assert isinstance(preprocessor.batch_augments.augments[0], SegPatchSwap)
+
+
+def test_padding_is_marked_in_training_only():
+    preprocessor = BatchAugSegDataPreProcessor(mean=[0, 0, 0], std=[1, 1, 1], size=(32, 32), batch_augments=[
+        dict(type='SegPatchSwap', patch_size=8)])
+    _, samples = seg_batch(2, 32, 32)
+    for sample in samples:
+        sample.set_metainfo(dict(pad_shape=(32, 32)))
+    preprocessor(dict(inputs=[torch.rand(3, 32, 32) for _ in range(2)], data_samples=samples), training=False)
+    assert all('ips_valid_shape' not in sample.metainfo for sample in samples)

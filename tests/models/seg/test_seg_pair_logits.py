@@ -91,3 +91,33 @@ def test_the_heads_ignore_index_counts_for_no_class(ignore_index):
     _, weights = reader(samples)
     assert weights[..., 2].sum() == 2 * 16
     assert weights[..., 0].sum() == (0 if ignore_index == 0 else 2 * 48)
+
+
+def test_a_cascade_distils_its_last_head_with_a_classifier():
+    """OCRNet: an FCN head, then the OCR head; both have conv_seg, the last is distilled."""
+    from ipswap_mm.models.seg.seg_pair_logits import distilled_head
+
+    def head():
+        module = torch.nn.Module()
+        module.conv_seg = torch.nn.Conv2d(4, 3, 1)
+        return module
+    segmentor = torch.nn.Module()
+    segmentor.decode_head = torch.nn.ModuleList([head(), head()])
+    assert distilled_head(segmentor) is segmentor.decode_head[1]
+
+
+def test_a_forward_outside_training_is_not_read():
+    class StagedHead(torch.nn.Module):
+        num_classes = 5
+
+        def forward(self, x):
+            return [x, x * 2]
+
+    segmentor = torch.nn.Module()
+    segmentor.decode_head = StagedHead()
+    reader = SegPairLogits(segmentor)
+    segmentor.eval()
+    segmentor.decode_head(torch.randn(2, 5, 4, 4))
+    with pytest.raises(RuntimeError, match='no logits'):
+        reader([])
+    reader.remove()

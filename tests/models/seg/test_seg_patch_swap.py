@@ -142,3 +142,12 @@ def test_edge_maps_without_edge_width_name_the_key():
         sample.gt_edge_map = PixelData(data=torch.zeros(1, 16, 16, dtype=torch.long))
     with pytest.raises(ValueError, match='edge_width'):
         SegPatchSwap(patch_size=8, swap_prob=1.0)(inputs, samples)
+
+
+def test_one_smaller_pair_keeps_its_cells_inside_while_the_others_use_the_whole_batch():
+    """A batch mixing sizes (the usual detection batch): only the pair with a smaller image is
+    limited; no cell is drawn in its padding."""
+    _, samples = seg_batch(4, 32, 32, image_shapes=[(16, 32), (32, 32), (32, 32), (32, 32)])
+    swap = SegPatchSwap(patch_size=8, swap_prob=1.0, swap_ratio=1.0)
+    cells = swap.draw_cells(samples, 32, 32)
+    assert not cells[0, 2:].any() and cells[0, :2].all() and cells[1].all()
