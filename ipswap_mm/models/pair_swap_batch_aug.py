@@ -68,7 +68,9 @@ class PairSwapBatchAug(nn.Module):
         self.generator = IterationGenerator(type(self).__name__)
 
     def check_input_size(self, size: Sequence[int], key: str) -> None:
-        """Raise if a fixed input ``size`` (h, w) is not a whole number of cells."""
+        """Raise, naming ``key``, if an input ``size`` (h, w) is not a whole number of cells
+        (unless ``allow_partial_grid``): a fixed size when the preprocessor is built, every
+        batch's in :meth:`check_pairs`."""
         patch = self.patch_swap.patch_size
         if not self.allow_partial_grid and (size[0] % patch or size[1] % patch):
             raise ValueError(f'{type(self).__name__}.patch_size={patch} does not divide the input size '
@@ -129,11 +131,8 @@ class PairSwapBatchAug(nn.Module):
                       "custom_hooks=[dict(type='IPSDistillHook')] (a config that sets custom_hooks replaces "
                       "its base's list)", logger='current', level=logging.WARNING)
         height, width = inputs.shape[-2:]
+        self.check_input_size((height, width), 'this batch; model.data_preprocessor.size or size_divisor')
         patch = self.patch_swap.patch_size
-        if not self.allow_partial_grid and (height % patch or width % patch):
-            raise ValueError(f'{name}.patch_size={patch} does not divide the {height}x{width} batch (model.'
-                             'data_preprocessor.size or size_divisor; batch_augments): choose a patch_size that '
-                             'divides it, or set allow_partial_grid=True to leave the border strip unswapped')
         grid_h, grid_w = self.patch_swap.grid_shape(height, width)
         most = round(self.patch_swap.swap_ratio[1] * grid_h * grid_w)
         if most == 0 and self.patch_swap.swap_prob > 0 and not self._warned_no_cells:

@@ -80,7 +80,8 @@ def test_without_a_fixed_size_a_batch_patch_size_does_not_divide_fails_at_its_st
             dict(type='SegPatchSwap', patch_size=patch_size, allow_partial_grid=partial)])
         _, samples = seg_batch(2, 64, 72)
         if fails:
-            with pytest.raises(ValueError, match=r'patch_size=24 does not divide the 64x72 batch .*size_divisor'):
+            message = r'patch_size=24 does not divide the input size \(64, 72\) \(this batch; .*size_divisor'
+            with pytest.raises(ValueError, match=message):
                 preprocessor(dict(inputs=inputs, data_samples=samples), training=True)
         else:
             out = preprocessor(dict(inputs=inputs, data_samples=samples), training=True)
