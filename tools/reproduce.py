@@ -171,7 +171,7 @@ def run_recipe(recipe: str, gpus: int, work_root: str, cfg_options: list, slurm_
         subprocess.run([*train, *extra], check=True, env=env)
         with open(osp.join(work_dir, 'last_checkpoint')) as file:
             checkpoint = file.read().strip()
-        subprocess.run([*test, checkpoint, '--work-dir', work_dir, '--out', metrics_file, *extra], check=True,
+        subprocess.run([*test, checkpoint, '--work-dir', work_dir, '--metrics', metrics_file, *extra], check=True,
                        env=test_env)
         with open(metrics_file) as file:
             results[variant] = json.load(file)

@@ -43,6 +43,21 @@ def test_stock_test_evaluates_the_ips_checkpoint(trained):
     assert 'mIoU' in output
 
 
+def test_project_test_takes_the_stock_options_and_writes_the_metrics(trained):
+    """tools/test.py as MMSegmentation's: --out a folder of predicted label maps, --show-dir
+    painted predictions; and --metrics, the metrics as JSON."""
+    import glob
+    import json
+    tmp, config, _, checkpoint = trained
+    out, metrics = tmp / 'predictions', tmp / 'metrics.json'
+    run_python([osp.join(REPO, 'tools', 'test.py'), config, checkpoint, '--work-dir', str(tmp / 'project_test'),
+                '--out', str(out), '--metrics', str(metrics), '--show-dir', str(tmp / 'painted'),
+                '--cfg-options', 'default_hooks.visualization.interval=1'], cwd=str(tmp))  # every image painted
+    assert 0 <= json.loads(metrics.read_text())['mIoU'] <= 100
+    assert len(os.listdir(out)) == 4  # one label map per validation image
+    assert len(glob.glob(str(tmp / 'painted' / '**' / '*.png'), recursive=True)) == 4
+
+
 @pytest.mark.timeout(300)
 def test_dist_test_evaluates_in_two_processes(trained):
     """``tools/dist_test.sh CONFIG CHECKPOINT 2``: torchrun, gloo on the CPU, one mIoU."""

@@ -102,7 +102,7 @@ def record_runs(monkeypatch, metric: str) -> list:
             with open(os.path.join(work_dir, 'last_checkpoint'), 'w') as file:
                 file.write(os.path.join(work_dir, 'iter_20000.pth'))
         else:
-            with open(command[command.index('--out') + 1], 'w') as file:
+            with open(command[command.index('--metrics') + 1], 'w') as file:
                 json.dump({metric: 70.0 if 'ips' in work_dir else 69.0}, file)
 
     monkeypatch.setattr(reproduce.subprocess, 'run', run)
@@ -162,6 +162,17 @@ def test_slurm_scripts_start_the_tool_through_srun(tmp_path, gpus, per_node, scr
     third = '--work-dir=second arg' if tool == 'train.py' else 'second arg'
     assert args[10:] == ['/opt/py/bin/python', '-u', os.path.join(ROOT, 'tools', tool), 'my config.py', third,
                          '--launcher=slurm', '--cfg-options', 'a=1']
+
+
+@pytest.mark.parametrize('args', [['part', 'job', 'cfg.py', '--amp'], ['part', 'job', 'cfg.py']])
+def test_slurm_train_without_a_work_dir_says_so_before_srun(tmp_path, args):
+    """MMSegmentation's stock script takes no WORK_DIR: an --amp in its place was taken for one."""
+    (tmp_path / 'srun').write_text(f'#!/usr/bin/env bash\ntouch {tmp_path / "ran"}\n')
+    (tmp_path / 'srun').chmod(0o755)
+    result = subprocess.run([os.path.join(ROOT, 'tools', 'slurm_train.sh'), *args], capture_output=True, text=True,
+                            env=dict(os.environ, PATH=f'{tmp_path}:{os.environ["PATH"]}'))
+    assert result.returncode == 2 and 'WORK_DIR is required' in result.stderr
+    assert not (tmp_path / 'ran').exists()
 
 
 def test_data_root_keys_name_each_evaluator_of_a_list_as_cfg_options_reaches_it():
