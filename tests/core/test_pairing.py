@@ -128,3 +128,11 @@ def test_two_entries_of_one_image_with_other_classes_split_a_pair_of_a_class_bot
     for seed in range(100):
         pairs, _ = build_intra_class_pairs(class_sets, np.random.default_rng(seed), rule, image_ids)
         assert all(set(class_sets[a]) & set(class_sets[b]) for a, b in pairs), seed
+
+
+def test_class_zero_is_a_class_and_the_pairs_come_out_in_random_order():
+    class_sets = [np.array([i // 4]) for i in range(40)]  # class 0 included
+    pairs, stats = build_intra_class_pairs(class_sets, np.random.default_rng(0))
+    assert stats.background_only == 0
+    keys = [i // 4 for i in pairs[:, 0]]
+    assert keys != sorted(keys)  # not grouped by class: batches mix classes

@@ -441,3 +441,38 @@ def test_an_object_whose_mask_loading_ignores_makes_no_class_where_masks_are_loa
     assert sorted(dataset_class_index(Det(with_mask=True)).class_sets[0].tolist()) == [2, 4]
     assert dataset_class_index(Det(with_mask=True, poly2mask=False)).class_sets[0].tolist() == [2]  # polygons only
     assert sorted(dataset_class_index(Det(with_mask=False)).class_sets[0].tolist()) == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize('change', ['label_map', 'reduce_zero_label', 'size'])
+def test_a_cache_is_not_reused_when_what_the_maps_mean_changed(tmp_path, change):
+    """The fingerprint holds each map's size and the dataset's label_map and reduce_zero_label,
+    not only the modification times."""
+    (tmp_path / 'maps').mkdir()
+    dataset = LabelMapDataset(write_maps(str(tmp_path / 'maps'), [[[1, 1, 2]]]))
+    cache = str(tmp_path / 'cache')
+    assert dataset_class_index(dataset, cache_dir=cache).class_sets[0].tolist() == [1, 2]
+    if change == 'label_map':
+        dataset.label_map, expected = {1: 3}, [3, 2]
+    elif change == 'reduce_zero_label':
+        dataset.reduce_zero_label, expected = True, [1]  # 1 -> 0 (background), 2 -> 1
+    else:
+        stamp = os.stat(dataset.paths[0]).st_mtime_ns
+        write_maps(str(tmp_path / 'maps'), [[[3, 3, 3, 3]]])
+        os.utime(dataset.paths[0], ns=(stamp, stamp))
+        expected = [3]
+    assert dataset_class_index(dataset, cache_dir=cache).class_sets[0].tolist() == expected
+
+
+def test_detection_infos_with_a_seg_map_path_are_read_from_their_instances():
+    """MMDetection's COCO infos carry a seg_map_path for panoptic use; the boxes say the classes."""
+    class Det:
+        metainfo = dict(classes=('a', 'b'))
+
+        def __len__(self):
+            return 1
+
+        def get_data_info(self, index):
+            return dict(img_path='x.jpg', seg_map_path='missing.png',
+                        instances=[dict(bbox_label=1, ignore_flag=0), dict(bbox_label=-1, ignore_flag=0)])
+
+    assert dataset_class_index(Det()).class_sets[0].tolist() == [1]  # and a negative label is no class

@@ -339,3 +339,19 @@ def test_dropped_objects_pixels_are_ignored_in_the_semantic_map(kind):
         expected[1][:, 14:16, 0:16] = 255  # object 4's part that moves: 32 of 256 pixels
     for sample, expected_map in zip(out_samples, expected):
         assert torch.equal(sample.gt_sem_seg.sem_seg, expected_map)
+
+
+@pytest.mark.parametrize('kind', KINDS)
+def test_a_later_pair_that_swaps_uses_its_own_cells_when_an_earlier_one_swaps_none(kind):
+    """The pairs that swap are picked out with their own cells: the second pair's here."""
+    samples = [det_sample(d['boxes'], d['labels'], 32, 32, kind, d['ignored']) for d in PAIR_0]
+    untouched_pair = [det_sample([[0, 0, 16, 16]], [5], 32, 32, kind), det_sample([[4, 4, 8, 8]], [5], 32, 32, kind)]
+    untouched = [s.gt_instances for s in untouched_pair]
+    cells = torch.zeros(2, 2, 2, dtype=torch.bool)
+    cells[1, 0, 0] = True
+    aug = fixed_cells(DetPatchSwap(patch_size=16, min_visible_area=16, min_visible_ratio=0.25), cells)
+    _, out_samples = aug(torch.rand(4, 3, 32, 32), untouched_pair + samples)
+    assert [s.gt_instances for s in out_samples[:2]] == untouched
+    for sample, expected in zip(out_samples[2:], EXPECTED):
+        assert sample.gt_instances.labels.tolist() == expected['labels']
+        assert box_list(sample.gt_instances) == expected['boxes']
