@@ -68,7 +68,7 @@ def apply_test_options(cfg: Config, args: argparse.Namespace) -> Config:
             raise ValueError(f'--tta needs {" and ".join(missing)} in the config (MMDetection\'s stock test.py makes '
                              'a flip default; set them, e.g. from a stock config that has them)')
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
-        cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
+        cfg.model = ConfigDict({**cfg.tta_model, 'module': cfg.model})  # a tta_model's own module replaced
     if args.out and cfg.get('default_scope') == 'mmseg':
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
