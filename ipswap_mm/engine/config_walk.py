@@ -42,14 +42,22 @@ def leaf_datasets(dataset_cfg) -> list:
     return [leaf for _, leaf in leaf_dataset_keys(dataset_cfg)]
 
 
+def dataset_config_keys(dataset_cfg, prefix: str = 'dataset') -> list:
+    """``(dotted key, config)`` of ``dataset_cfg`` and of every dataset config inside it
+    (``ConcatDataset``'s ``datasets``, a wrapper's ``dataset``), wrappers first."""
+    if 'datasets' in dataset_cfg:
+        children = [(f'{prefix}.datasets.{index}', child) for index, child in enumerate(dataset_cfg['datasets'])]
+    elif 'dataset' in dataset_cfg:
+        children = [(f'{prefix}.dataset', dataset_cfg['dataset'])]
+    else:
+        children = []
+    return [(prefix, dataset_cfg)] + [node for key, child in children for node in dataset_config_keys(child, key)]
+
+
 def leaf_dataset_keys(dataset_cfg, prefix: str = 'dataset') -> list:
     """``(dotted key, config)`` of every leaf of :func:`leaf_datasets`, keys from ``prefix``."""
-    if 'datasets' in dataset_cfg:
-        return [leaf for index, child in enumerate(dataset_cfg['datasets'])
-                for leaf in leaf_dataset_keys(child, f'{prefix}.datasets.{index}')]
-    if 'dataset' in dataset_cfg:
-        return leaf_dataset_keys(dataset_cfg['dataset'], f'{prefix}.dataset')
-    return [(prefix, dataset_cfg)]
+    return [(key, node) for key, node in dataset_config_keys(dataset_cfg, prefix)
+            if 'datasets' not in node and 'dataset' not in node]
 
 
 def evaluator_keys(cfg, name: str) -> List[Tuple[str, dict]]:

@@ -12,7 +12,7 @@ from typing import Optional, Tuple
 
 from mmengine.config import Config
 
-from ..engine.config_walk import evaluator_keys, leaf_datasets
+from ..engine.config_walk import dataset_config_keys, evaluator_keys, leaf_datasets
 
 RESIZE_STEPS = ('RandomResize', 'Resize')
 
@@ -89,7 +89,9 @@ def shrink_det_config(cfg: Config, data_root: str, scale: Tuple[int, int], epoch
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[loader].num_workers = 0
         cfg[loader].persistent_workers = False
-        _repeat_once(cfg[loader].dataset)
+        for _, node in dataset_config_keys(cfg[loader].dataset):
+            if node.get('type') == 'RepeatDataset':
+                node['times'] = 1
         for dataset in leaf_datasets(cfg[loader].dataset):
             dataset.data_root = data_root
             for step in dataset.pipeline:
@@ -104,13 +106,3 @@ def shrink_det_config(cfg: Config, data_root: str, scale: Tuple[int, int], epoch
                                      'datasets; shrink_det_config cannot tell which annotations it evaluates')
                 evaluator.ann_file = osp.join(data_root, datasets[0].ann_file)
     return cfg
-
-
-def _repeat_once(dataset_cfg) -> None:
-    """Set ``times`` of every ``RepeatDataset`` in a dataset config (and the wrappers in it) to 1."""
-    if dataset_cfg.get('type') == 'RepeatDataset':
-        dataset_cfg['times'] = 1
-    for child in dataset_cfg.get('datasets') or []:
-        _repeat_once(child)
-    if 'dataset' in dataset_cfg:
-        _repeat_once(dataset_cfg['dataset'])

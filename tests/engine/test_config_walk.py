@@ -2,7 +2,13 @@ from types import SimpleNamespace
 
 from mmengine.config import Config
 
-from ipswap_mm.engine.config_walk import dataset_nodes, evaluator_keys, is_leaf_dataset, leaf_dataset_keys
+from ipswap_mm.engine.config_walk import (
+    dataset_config_keys,
+    dataset_nodes,
+    evaluator_keys,
+    is_leaf_dataset,
+    leaf_dataset_keys,
+)
 
 
 def test_built_wrappers_are_walked_to_every_dataset_they_wrap():
@@ -22,3 +28,13 @@ def test_config_keys_reach_every_leaf_and_evaluator():
         'dataset.dataset.datasets.0', 'dataset.dataset.datasets.1']
     assert [key for key, _ in evaluator_keys(cfg, 'val_evaluator')] == ['val_evaluator.0', 'val_evaluator.1']
     assert evaluator_keys(cfg, 'test_evaluator') == []
+
+
+def test_dataset_config_keys_list_wrappers_before_what_they_wrap():
+    cfg = dict(type='RepeatDataset', times=3, dataset=dict(type='ConcatDataset', datasets=[
+        dict(type='A'), dict(type='ClassBalancedDataset', dataset=dict(type='B'))]))
+    assert [(key, node['type']) for key, node in dataset_config_keys(cfg)] == [
+        ('dataset', 'RepeatDataset'), ('dataset.dataset', 'ConcatDataset'), ('dataset.dataset.datasets.0', 'A'),
+        ('dataset.dataset.datasets.1', 'ClassBalancedDataset'), ('dataset.dataset.datasets.1.dataset', 'B')]
+    assert [key for key, _ in leaf_dataset_keys(cfg)] == ['dataset.dataset.datasets.0',
+                                                          'dataset.dataset.datasets.1.dataset']

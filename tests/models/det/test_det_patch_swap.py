@@ -122,25 +122,30 @@ EXPECTED = (
 
 
 @pytest.mark.parametrize('kind', KINDS)
-def test_objects_are_clipped_carried_or_dropped_by_the_thresholds(kind):
+@pytest.mark.parametrize('swapping', [0, 1])
+def test_objects_are_clipped_carried_or_dropped_by_the_thresholds(kind, swapping):
+    """One pair swaps a cell, the other none; ``swapping=1``: the later pair swaps, picked out
+    with its own cells."""
     samples = [det_sample(d['boxes'], d['labels'], 32, 32, kind, d['ignored']) for d in PAIR_0]
     untouched_pair = [det_sample([[0, 0, 16, 16]], [5], 32, 32, kind), det_sample([[4, 4, 8, 8]], [5], 32, 32, kind)]
     untouched = [s.gt_instances for s in untouched_pair]
     cells = torch.zeros(2, 2, 2, dtype=torch.bool)
-    cells[0, 0, 0] = True
+    cells[swapping, 0, 0] = True
     aug = fixed_cells(DetPatchSwap(patch_size=16, min_visible_area=16, min_visible_ratio=0.25), cells)
     inputs = torch.rand(4, 3, 32, 32)
-    out, out_samples = aug(inputs.clone(), samples + untouched_pair)
-    assert torch.equal(out[0, :, :16, :16], inputs[1, :, :16, :16])
-    assert torch.equal(out[0, :, 16:], inputs[0, :, 16:]) and torch.equal(out[2:], inputs[2:])
-    for sample, expected in zip(out_samples, EXPECTED):
+    batch = samples + untouched_pair if swapping == 0 else untouched_pair + samples
+    out, out_samples = aug(inputs.clone(), batch)
+    first, other = (0, slice(2, 4)) if swapping == 0 else (2, slice(0, 2))
+    assert torch.equal(out[first, :, :16, :16], inputs[first + 1, :, :16, :16])
+    assert torch.equal(out[first, :, 16:], inputs[first, :, 16:]) and torch.equal(out[other], inputs[other])
+    for sample, expected in zip(out_samples[first:first + 2], EXPECTED):
         gt, ignored = sample.gt_instances, sample.ignored_instances
         assert gt.labels.tolist() == expected['labels'] and ignored.labels.tolist() == expected['ignored_labels']
         assert box_list(gt) == expected['boxes'] and box_list(ignored) == expected['ignored_boxes']
         if kind != 'boxes':  # a carried or clipped mask is exactly the visible part of the rectangle
             assert np.array_equal(mask_array(gt), rectangle_masks(expected['boxes'], 32, 32).astype(bool))
             assert len(ignored.masks) == len(ignored.labels)
-    assert [s.gt_instances for s in out_samples[2:]] == untouched
+    assert [s.gt_instances for s in out_samples[other]] == untouched
 
 
 def test_degenerate_polygon_stays_as_it_was_and_never_moves():
@@ -339,19 +344,3 @@ def test_dropped_objects_pixels_are_ignored_in_the_semantic_map(kind):
         expected[1][:, 14:16, 0:16] = 255  # object 4's part that moves: 32 of 256 pixels
     for sample, expected_map in zip(out_samples, expected):
         assert torch.equal(sample.gt_sem_seg.sem_seg, expected_map)
-
-
-@pytest.mark.parametrize('kind', KINDS)
-def test_a_later_pair_that_swaps_uses_its_own_cells_when_an_earlier_one_swaps_none(kind):
-    """The pairs that swap are picked out with their own cells: the second pair's here."""
-    samples = [det_sample(d['boxes'], d['labels'], 32, 32, kind, d['ignored']) for d in PAIR_0]
-    untouched_pair = [det_sample([[0, 0, 16, 16]], [5], 32, 32, kind), det_sample([[4, 4, 8, 8]], [5], 32, 32, kind)]
-    untouched = [s.gt_instances for s in untouched_pair]
-    cells = torch.zeros(2, 2, 2, dtype=torch.bool)
-    cells[1, 0, 0] = True
-    aug = fixed_cells(DetPatchSwap(patch_size=16, min_visible_area=16, min_visible_ratio=0.25), cells)
-    _, out_samples = aug(torch.rand(4, 3, 32, 32), untouched_pair + samples)
-    assert [s.gt_instances for s in out_samples[:2]] == untouched
-    for sample, expected in zip(out_samples[2:], EXPECTED):
-        assert sample.gt_instances.labels.tolist() == expected['labels']
-        assert box_list(sample.gt_instances) == expected['boxes']
