@@ -14,6 +14,13 @@ does not have (they go to the IPS run only), e.g. a sweep point:
 On a Slurm cluster, ``--slurm PARTITION`` trains with ``tools/slurm_train.sh`` (``--gpus``
 tasks, at most 8 per node) and tests with ``tools/slurm_test.sh`` on one GPU; set
 ``SRUN_ARGS``, ``CPUS_PER_TASK`` as for the stock scripts.
+
+The same command again continues where a run stopped (a job killed, a node lost): every run
+trains with ``--resume`` (its latest checkpoint; on its first launch, the config's
+``load_from``), and a run already tested on its latest checkpoint is not trained or tested
+again. A run's work dir records the options and GPUs it was started with
+(``reproduce_run.json``); other options or another GPU count in that work dir stop the
+command before anything runs (name another ``--work-root`` for a new experiment).
 """
 import argparse
 import copy
@@ -149,13 +156,23 @@ def run_recipe(recipe: str, gpus: int, work_root: str, cfg_options: list, slurm_
     tools = osp.join(ROOT, 'tools')
     # the launch scripts start this interpreter, not the first ``python`` on PATH
     env = dict(os.environ, PYTHON=sys.executable)
+    options = {variant: [item for item in cfg_options if item.partition('=')[0] in keys[variant]]
+               for variant in VARIANTS}
+    records = {variant: RunRecord(osp.join(work_root, recipe, variant), spec[variant], options[variant], gpus)
+               for variant in VARIANTS}
+    for record in records.values():  # before anything runs: no run continues under other settings
+        record.check()
     results = {}
     for variant in VARIANTS:
-        options = [item for item in cfg_options if item.partition('=')[0] in keys[variant]]
-        extra = ['--cfg-options', *options] if options else []
+        record = records[variant]
+        if record.tested() is not None:
+            print(f'{recipe} {variant}: tested on {record.tested()} already ({record.path}): not run again')
+            results[variant] = record.metrics()
+            continue
+        extra = ['--cfg-options', *options[variant]] if options[variant] else []
         config = osp.join(ROOT, 'configs', spec[variant])
-        work_dir = osp.join(work_root, recipe, variant)
-        metrics_file = osp.join(work_dir, 'test_metrics.json')
+        work_dir = record.work_dir
+        metrics_file = record.metrics_file
         job = f'ips-{recipe}-{variant}'
         if slurm_partition is None:
             train = [osp.join(tools, 'dist_train.sh'), config, str(gpus), '--work-dir', work_dir]
@@ -168,14 +185,87 @@ def run_recipe(recipe: str, gpus: int, work_root: str, cfg_options: list, slurm_
             env.update(GPUS=str(gpus), GPUS_PER_NODE=str(per_node))
             test = [osp.join(tools, 'slurm_test.sh'), slurm_partition, job, config]
             test_env = dict(env, GPUS='1', GPUS_PER_NODE='1')
-        subprocess.run([*train, *extra], check=True, env=env)
-        with open(osp.join(work_dir, 'last_checkpoint')) as file:
-            checkpoint = file.read().strip()
-        subprocess.run([*test, checkpoint, '--work-dir', work_dir, '--metrics', metrics_file, *extra], check=True,
-                       env=test_env)
-        with open(metrics_file) as file:
-            results[variant] = json.load(file)
+        record.start()
+        run_step(f'{recipe} {variant}: training', [*train, '--resume', *extra], env, work_dir)
+        checkpoint = record.latest_checkpoint()
+        run_step(f'{recipe} {variant}: testing {checkpoint}',
+                 [*test, checkpoint, '--work-dir', work_dir, '--metrics', metrics_file, *extra], test_env, work_dir)
+        record.finish(checkpoint)
+        results[variant] = record.metrics()
     return write_table(recipe, results, osp.join(work_root, recipe))
+
+
+def run_step(what: str, command: list, env: dict, work_dir: str) -> None:
+    """Run a training or test command; if it fails, stop saying where its log is and how to go on."""
+    try:
+        subprocess.run(command, check=True, env=env)
+    except subprocess.CalledProcessError as error:
+        raise SystemExit(f'{what} failed (exit status {error.returncode}); its log is under {work_dir}. The same '
+                         'command again continues: training resumes from the latest checkpoint, a run already '
+                         'tested is not run again') from None
+
+
+class RunRecord:
+    """What ``reproduce_run.json`` in a run's work dir says: the config, ``--cfg-options`` and
+    GPUs the run was started with, and the checkpoint its metrics (``test_metrics.json``) are of."""
+
+    def __init__(self, work_dir: str, config: str, options: list, gpus: int) -> None:
+        self.work_dir = work_dir
+        self.path = osp.join(work_dir, 'reproduce_run.json')
+        self.metrics_file = osp.join(work_dir, 'test_metrics.json')
+        self.settings = dict(config=config, cfg_options=list(options), gpus=gpus)
+        self.saved = {}
+        if osp.exists(self.path):
+            with open(self.path) as file:
+                self.saved = json.load(file)
+
+    def check(self) -> None:
+        """Raise if the work dir holds a run started with other settings, or one this tool did not start."""
+        if not self.saved and self.latest_checkpoint(missing_ok=True) is not None:
+            raise SystemExit(f'{self.work_dir} holds a run that tools/reproduce.py did not start (a checkpoint and '
+                             f'no {self.path}): its settings are unknown, so it is not continued. Give another '
+                             '--work-root (nothing was started)')
+        saved = {key: self.saved.get(key) for key in self.settings}
+        if self.saved and saved != self.settings:
+            differ = ', '.join(f'{key} {saved[key]!r} there, {value!r} now'
+                               for key, value in self.settings.items() if saved[key] != value)
+            raise SystemExit(f'{self.work_dir} holds a run started with other settings ({differ}; {self.path}): '
+                             'give the same options and --gpus to continue it, or another --work-root for a new '
+                             'run (nothing was started)')
+
+    def tested(self):
+        """The checkpoint the metrics are of, if it is still the run's latest; else ``None``."""
+        checkpoint = self.saved.get('tested_checkpoint')
+        if checkpoint and osp.exists(self.metrics_file) and checkpoint == self.latest_checkpoint(missing_ok=True):
+            return checkpoint
+        return None
+
+    def latest_checkpoint(self, missing_ok: bool = False):
+        """The checkpoint MMEngine's ``last_checkpoint`` names (``None`` if none, with ``missing_ok``)."""
+        path = osp.join(self.work_dir, 'last_checkpoint')
+        if not osp.exists(path):
+            if missing_ok:
+                return None
+            raise SystemExit(f'training wrote no {path}: no checkpoint to test (see the log under {self.work_dir})')
+        with open(path) as file:
+            return file.read().strip()
+
+    def start(self) -> None:
+        self.saved = dict(self.settings)
+        self._write()
+
+    def finish(self, checkpoint: str) -> None:
+        self.saved['tested_checkpoint'] = checkpoint
+        self._write()
+
+    def metrics(self) -> dict:
+        with open(self.metrics_file) as file:
+            return json.load(file)
+
+    def _write(self) -> None:
+        os.makedirs(self.work_dir, exist_ok=True)
+        with open(self.path, 'w') as file:
+            json.dump(self.saved, file, indent=2)
 
 
 def write_table(recipe: str, results: dict, folder: str) -> str:

@@ -88,13 +88,16 @@ def test_check_builds_the_hooks_and_names_a_bad_hook_option(voc_root, tmp_path, 
         check_recipe('voc12aug_deeplabv3_r50', {'custom_hooks.0.loss.teacher': 'student'}, work_root='runs')
 
 
-def record_runs(monkeypatch, metric: str) -> list:
+def record_runs(monkeypatch, metric: str, fail: str = None) -> list:
     """Replace ``subprocess.run`` in reproduce.py: record ``(command, env)``; a training command
-    leaves a ``last_checkpoint``, a test command its metrics (``metric``: 70 for IPS, 69 else)."""
+    leaves a ``last_checkpoint``, a test command its metrics (``metric``: 70 for IPS, 69 else).
+    A command whose work dir ends with ``fail`` exits with status 1 (a job killed) first."""
     commands = []
 
     def run(command, check, env=None):
         commands.append((command, env))
+        if fail and command[command.index('--work-dir') + 1].endswith(fail):
+            raise subprocess.CalledProcessError(1, command)
         training = command[0].endswith(('dist_train.sh', 'slurm_train.sh'))
         work_dir = command[4] if command[0].endswith('slurm_train.sh') else command[command.index('--work-dir') + 1]
         os.makedirs(work_dir, exist_ok=True)
@@ -119,6 +122,53 @@ def test_a_run_trains_both_with_this_python_and_their_options(tmp_path, monkeypa
     baseline, ips = (command[command.index('--cfg-options') + 1:] for command, _ in trains)
     assert baseline == ['train_cfg.val_interval=7'] and ips == [f'{PATCH}=64', 'train_cfg.val_interval=7']
     assert '| ips (ipswap_deeplabv3_voc.py) | 70.00 |' in table
+
+
+def test_the_same_command_again_continues_where_a_run_stopped(tmp_path, monkeypatch):
+    """The IPS run's job dies: the command stops saying so; again, the baseline (tested) is not
+    run again and the IPS run trains with --resume; a third time runs nothing."""
+    record_runs(monkeypatch, 'mIoU', fail='ips')
+    with pytest.raises(SystemExit, match=r'voc12aug_deeplabv3_r50 ips: training failed \(exit status 1\); its log '
+                                         r'is under .*ips\. The same command again continues'):
+        reproduce.run_recipe('voc12aug_deeplabv3_r50', 4, str(tmp_path), [f'{PATCH}=64'])
+    commands = record_runs(monkeypatch, 'mIoU')
+    table = reproduce.run_recipe('voc12aug_deeplabv3_r50', 4, str(tmp_path), [f'{PATCH}=64'])
+    (train, _), (test, _) = commands
+    assert train[0].endswith('dist_train.sh') and train[4].endswith('ips') and '--resume' in train
+    assert test[1].endswith('test.py') and test[3].endswith(os.path.join('ips', 'iter_20000.pth'))
+    assert '| baseline (baseline_deeplabv3_voc.py) | 69.00 |' in table
+    assert '| ips (ipswap_deeplabv3_voc.py) | 70.00 |' in table
+    commands = record_runs(monkeypatch, 'mIoU')
+    assert reproduce.run_recipe('voc12aug_deeplabv3_r50', 4, str(tmp_path), [f'{PATCH}=64']) == table
+    assert commands == []
+    # a later checkpoint (training extended by hand) is tested again, not trained
+    (tmp_path / 'voc12aug_deeplabv3_r50' / 'ips' / 'last_checkpoint').write_text('iter_40000.pth')
+    reproduce.run_recipe('voc12aug_deeplabv3_r50', 4, str(tmp_path), [f'{PATCH}=64'])
+    assert [command[4] for command, _ in commands if command[0].endswith('dist_train.sh')] == \
+        [str(tmp_path / 'voc12aug_deeplabv3_r50' / 'ips')]
+
+
+@pytest.mark.parametrize('options, gpus, differ', [([f'{PATCH}=32'], 4, "cfg_options ['model.data_preprocessor"),
+                                                   ([f'{PATCH}=64'], 8, 'gpus 4 there, 8 now')])
+def test_a_run_is_not_continued_under_other_settings(tmp_path, monkeypatch, options, gpus, differ):
+    record_runs(monkeypatch, 'mIoU', fail='ips')
+    with pytest.raises(SystemExit, match='training failed'):
+        reproduce.run_recipe('voc12aug_deeplabv3_r50', 4, str(tmp_path), [f'{PATCH}=64'])
+    commands = record_runs(monkeypatch, 'mIoU')
+    with pytest.raises(SystemExit, match='holds a run started with other settings') as raised:
+        reproduce.run_recipe('voc12aug_deeplabv3_r50', gpus, str(tmp_path), options)
+    assert differ in str(raised.value) and 'reproduce_run.json' in str(raised.value)
+    assert commands == []  # nothing started, the baseline's run neither
+
+
+def test_a_work_dir_with_a_run_it_did_not_start_is_not_continued(tmp_path, monkeypatch):
+    work_dir = tmp_path / 'coco_retinanet' / 'baseline'
+    work_dir.mkdir(parents=True)
+    (work_dir / 'last_checkpoint').write_text(str(work_dir / 'epoch_3.pth'))
+    commands = record_runs(monkeypatch, 'coco/bbox_mAP')
+    with pytest.raises(SystemExit, match='did not start .*settings are unknown'):
+        reproduce.run_recipe('coco_retinanet', 8, str(tmp_path), [])
+    assert commands == []
 
 
 def test_table_lists_both_runs_in_percent(tmp_path):
