@@ -77,6 +77,7 @@ class IntraClassPairSampler(Sampler):
         self.pairs_per_rank = math.ceil(self.num_pairs / self.world_size)
         self.infinite = infinite
         self.epoch = 0  # where the next iterator starts (set_epoch)
+        self._resume_at: Optional[tuple] = None  # (epoch, pair) the next iterator starts at instead, once
         self.epoch_drawn = 0  # the epoch the newest iterator last drew indices from (for inspection; tests read it)
         self._reported_epochs: set = set()
 
@@ -91,8 +92,9 @@ class IntraClassPairSampler(Sampler):
         return build_intra_class_pairs(self.class_index.class_sets, rng, self.pair_key, self.class_index.image_ids,
                                        fill_rng)
 
-    def rank_pairs(self, epoch: int) -> np.ndarray:
-        """This rank's share of ``epoch``'s pairs: ``(pairs_per_rank, 2)``."""
+    def rank_pairs(self, epoch: int, start: int = 0) -> np.ndarray:
+        """This rank's share of ``epoch``'s pairs from pair ``start`` on: ``(pairs_per_rank, 2)``
+        for a whole epoch, ``(ceil((ceil(N / 2) - start) / world_size), 2)`` for its rest."""
         pairs, stats = self._pairs_and_stats(epoch)
         if epoch not in self._reported_epochs and self.rank == 0:
             self._reported_epochs.add(epoch)
@@ -102,7 +104,8 @@ class IntraClassPairSampler(Sampler):
                           f'pairs repeat an image, {stats.self_pairs} images have no same-class partner '
                           f'(self-pairs), {stats.dropped} leftover images sit this epoch out.',
                           logger='current')
-        total = self.pairs_per_rank * self.world_size
+        pairs = pairs[start:]
+        total = math.ceil(len(pairs) / self.world_size) * self.world_size
         if total > len(pairs):
             pairs = np.concatenate([pairs, np.resize(pairs, (total - len(pairs), 2))])
         return pairs[self.rank:total:self.world_size]
@@ -114,14 +117,15 @@ class IntraClassPairSampler(Sampler):
         ahead of training, into the next epoch when epochs are short, and MMEngine calls
         ``set_epoch`` before the first epoch after the iterator was made (a resumed
         iteration-based loop, every run's ``before_train_epoch``), which must not send a
-        running iterator back to an epoch it has drawn."""
-        epoch = self.epoch
+        running iterator back to an epoch it has drawn. After :meth:`resume_at`, it starts at
+        that place instead, once."""
+        (epoch, start), self._resume_at = self._resume_at or (self.epoch, 0), None
         while True:
             self.epoch_drawn = epoch
-            yield from self.rank_pairs(epoch).reshape(-1).tolist()
+            yield from self.rank_pairs(epoch, start).reshape(-1).tolist()
             if not self.infinite:
                 return
-            epoch += 1
+            epoch, start = epoch + 1, 0
 
     def __len__(self) -> int:
         return 2 * self.pairs_per_rank
@@ -129,3 +133,26 @@ class IntraClassPairSampler(Sampler):
     def set_epoch(self, epoch: int) -> None:
         """Called by MMEngine before every epoch."""
         self.epoch = epoch
+
+    def resume_at(self, epoch: int, pair: int) -> None:
+        """Start the next iterator at pair ``pair`` of epoch ``epoch`` (the pairs before it
+        trained already), dealing that epoch's rest out whole as an epoch's pairs are."""
+        self._resume_at = (epoch, pair)
+
+    def stream_position(self, start: tuple, iterations: int, world_size: int, pairs_per_iter: int) -> tuple:
+        """``(epoch, pair)`` that the pairs of a run of ``world_size`` ranks, each training
+        ``pairs_per_iter`` pairs an iteration, reach after ``iterations`` iterations from
+        ``start`` ``(epoch, pair)``: where a resumed run goes on. Pairs are dealt out as in
+        :meth:`rank_pairs`, so after ``k`` pairs a rank into an epoch's rest from ``pair``, its
+        ranks together have trained pairs ``pair`` to ``pair + k * world_size`` (the padding
+        past the epoch's end repeats pairs already trained)."""
+        epoch, pair = start
+        taken = iterations * pairs_per_iter  # by every rank
+        rest = math.ceil((self.num_pairs - pair) / world_size)
+        if taken >= rest:
+            taken -= rest
+            whole = math.ceil(self.num_pairs / world_size)
+            epoch, pair = epoch + 1 + taken // whole, 0
+            taken %= whole
+        pair += taken * world_size
+        return (epoch + 1, 0) if pair >= self.num_pairs else (epoch, pair)

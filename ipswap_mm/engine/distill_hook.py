@@ -18,11 +18,16 @@ from .setup_checks import (
     check_sampler_ignore_index,
     check_swap_configured,
     follow_generate_edge,
+    follow_resumed_layout,
     follow_resumed_seed,
     pair_sampler_of,
+    pair_stream_meta,
     set_sampler_infinite,
     warn_pipeline_padding,
 )
+
+#: Checkpoint ``meta`` key of where an iteration-based run's pairs stand (``pair_stream_meta``).
+PAIR_STREAM_KEY = 'ips_pair_stream'
 
 
 @HOOKS.register_module()
@@ -32,7 +37,8 @@ class IPSDistillHook(Hook):
     Before training it checks the rest of the IPS setup (pair sampler, even batch size,
     a swap in ``model.data_preprocessor.batch_augments``) and raises naming the key to
     fix, sets the pair sampler's ``infinite`` for the train loop and, after a resume, its
-    seed (:mod:`~ipswap_mm.engine.setup_checks`). It then attaches the model's pair-logits
+    seed and, on another layout (processes, batch size), where its pairs go on
+    (:mod:`~ipswap_mm.engine.setup_checks`). It then attaches the model's pair-logits
     reader (:mod:`~ipswap_mm.models.pair_logits`: forward hooks, or a wrapped head method
     where a head's training call skips hooks), which records the class logits of the
     training forward, and a forward hook on the model that adds ``loss(logits, labels)``
@@ -64,6 +70,8 @@ class IPSDistillHook(Hook):
         self._swaps: list = []
         self._scale = 1.0
         self._seed_at_build: Optional[int] = None
+        self._saved_pair_stream: Optional[dict] = None  # a resumed checkpoint's (pair_stream_meta)
+        self._pair_stream_start = (0, 0, 0)  # epoch, pair, iteration this run's pairs started at
 
     def before_run(self, runner) -> None:
         # the seed the runner built the train dataloader (and the pair sampler) with; a resume changes it after
@@ -74,6 +82,7 @@ class IPSDistillHook(Hook):
         check_pair_dataloader(runner.train_dataloader)
         set_sampler_infinite(runner.train_loop)
         follow_resumed_seed(runner.train_loop, self._seed_at_build, runner.seed)
+        self._pair_stream_start = follow_resumed_layout(runner.train_loop, self._saved_pair_stream)
         check_swap_configured(model)
         check_sampler_ignore_index(model, pair_sampler_of(runner.train_dataloader))
         follow_generate_edge(model, runner.train_dataloader.dataset)
@@ -94,9 +103,13 @@ class IPSDistillHook(Hook):
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         make_weights_only_safe(checkpoint)
+        stream = pair_stream_meta(getattr(runner, '_train_loop', None), self._pair_stream_start)
+        if stream is not None:
+            checkpoint.setdefault('meta', {})[PAIR_STREAM_KEY] = stream
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         restore_history_buffers(checkpoint)
+        self._saved_pair_stream = checkpoint.get('meta', {}).get(PAIR_STREAM_KEY)
 
     def attach(self, model: nn.Module) -> None:
         """Start adding the pair loss to ``model``'s training losses. Checks only that the

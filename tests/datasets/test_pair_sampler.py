@@ -152,6 +152,62 @@ def test_no_epoch_end_stalls_an_iteration_based_loop(monkeypatch):
     assert batches[True] == batches[False]
 
 
+def rank_stream(sampler, count, start=(0, 0)):
+    """The first ``count`` pairs a rank's infinite sampler yields after ``resume_at(*start)``."""
+    sampler.infinite = True
+    sampler.resume_at(*start)
+    indices = iter(sampler)
+    return [(next(indices), next(indices)) for _ in range(count)]
+
+
+@pytest.mark.parametrize('old, new_world', [((2, 1), 1), ((1, 2), 2), ((3, 2), 2), ((1, 1), 4), ((2, 2), 2)])
+@pytest.mark.parametrize('iterations', [1, 4, 7, 25])
+def test_a_run_resumed_on_another_layout_goes_on_with_the_pairs_where_it_stopped(monkeypatch, old, new_world,
+                                                                                iterations):
+    """``old``: (world size, pairs a rank trains an iteration) before a resume, on ``new_world``
+    ranks after it: the pairs the ranks trained before it and those they train from
+    ``stream_position`` on make every epoch's pairs once each, none skipped, none twice (but
+    the padding that fills the ranks' shares past an epoch's end, which repeats pairs of that
+    epoch). The batch size after the resume only sets how fast the ranks go on."""
+    dataset = random_dataset(size=23)  # 12 pairs: shares that do not divide evenly
+    single = sampler_on_rank(dataset, 0, 1, monkeypatch)
+    epochs = {epoch: [tuple(p) for p in single.epoch_pairs(epoch).tolist()] for epoch in range(20)}
+    trained = {epoch: [] for epoch in epochs}  # every rank's pairs, by epoch
+    world, per_iter = old
+    for rank in range(world):
+        sampler = sampler_on_rank(dataset, rank, world, monkeypatch)
+        taken, epoch = iterations * per_iter, 0
+        while taken:
+            share = [tuple(p) for p in sampler.rank_pairs(epoch).tolist()][:taken]
+            trained[epoch] += share
+            taken, epoch = taken - len(share), epoch + 1
+    epoch, pair = single.stream_position((0, 0), iterations, world, per_iter)
+    assert sorted(set(trained[epoch])) == sorted(set(epochs[epoch][:pair]))  # the epoch it stopped in
+    rest = -(-(len(epochs[epoch]) - pair) // new_world)  # pairs a rank trains to the epoch's end
+    for rank in range(new_world):
+        sampler = sampler_on_rank(dataset, rank, new_world, monkeypatch)
+        stream = rank_stream(sampler, rest + sampler.pairs_per_rank, (epoch, pair))
+        trained[epoch] += stream[:rest]
+        trained[epoch + 1] += stream[rest:]
+    for number in (epoch, epoch + 1):
+        assert set(trained[number]) == set(epochs[number]), number
+        assert len(trained[number]) - len(set(trained[number])) < max(world, new_world), number  # padding only
+    for number in range(epoch):
+        assert set(trained[number]) == set(epochs[number])
+
+
+def test_a_resume_position_from_a_resumed_position(monkeypatch):
+    """A run resumed on another layout and then again: positions chain."""
+    sampler = sampler_on_rank(random_dataset(size=23), 0, 1, monkeypatch)  # 12 pairs
+    assert sampler.stream_position((0, 0), 5, 2, 1) == (0, 10)
+    assert sampler.stream_position((0, 10), 1, 1, 2) == (1, 0)  # the epoch's last 2 pairs
+    assert sampler.stream_position((0, 10), 2, 3, 1) == (1, 3)  # 3 ranks, 2 pairs left: a padded share
+    # 18 pairs a rank: 4 to epoch 2's end, 6 in each of epochs 3 and 4, 2 (4 of both ranks) into epoch 5
+    assert sampler.stream_position((2, 4), 9, 2, 2) == (5, 4)
+    assert sampler.stream_position((2, 4), 8, 2, 2) == (5, 0)
+    assert sampler.stream_position((0, 0), 0, 2, 1) == (0, 0)
+
+
 def test_bad_pair_key_names_the_key(monkeypatch):
     with pytest.raises(ValueError, match='pair_key'):
         sampler_on_rank(random_dataset(), 0, 1, monkeypatch, pair_key='largest')

@@ -11,7 +11,9 @@ from ipswap_mm.engine.setup_checks import (
     check_pair_dataloader,
     check_sampler_ignore_index,
     follow_generate_edge,
+    follow_resumed_layout,
     follow_resumed_seed,
+    pair_stream_meta,
     set_sampler_infinite,
 )
 from tests.engine.test_distill_hook import Indices, pair_loader, tiny_segmentor
@@ -75,6 +77,40 @@ def test_a_seed_of_the_sampler_or_an_unchanged_one_is_kept(monkeypatch, sampler_
     loop.dataloader_iterator = iterator = object()
     follow_resumed_seed(loop, seed_at_build, seed)
     assert loader.sampler.seed == sampler_seed and loop.dataloader_iterator is iterator
+
+
+def resumed_loop(monkeypatch, batch_size, iteration):
+    loader = pair_loader(batch_size=batch_size, monkeypatch=monkeypatch)
+    loader.sampler.infinite = True
+    loop = loop_of(IterBasedTrainLoop, loader)
+    loop._iter = iteration
+    loop.dataloader_iterator = loops._InfiniteDataloaderIterator(loader)
+    return loop
+
+
+def test_a_resume_on_the_same_layout_is_left_to_mmengines_skip(monkeypatch):
+    """The same world size and batch size: MMEngine's skip of the trained batches, which also
+    replays the data pipeline's random draws, stays; a fresh run records where its pairs start."""
+    loop = resumed_loop(monkeypatch, batch_size=4, iteration=3)
+    saved = pair_stream_meta(loop, (0, 0, 0))
+    assert saved == dict(epoch=0, pair=0, iter=0, world_size=1, pairs_per_iter=2)
+    iterator = loop.dataloader_iterator
+    assert follow_resumed_layout(loop, saved) == (0, 0, 0) and loop.dataloader_iterator is iterator
+    assert follow_resumed_layout(loop, None) == (0, 0, 0)  # a checkpoint of an earlier version: as before
+    assert pair_stream_meta(loop_of(EpochBasedTrainLoop, loop.dataloader), (0, 0, 0)) is None
+
+
+def test_a_resume_on_another_batch_size_starts_the_pairs_where_the_run_stopped(monkeypatch):
+    """Trained 3 iterations with batch 2 (3 of epoch 0's 4 pairs); resumed with batch 4: MMEngine's
+    3 skip calls load nothing, then the batches are pair 3 of epoch 0 and the epoch-1 pairs."""
+    loop = resumed_loop(monkeypatch, batch_size=4, iteration=3)
+    saved = dict(epoch=0, pair=0, iter=0, world_size=1, pairs_per_iter=1)
+    assert follow_resumed_layout(loop, saved) == (0, 3, 3)
+    assert [next(loop.dataloader_iterator) for _ in range(3)] == [None] * 3
+    pairs = [loop.dataloader.sampler.epoch_pairs(epoch).reshape(-1).tolist() for epoch in (0, 1)]
+    assert [next(loop.dataloader_iterator).tolist() for _ in range(2)] == [pairs[0][6:] + pairs[1][:2],
+                                                                             pairs[1][2:6]]
+    assert pair_stream_meta(loop, (0, 3, 3)) == dict(epoch=0, pair=3, iter=3, world_size=1, pairs_per_iter=2)
 
 
 def test_generate_edge_is_found_through_dataset_wrappers_and_must_agree():

@@ -145,3 +145,23 @@ def test_resume_replays_the_uninterrupted_run(voc_root, tmp_path):
     resumed = losses_by_iter(str(tmp_path / 'resumed'))
     for iteration in range(7, 19):
         assert resumed[iteration] == pytest.approx(expected[iteration], rel=1e-6, abs=1e-7), iteration
+
+
+@pytest.mark.timeout(300)
+def test_a_resume_with_another_batch_size_goes_on_with_the_pairs_where_it_stopped(voc_root, tmp_path):
+    """6 iterations of one pair (batch 2), resumed with two pairs a step (batch 4): MMEngine
+    skips 6 batches of the new size, 12 pairs, of which 6 never trained; the hook makes the
+    pair sampler go on at pair 6 of the 16 of epoch 0 instead, and the skip loads nothing."""
+    work_dir = str(tmp_path / 'run')
+    config = seg_config(voc_root, work_dir, str(tmp_path / 'cfg.py'), iters=6,
+                        **{**RECORDER, 'default_hooks.checkpoint.interval': 6})
+    run_python([TRAIN, config], cwd=str(tmp_path))
+    output = run_python([TRAIN, config, '--resume', '--cfg-options', 'train_cfg.max_iters=10',
+                         'train_dataloader.batch_size=4'], cwd=str(tmp_path))
+    assert 'its pairs go on at pair 6 of epoch 0' in output
+    with open(osp.join(work_dir, 'pairs_rank0.jsonl')) as file:
+        rows = [json.loads(line) for line in file]
+    assert [row['iter'] for row in rows] == list(range(10))
+    trained = [tuple(row['names'][i:i + 2]) for row in rows for i in range(0, len(row['names']), 2)]
+    pairs, _ = single_process_pairs(Config.fromfile(config), 'mmseg', [0], str(tmp_path / 'cache'))
+    assert len(pairs[0]) == 16 and trained == pairs[0][:14]  # 6 pairs, then 4 steps of 2: none skipped, none twice
