@@ -19,6 +19,7 @@ Indices that read one image (a repeated dataset, or joined lists naming the same
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import os.path as osp
@@ -30,7 +31,7 @@ import numpy as np
 from mmengine.dist import all_gather_object, broadcast_object_list, get_dist_info
 from mmengine.logging import MMLogger, print_log
 
-CACHE_FORMAT = 'ipswap_mm.class_index/1'
+CACHE_FORMAT = 'ipswap_mm.class_index/2'
 CLASS_SOURCES = ('auto', 'seg_map', 'instances')
 BACKEND_ARGS_KEY = 'ipswap_backend_args'  # a dataset's backend_args, carried in its data infos
 MASK_LOADING_KEY = 'ipswap_mask_loading'  # how a dataset's pipeline loads instance masks, likewise
@@ -179,8 +180,22 @@ def read_label_classes(path: str, label_map: Optional[Dict[int, int]], reduce_ze
     return classes[order].tolist(), counts[order].tolist()
 
 
+def _source_of(function: Callable) -> str:
+    try:
+        return inspect.getsource(function)
+    except (OSError, TypeError):  # no source installed: the format alone
+        return ''
+
+
+#: The source of :func:`read_label_classes`, in every cache fingerprint: a cache that another
+#: way of reading label maps wrote is scanned again (commit 43fa954 changed the rule and not
+#: the format, and older caches were read as if current).
+READING_RULE = _source_of(read_label_classes)
+
+
 def _fingerprint(infos: Sequence[dict]) -> str:
     digest = hashlib.sha256(CACHE_FORMAT.encode())
+    digest.update(READING_RULE.encode())
     for info in infos:
         path = info['seg_map_path']
         try:

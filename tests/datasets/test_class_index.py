@@ -463,6 +463,22 @@ def test_a_cache_is_not_reused_when_what_the_maps_mean_changed(tmp_path, change)
     assert dataset_class_index(dataset, cache_dir=cache).class_sets[0].tolist() == expected
 
 
+def test_a_cache_another_reading_rule_wrote_is_not_reused(tmp_path, monkeypatch):
+    """The reading rule (read_label_classes' source) is in the fingerprint: a cache an earlier
+    version wrote (before commit 43fa954 the zero label was reduced after the label map) is
+    scanned again, not read as if current."""
+    (tmp_path / 'maps').mkdir()
+    dataset = LabelMapDataset(write_maps(str(tmp_path / 'maps'), [[[1, 1, 2]]]))
+    cache = str(tmp_path / 'cache')
+    assert 'seg[seg == 0] = 255' in class_index.READING_RULE
+    monkeypatch.setattr(class_index, 'READING_RULE', 'an earlier rule')
+    monkeypatch.setattr(class_index, 'read_label_classes', lambda *args, **kwargs: ([3], [3]))
+    assert dataset_class_index(dataset, cache_dir=cache).class_sets[0].tolist() == [3]
+    monkeypatch.undo()
+    assert dataset_class_index(dataset, cache_dir=cache).class_sets[0].tolist() == [1, 2]
+    assert len(os.listdir(cache)) == 2
+
+
 def test_detection_infos_with_a_seg_map_path_are_read_from_their_instances():
     """MMDetection's COCO infos carry a seg_map_path for panoptic use; the boxes say the classes."""
     class Det:
