@@ -15,6 +15,8 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
+from .device import constant
+
 TEACHER_RULES = ('confidence', 'symmetric', 'confident_correct')
 WEIGHTINGS = ('classes', 'elements')
 # Floor of the probabilities under a log: near the smallest normal float64 (2.2e-308),
@@ -37,7 +39,7 @@ def class_weights(labels: Tensor, num_classes: int, dtype: torch.dtype) -> Tenso
     """
     if labels.dim() == 3:
         return labels if labels.dtype == dtype else labels.to(dtype)
-    classes = torch.arange(num_classes, device=labels.device)
+    classes = constant(tuple(range(num_classes)), torch.long, labels.device)
     return (labels.unsqueeze(-1) == classes).to(dtype)
 
 
@@ -97,7 +99,7 @@ def _student_weight(plain_means: Tensor, counts: Tensor, teacher: str) -> Tensor
     teacher_view = confidence.argmax(1, keepdim=True)  # (P, 1, K); a tie: the first view
     weight = torch.zeros_like(confidence).scatter_(1, 1 - teacher_view, shared)
     if teacher == 'confident_correct':  # the teacher's class mean for k predicts k
-        classes = torch.arange(num_classes, device=plain_means.device)
+        classes = constant(tuple(range(num_classes)), torch.long, plain_means.device)
         correct = plain_means.argmax(1) == classes  # (2P, K)
         weight = weight * correct.view(-1, 2, num_classes).flip(1)
     return weight

@@ -12,7 +12,7 @@ from mmdet.structures.mask import BitmapMasks, PolygonMasks
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from ...core.device import to_device
+from ...core.device import constant, to_device
 from ...core.instance_swap import (
     keep_visible_objects,
     owner_index,
@@ -184,7 +184,7 @@ class DetPatchSwap(PairSwapBatchAug):
             grid, row_edges, col_edges = self.patch_swap.cell_grid(cells, height, width)
             new_boxes, visible, full_area = visible_box_parts(boxes, seen_through, pair_regions(grid).flatten(0, 1),
                                                               row_edges, col_edges)
-        moved = torch.arange(2, device=device)[:, None] == 1  # row 0 stays, row 1 moves
+        moved = constant(((False,), (True,)), torch.bool, device)  # (2, 1): row 0 stays, row 1 moves
         keep = keep_visible_objects(visible, full_area, self.min_visible_area, self.min_visible_ratio, moved)
         # one sync: instance counts change
         keep, shown = torch.stack([keep, visible > 0]).cpu().numpy()
