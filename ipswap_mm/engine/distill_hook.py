@@ -13,6 +13,7 @@ from ..models.pair_logits import build_pair_logits
 from ..models.pair_swap_batch_aug import PairSwapBatchAug
 from .checkpoint_safety import make_weights_only_safe, restore_history_buffers
 from .setup_checks import (
+    check_normalisation,
     check_pair_dataloader,
     check_pair_layout,
     check_sampler_ignore_index,
@@ -20,6 +21,7 @@ from .setup_checks import (
     follow_generate_edge,
     follow_resumed_layout,
     follow_resumed_seed,
+    note_integer_inputs,
     pair_sampler_of,
     pair_stream_meta,
     set_sampler_infinite,
@@ -66,7 +68,7 @@ class IPSDistillHook(Hook):
         # built with the hook, so that a bad loss option fails before the dataset scan and the weights
         self.loss: nn.Module = MODELS.build(self.loss_cfg)
         self._pair_logits = None
-        self._handle = None
+        self._handle = self._input_handle = None
         self._swaps: list = []
         self._scale = 1.0
         self._seed_at_build: Optional[int] = None
@@ -84,6 +86,7 @@ class IPSDistillHook(Hook):
         follow_resumed_seed(runner.train_loop, self._seed_at_build, runner.seed)
         self._pair_stream_start = follow_resumed_layout(runner.train_loop, self._saved_pair_stream)
         check_swap_configured(model)
+        check_normalisation(model.data_preprocessor)
         check_sampler_ignore_index(model, pair_sampler_of(runner.train_dataloader))
         follow_generate_edge(model, runner.train_dataloader.dataset)
         warn_pipeline_padding(model, runner.train_dataloader.dataset)
@@ -124,6 +127,8 @@ class IPSDistillHook(Hook):
         self._pair_logits = pair_logits
         self._handle = model.register_forward_hook(self._add_pair_loss, with_kwargs=True)
         self._swaps = [m for m in model.data_preprocessor.modules() if isinstance(m, PairSwapBatchAug)]
+        self._input_handle = model.data_preprocessor.register_forward_pre_hook(note_integer_inputs(self._swaps),
+                                                                               with_kwargs=True)
         for swap in self._swaps:
             swap.pair_loss_attached = True
 
@@ -131,10 +136,11 @@ class IPSDistillHook(Hook):
         """Remove every hook :meth:`attach` registered."""
         if self._handle is not None:
             self._handle.remove()
+            self._input_handle.remove()
             self._pair_logits.remove()
-            self._handle = self._pair_logits = None
+            self._handle = self._input_handle = self._pair_logits = None
             for swap in self._swaps:
-                swap.pair_loss_attached = False
+                swap.pair_loss_attached = swap.inputs_integer = False
             self._swaps = []
 
     def _add_pair_loss(self, model: nn.Module, args: tuple, kwargs: dict, output):

@@ -4,11 +4,12 @@ key to fix, and the settings that follow from the train loop and the pipeline.""
 from __future__ import annotations
 
 import logging
+import math
 from typing import Optional
 
 from mmengine.logging import print_log
 from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
-from torch import nn
+from torch import Tensor, nn
 from torch.utils.data import BatchSampler
 
 from ..datasets.pair_sampler import IntraClassPairSampler
@@ -138,6 +139,33 @@ def check_swap_configured(model: nn.Module) -> None:
         raise ValueError('IPSDistillHook is on but no patch swap runs: add dict(type=\'SegPatchSwap\') '
                          "(MMSegmentation, with model.data_preprocessor.type='BatchAugSegDataPreProcessor') or "
                          "dict(type='DetPatchSwap') (MMDetection) to model.data_preprocessor.batch_augments")
+
+
+def check_normalisation(preprocessor: nn.Module) -> None:
+    """Raise, naming the key, unless the data preprocessor's ``mean`` and ``std`` are finite
+    and ``std`` holds no zero: a zero makes every image inf or NaN (and integer images, which
+    the swap then does not check, could not be trusted to be finite)."""
+    if not getattr(preprocessor, '_enable_normalize', False):
+        return
+    for key in ('mean', 'std'):
+        values = getattr(preprocessor, key).flatten().tolist()
+        if not all(math.isfinite(value) and (key == 'mean' or value != 0) for value in values):
+            raise ValueError(f'model.data_preprocessor.{key}={values}: ' + (
+                'std must be finite and non-zero (it divides every pixel)' if key == 'std' else 'mean must be finite'))
+
+
+def note_integer_inputs(swaps: list):
+    """A forward pre-hook for the data preprocessor: tells the ``swaps`` whether the batch
+    comes in as integer images (then no NaN or inf can be in it; see ``check_finite``)."""
+    def note(preprocessor: nn.Module, args: tuple, kwargs: dict) -> None:
+        data = args[0] if args else kwargs.get('data')
+        inputs = data.get('inputs') if isinstance(data, dict) else None
+        images = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+        integer = bool(images) and all(isinstance(image, Tensor) and not image.is_floating_point()
+                                       and not image.is_complex() for image in images)
+        for swap in swaps:
+            swap.inputs_integer = integer
+    return note
 
 
 def check_sampler_ignore_index(model: nn.Module, sampler: IntraClassPairSampler) -> None:

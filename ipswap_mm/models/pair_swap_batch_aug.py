@@ -40,7 +40,11 @@ class PairSwapBatchAug(nn.Module):
             if it does, raise a ``ValueError`` naming the images (``img_path``, or the
             batch index) so that the dataset or pipeline that produced them can be fixed,
             instead of swapping the bad values into the partner image and training on a
-            NaN loss. ``False`` skips the check.
+            NaN loss. A batch whose images came into the data preprocessor as integers
+            (``uint8``, as the stock pipelines pack them) cannot hold either once
+            normalised by the finite ``mean`` and non-zero ``std`` that ``IPSDistillHook``
+            checks: the hook marks such batches (``inputs_integer``) and the check, its
+            sum and its wait are skipped. ``False`` skips the check always.
     """
 
     def __init__(self,
@@ -63,6 +67,9 @@ class PairSwapBatchAug(nn.Module):
         # IPSDistillHook.attach sets it; a tool that runs the swap alone on purpose (pictures,
         # timings) sets it to say so, and is not warned that no pair loss is trained
         self.pair_loss_attached = False
+        # IPSDistillHook sets it before every call of the data preprocessor: the batch came in
+        # as integer images (no NaN or inf can be in it)
+        self.inputs_integer = False
         self.allow_partial_grid = allow_partial_grid
         self.check_finite = check_finite
         self.generator = IterationGenerator(type(self).__name__)
@@ -109,7 +116,8 @@ class PairSwapBatchAug(nn.Module):
         """Check the batch ``(2P, C, H, W)`` before anything is drawn, and tag its samples.
 
         Raises unless the batch holds whole pairs, is a whole number of cells (unless
-        ``allow_partial_grid``) and, with ``check_finite``, holds finite values.
+        ``allow_partial_grid``) and, with ``check_finite`` (unless ``inputs_integer``), holds
+        finite values.
         Warns once when no ``IPSDistillHook`` is attached (the swap then trains no pair loss,
         and nothing checks that the batches are same-class pairs), and once when no cell can
         be swapped (the batch is smaller than a cell, or ``swap_ratio`` of its cells rounds
@@ -121,7 +129,7 @@ class PairSwapBatchAug(nn.Module):
             raise ValueError(f'{type(self).__name__} needs whole pairs but got a batch of {num_items}: '
                              'set an even train_dataloader.batch_size and '
                              "train_dataloader.sampler=dict(type='IntraClassPairSampler')")
-        if self.check_finite:
+        if self.check_finite and not self.inputs_integer:
             self.check_inputs_finite(inputs, data_samples)
         name = type(self).__name__
         if not self.pair_loss_attached and not self._warned_no_pair_loss:

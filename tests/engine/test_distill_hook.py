@@ -93,6 +93,42 @@ def test_the_swap_knows_whether_a_pair_loss_is_attached(monkeypatch):
     assert not swap.pair_loss_attached
 
 
+def test_integer_images_are_not_summed_for_nan_and_float_ones_are(monkeypatch):
+    """uint8 images (as the stock pipelines pack them), normalised by a checked mean and std,
+    hold no NaN or inf: the swap skips the check (on a GPU, a wait for the batch every step).
+    Float images (MMDetection's PhotoMetricDistortion makes them) are still checked."""
+    from ipswap_mm.models.pair_swap_batch_aug import PairSwapBatchAug
+    model = tiny_segmentor()
+    swap = model.data_preprocessor.batch_augments.augments[0]
+    hook = IPSDistillHook()
+    hook.before_train(fake_runner(model, pair_loader(monkeypatch=monkeypatch)))
+    checked = []
+    check = PairSwapBatchAug.check_inputs_finite
+    monkeypatch.setattr(PairSwapBatchAug, 'check_inputs_finite',
+                        lambda self, *args: checked.append(True) or check(self, *args))
+    images, samples = seg_batch(4, 32, 32)
+    integer = (images * 255).to(torch.uint8)
+    swapped = model.data_preprocessor(dict(inputs=list(integer), data_samples=samples), training=True)['inputs']
+    assert checked == [] and swap.inputs_integer and not torch.equal(swapped, integer.float())
+    images[2, 0, 3, 5] = float('nan')
+    for index, sample in enumerate(samples):
+        sample.set_metainfo(dict(img_path=f'{index}.jpg'))
+    with pytest.raises(ValueError, match=r'2\.jpg \(batch index 2\)'):
+        model.data_preprocessor(dict(inputs=list(images), data_samples=samples), training=True)
+    assert checked == [True] and not swap.inputs_integer
+    model.data_preprocessor(dict(inputs=list(integer), data_samples=samples), training=True)
+    hook.after_train(None)
+    assert not swap.inputs_integer  # the swap alone, without the hook, checks every batch
+
+
+@pytest.mark.parametrize('key, values', [('std', [1, 0, 1]), ('mean', [0, float('nan'), 0])])
+def test_a_mean_or_std_that_makes_images_nan_names_the_key(monkeypatch, key, values):
+    model = tiny_segmentor()
+    model.data_preprocessor.register_buffer(key, torch.tensor(values, dtype=torch.float32).view(-1, 1, 1), False)
+    with pytest.raises(ValueError, match=f'model.data_preprocessor.{key}='):
+        IPSDistillHook().before_train(fake_runner(model, pair_loader(monkeypatch=monkeypatch)))
+
+
 def test_batch_that_skipped_the_swap_is_an_error(monkeypatch):
     model = tiny_segmentor()
     IPSDistillHook().before_train(fake_runner(model, pair_loader(monkeypatch=monkeypatch)))
