@@ -41,7 +41,9 @@ def prepare_distributed(cfg: Config) -> None:
         return
     if not torch_dist.is_initialized():
         torch_dist.init_process_group(backend='gloo')
-    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
+    # assigned key by key: ConfigDict.setdefault stores a converted copy, not the dict it returns
+    env_cfg = cfg.get('env_cfg') or {}
+    cfg.env_cfg = {**env_cfg, 'dist_cfg': {**(env_cfg.get('dist_cfg') or {}), 'backend': 'gloo'}}
     wrapper = cfg.get('model_wrapper_cfg') or dict(
         type='MMDistributedDataParallel', broadcast_buffers=False,
         find_unused_parameters=cfg.get('find_unused_parameters', False))

@@ -359,3 +359,20 @@ def test_below_the_floor_of_the_logs_the_student_gets_no_gradient():
     exact = teacher * (teacher / student).log() + (1 - teacher) * ((1 - teacher) / absent).log()
     exact.backward()
     assert torch.allclose(logits.grad, reference.grad, rtol=0, atol=1e-12)
+
+
+def random_views(classes):
+    torch.manual_seed(0)
+    return torch.randn(4, classes, 6), torch.randint(0, classes, (4, 6))
+
+
+def test_sigmoid_logits_need_one_channel_per_class():
+    logits, labels = random_views(classes=3)
+    with pytest.raises(ValueError, match='sigmoid logits need one channel per class'):
+        pair_kl_divergence(logits, labels.clamp(max=1), 2, use_sigmoid=True)
+
+
+def test_fewer_softmax_channels_than_classes_name_both():
+    logits, labels = random_views(classes=2)
+    with pytest.raises(ValueError, match='2 logit channels cannot cover 3 classes'):
+        pair_kl_divergence(logits, labels, 3)

@@ -1,4 +1,6 @@
 import io
+import math
+import pickle
 import zipfile
 
 import numpy as np
@@ -167,3 +169,35 @@ def test_the_unpicklers_getattr_refuses_private_and_dunder_names(name):
     assert history_buffer_getattr(HistoryBuffer, 'mean') is HistoryBuffer.mean
     with pytest.raises(pickle.UnpicklingError, match='only needs the methods of HistoryBuffer'):
         history_buffer_getattr(HistoryBuffer, name)
+
+
+class Scheduler:
+    def anneal(self, value):
+        return value
+
+
+def load_weights_only(checkpoint: dict) -> dict:
+    file = io.BytesIO()
+    torch.save(checkpoint, file)
+    file.seek(0)
+    return torch.load(file, weights_only=True)
+
+
+def test_bound_methods_and_builtins_in_scheduler_states_are_left_out():
+    state = dict(last_step=3, anneal_func=Scheduler().anneal, floor=math.floor)
+    checkpoint = make_weights_only_safe(dict(param_schedulers=[state]))
+    assert checkpoint['param_schedulers'] == [dict(last_step=3)]
+    assert load_weights_only(checkpoint)['param_schedulers'] == [dict(last_step=3)]
+
+
+def test_the_unpicklers_getattr_gives_only_history_buffer_methods():
+    from ipswap_mm.engine.checkpoint_safety import history_buffer_getattr
+    for obj in ({}, [], object()):
+        with pytest.raises(pickle.UnpicklingError, match='only needs the methods of HistoryBuffer'):
+            history_buffer_getattr(obj, 'update')
+
+
+def test_numpy_values_inside_tuples_become_python_values():
+    checkpoint = make_weights_only_safe(dict(meta=dict(img_shape=(np.int64(4), np.float32(0.5)))))
+    loaded = load_weights_only(checkpoint)
+    assert loaded['meta']['img_shape'] == (4, 0.5) and type(loaded['meta']['img_shape'][0]) is int

@@ -207,3 +207,27 @@ def test_the_swap_follows_the_pipelines_generate_edge(monkeypatch):
     IPSDistillHook().before_train(fake_runner(model, loader))
     swap = model.data_preprocessor.batch_augments.augments[0]
     assert (swap.edge_width, swap.edge_ignore_index) == (4, 250)
+
+
+def test_a_failed_attach_leaves_no_reader_on_the_head():
+    model = tiny_segmentor()
+    hook = IPSDistillHook(loss=dict(type='PairKLDivLoss', use_sigmoid=True))
+    with pytest.raises(ValueError, match='use_sigmoid'):
+        hook.attach(model)
+    assert not model.decode_head.conv_seg._forward_hooks and not model.data_preprocessor._forward_pre_hooks
+
+
+def test_attaching_twice_keeps_one_reader_and_one_pair_loss():
+    model = tiny_segmentor()
+    hook = IPSDistillHook()
+    hook.attach(model)
+    hook.attach(model)  # a second before_train
+    assert len(model._forward_hooks) == len(model.decode_head.conv_seg._forward_hooks) == 1
+    assert len(model.data_preprocessor._forward_pre_hooks) == 1
+    images, samples = seg_batch(4, 32, 32)
+    data = model.data_preprocessor(dict(inputs=list(images), data_samples=samples), training=True)
+    model.train()
+    assert torch.isfinite(model(**data, mode='loss')['loss_ips_kl'])
+    hook.detach()
+    assert not model._forward_hooks and not model.decode_head.conv_seg._forward_hooks
+    assert not model.data_preprocessor._forward_pre_hooks

@@ -1,5 +1,6 @@
 import os.path as osp
 
+import pytest
 from mmengine.config import Config
 
 from ipswap_mm.engine.launch import apply_resume
@@ -31,3 +32,38 @@ def test_resume_from_a_named_checkpoint(tmp_path):
     unchanged = config(tmp_path, load_from='pretrained.pth')
     apply_resume(unchanged, None)
     assert unchanged.resume is False and unchanged.load_from == 'pretrained.pth'
+
+
+def cpu_pytorch_launch(monkeypatch):
+    from ipswap_mm.engine import launch
+    monkeypatch.setattr(launch.torch.cuda, 'is_available', lambda: False)
+    monkeypatch.setattr(launch.torch_dist, 'is_initialized', lambda: True)  # no process group to start here
+
+
+@pytest.mark.parametrize('env_cfg', [None, dict(cudnn_benchmark=False), dict(dist_cfg=dict(backend='nccl'))])
+def test_a_cpu_pytorch_launch_uses_gloo_bn_and_no_device_ids(monkeypatch, env_cfg):
+    """Every SyncBN (MMCV's too) becomes BN, DDP wraps without device ids, the dist backend is
+    gloo whatever env_cfg held (ConfigDict.setdefault wrote to a copy where it held no dist_cfg)."""
+    from ipswap_mm.engine.launch import prepare_distributed
+    cpu_pytorch_launch(monkeypatch)
+    fields = dict(launcher='pytorch', model=dict(
+        backbone=dict(norm_cfg=dict(type='SyncBN')),
+        heads=[dict(norm_cfg=dict(type='MMSyncBN')), dict(norm_cfg=dict(type='GN'))]))
+    cfg = Config(fields if env_cfg is None else dict(fields, env_cfg=env_cfg))
+    prepare_distributed(cfg)
+    assert cfg.model.backbone.norm_cfg.type == 'BN'
+    assert [head.norm_cfg.type for head in cfg.model.heads] == ['BN', 'GN']
+    assert cfg.model_wrapper_cfg['device_ids'] is None
+    assert cfg.env_cfg.dist_cfg.backend == 'gloo'
+    if env_cfg and 'cudnn_benchmark' in env_cfg:
+        assert cfg.env_cfg.cudnn_benchmark is False
+
+
+def test_a_configs_own_work_dir_is_kept(tmp_path):
+    from ipswap_mm.engine.launch import load_run_config
+    path = tmp_path / 'my_config.py'
+    path.write_text("work_dir = '/somewhere/else'\n")
+    assert load_run_config(str(path), None, None, 'none').work_dir == '/somewhere/else'
+    path.write_text('x = 1\n')
+    assert load_run_config(str(path), None, None, 'none').work_dir == './work_dirs/my_config'
+    assert load_run_config(str(path), None, '/given', 'none').work_dir == '/given'

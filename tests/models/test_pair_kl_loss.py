@@ -85,3 +85,31 @@ def test_compile_options_reach_torch_compile(monkeypatch):
     PairKLDivLoss(compile=dict(mode='max-autotune-no-cudagraphs'))
     PairKLDivLoss(compile=True)
     assert calls == [dict(mode='max-autotune-no-cudagraphs'), {}]
+
+
+def test_a_zero_weight_is_allowed_and_gives_zero():
+    logits, labels = views()
+    assert PairKLDivLoss(loss_weight=0)(logits, labels, 3).item() == 0.0
+
+
+def test_the_default_weight_is_one_tenth():
+    logits, labels = views()
+    assert PairKLDivLoss().loss_weight == 0.1
+    assert PairKLDivLoss()(logits, labels, 3).item() == pytest.approx(
+        0.1 * pair_kl_divergence(logits, labels, 3).item())
+
+
+def test_an_empty_dict_of_compile_options_compiles(monkeypatch):
+    calls = []
+    monkeypatch.setattr(torch, 'compile', lambda function, **kwargs: calls.append(kwargs) or function)
+    PairKLDivLoss(compile={})
+    assert calls == [{}]
+
+
+def test_use_sigmoid_none_follows_the_model():
+    """The default: a sigmoid classifier (RetinaNet, DINO) gets the sigmoid pair KL."""
+    logits, labels = views()
+    loss = PairKLDivLoss(loss_weight=1.0)(logits, labels, 3, model_uses_sigmoid=True)
+    sigmoid = pair_kl_divergence(logits, labels, 3, use_sigmoid=True)
+    assert loss.item() == pytest.approx(sigmoid.item())
+    assert sigmoid.item() != pytest.approx(pair_kl_divergence(logits, labels, 3).item())

@@ -14,6 +14,7 @@ from mmengine.logging import MessageHub
 from mmengine.registry import DefaultScope
 from mmengine.structures import InstanceData
 
+from ipswap_mm.core import pair_kl_divergence
 from ipswap_mm.models.det import DensePairLogits, RoIPairLogits
 from ipswap_mm.models.det.det_pair_logits import _leading_rows
 
@@ -368,3 +369,34 @@ def test_a_dense_heads_forward_outside_training_is_not_captured():
     out = layer(torch.rand(1, 3, 4, 4))
     assert capture.take() is out
     capture.remove()
+
+
+class ProbabilityHead(torch.nn.Module):
+    """TOOD-like: one level (stride 8), one prior, 2 classes, sigmoid probabilities as outputs."""
+
+    def __init__(self, maps):
+        super().__init__()
+        self.maps = maps
+        self.num_classes = self.cls_out_channels = 2
+        self.prior_generator = SimpleNamespace(strides=[(8, 8)])
+        self.loss_cls = SimpleNamespace(activated=True)
+
+    def forward(self, x):
+        return ([self.maps * x],)
+
+
+def test_saturated_probabilities_give_finite_logits_and_gradients():
+    maps = torch.zeros(2, 2, 4, 4)
+    maps[:, 0] = 1.0  # a confident class 0: exactly 1 in float32, class 1 exactly 0
+    head = ProbabilityHead(maps).train()
+    reader = DensePairLogits(SimpleNamespace(bbox_head=head))
+    x = torch.ones(1, requires_grad=True)
+    head(x)
+    samples = [SimpleNamespace(gt_instances=SimpleNamespace(bboxes=torch.tensor([[0.0, 0.0, 16.0, 16.0]]),
+                                                            labels=torch.tensor([0]))) for _ in range(2)]
+    logits, labels = reader(samples)
+    assert torch.isfinite(logits).all()
+    assert logits[0, 0, 0].item() == pytest.approx(np.log((1 - 1e-6) / 1e-6), rel=1e-3)
+    loss = pair_kl_divergence(logits, labels, 2, use_sigmoid=True)
+    gradient, = torch.autograd.grad(loss + logits.sum() * 0, x)
+    assert torch.isfinite(gradient).all()

@@ -160,3 +160,23 @@ def test_the_query_head_of_a_staged_roi_head_is_its_last_stage():
     from ipswap_mm.models.det.query_pair_logits import query_head
     stages = torch.nn.ModuleList([detr_head(), detr_head()])
     assert query_head(SimpleNamespace(roi_head=SimpleNamespace(bbox_head=stages))) is stages[1]
+
+
+def test_a_loss_computed_outside_training_is_not_read():
+    head, batch = detr_head(), samples(BOXES, LABELS)
+    reader = QueryPairLogits(SimpleNamespace(bbox_head=head))
+    head.eval()
+    run_loss(head, batch)
+    with pytest.raises(RuntimeError, match='computed no loss with a matching'):
+        reader(batch)
+    reader.remove()
+
+
+def test_a_new_training_forward_drops_the_previous_match():
+    head, batch = detr_head(), samples(BOXES, LABELS)
+    reader = QueryPairLogits(SimpleNamespace(bbox_head=head))
+    run_loss(head, batch)  # matched, but never read
+    head(torch.randn(LAYERS, len(batch), QUERIES, DIMS))  # the next training forward: no loss of its own
+    with pytest.raises(RuntimeError, match='computed no loss with a matching'):
+        reader(batch)
+    reader.remove()

@@ -121,3 +121,30 @@ def test_a_forward_outside_training_is_not_read():
     with pytest.raises(RuntimeError, match='no logits'):
         reader([])
     reader.remove()
+
+
+class ConvSegHead(torch.nn.Module):
+    def __init__(self, num_classes=4, out_channels=None):
+        super().__init__()
+        self.num_classes = num_classes
+        if out_channels is not None:
+            self.out_channels = out_channels
+        self.conv_seg = torch.nn.Conv2d(3, out_channels or num_classes, 1)
+
+
+def test_an_eval_forward_of_conv_seg_is_not_read():
+    segmentor = torch.nn.Module()
+    segmentor.decode_head = ConvSegHead()
+    reader = SegPairLogits(segmentor)
+    segmentor.eval()
+    segmentor.decode_head.conv_seg(torch.randn(2, 3, 4, 4))
+    with pytest.raises(RuntimeError, match='no logits'):
+        reader([])
+    reader.remove()
+
+
+def test_a_binary_sigmoid_head_is_refused_when_the_reader_is_built():
+    segmentor = torch.nn.Module()
+    segmentor.decode_head = ConvSegHead(num_classes=2, out_channels=1)
+    with pytest.raises(TypeError, match='binary sigmoid'):
+        SegPairLogits(segmentor)
