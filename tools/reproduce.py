@@ -186,11 +186,13 @@ def run_recipe(recipe: str, gpus: int, work_root: str, cfg_options: list, slurm_
             test = [osp.join(tools, 'slurm_test.sh'), slurm_partition, job, config]
             test_env = dict(env, GPUS='1', GPUS_PER_NODE='1')
         record.start()
-        run_step(f'{recipe} {variant}: training', [*train, '--resume', *extra], env, work_dir)
+        if record.trained() is None:  # else trained to its end already; its test is what failed
+            run_step(f'{recipe} {variant}: training', [*train, '--resume', *extra], env, work_dir)
+            record.update(trained_checkpoint=record.latest_checkpoint())
         checkpoint = record.latest_checkpoint()
         run_step(f'{recipe} {variant}: testing {checkpoint}',
                  [*test, checkpoint, '--work-dir', work_dir, '--metrics', metrics_file, *extra], test_env, work_dir)
-        record.finish(checkpoint)
+        record.update(tested_checkpoint=checkpoint)
         results[variant] = record.metrics()
     return write_table(recipe, results, osp.join(work_root, recipe))
 
@@ -207,7 +209,8 @@ def run_step(what: str, command: list, env: dict, work_dir: str) -> None:
 
 class RunRecord:
     """What ``reproduce_run.json`` in a run's work dir says: the config, ``--cfg-options`` and
-    GPUs the run was started with, and the checkpoint its metrics (``test_metrics.json``) are of."""
+    GPUs the run was started with, the checkpoint its training ended with and the one its
+    metrics (``test_metrics.json``) are of."""
 
     def __init__(self, work_dir: str, config: str, options: list, gpus: int) -> None:
         self.work_dir = work_dir
@@ -216,15 +219,21 @@ class RunRecord:
         self.settings = dict(config=config, cfg_options=list(options), gpus=gpus)
         self.saved = {}
         if osp.exists(self.path):
-            with open(self.path) as file:
-                self.saved = json.load(file)
+            try:
+                with open(self.path) as file:
+                    self.saved = json.load(file)
+            except ValueError as error:
+                raise SystemExit(f'{self.path} is no JSON ({error}); it records the settings of the run in '
+                                 f'{self.work_dir}: {self._settings_json()} for this command. Write that to it to '
+                                 'continue the run (nothing was started)') from None
 
     def check(self) -> None:
         """Raise if the work dir holds a run started with other settings, or one this tool did not start."""
         if not self.saved and self.latest_checkpoint(missing_ok=True) is not None:
-            raise SystemExit(f'{self.work_dir} holds a run that tools/reproduce.py did not start (a checkpoint and '
-                             f'no {self.path}): its settings are unknown, so it is not continued. Give another '
-                             '--work-root (nothing was started)')
+            raise SystemExit(f'{self.work_dir} holds a run with no {self.path} (started by hand, or by '
+                             'tools/reproduce.py before 2026-11-25): its settings are unknown, so it is not continued '
+                             '(nothing was started). Give another --work-root, or, if it ran with the settings of this '
+                             f'command, write {self._settings_json()} to {self.path} to continue it')
         saved = {key: self.saved.get(key) for key in self.settings}
         if self.saved and saved != self.settings:
             differ = ', '.join(f'{key} {saved[key]!r} there, {value!r} now'
@@ -240,6 +249,12 @@ class RunRecord:
             return checkpoint
         return None
 
+    def trained(self):
+        """The checkpoint training ended with, if it is still the run's latest; else ``None``
+        (a resume would only load every trained batch again to skip it)."""
+        checkpoint = self.saved.get('trained_checkpoint')
+        return checkpoint if checkpoint and checkpoint == self.latest_checkpoint(missing_ok=True) else None
+
     def latest_checkpoint(self, missing_ok: bool = False):
         """The checkpoint MMEngine's ``last_checkpoint`` names (``None`` if none, with ``missing_ok``)."""
         path = osp.join(self.work_dir, 'last_checkpoint')
@@ -251,21 +266,25 @@ class RunRecord:
             return file.read().strip()
 
     def start(self) -> None:
-        self.saved = dict(self.settings)
-        self._write()
+        """Record the settings on a run's first launch (:meth:`check` saw any earlier ones agree)."""
+        if not self.saved:
+            self.update(**self.settings)
 
-    def finish(self, checkpoint: str) -> None:
-        self.saved['tested_checkpoint'] = checkpoint
-        self._write()
+    def update(self, **values) -> None:
+        """Add ``values`` to the record; written whole or not at all (a temporary file, renamed)."""
+        self.saved.update(values)
+        os.makedirs(self.work_dir, exist_ok=True)
+        temporary = f'{self.path}.tmp'
+        with open(temporary, 'w') as file:
+            json.dump(self.saved, file, indent=2)
+        os.replace(temporary, self.path)
 
     def metrics(self) -> dict:
         with open(self.metrics_file) as file:
             return json.load(file)
 
-    def _write(self) -> None:
-        os.makedirs(self.work_dir, exist_ok=True)
-        with open(self.path, 'w') as file:
-            json.dump(self.saved, file, indent=2)
+    def _settings_json(self) -> str:
+        return json.dumps(self.settings)
 
 
 def write_table(recipe: str, results: dict, folder: str) -> str:

@@ -39,8 +39,15 @@ def class_weights(labels: Tensor, num_classes: int, dtype: torch.dtype) -> Tenso
     """
     if labels.dim() == 3:
         return labels if labels.dtype == dtype else labels.to(dtype)
-    classes = constant(tuple(range(num_classes)), torch.long, labels.device)
-    return (labels.unsqueeze(-1) == classes).to(dtype)
+    return (labels.unsqueeze(-1) == _class_ids(num_classes, labels.device)).to(dtype)
+
+
+def _class_ids(num_classes: int, device: torch.device) -> Tensor:
+    """``(K,)`` 0 .. K-1: cached per device, but made in the graph under ``torch.compile``
+    (``compile=True``), which does not trace through the cache."""
+    if torch.compiler.is_compiling():
+        return torch.arange(num_classes, device=device)
+    return constant(tuple(range(num_classes)), torch.long, device)
 
 
 def class_shares(weights: Tensor) -> Tuple[Tensor, Tensor]:
@@ -99,8 +106,7 @@ def _student_weight(plain_means: Tensor, counts: Tensor, teacher: str) -> Tensor
     teacher_view = confidence.argmax(1, keepdim=True)  # (P, 1, K); a tie: the first view
     weight = torch.zeros_like(confidence).scatter_(1, 1 - teacher_view, shared)
     if teacher == 'confident_correct':  # the teacher's class mean for k predicts k
-        classes = constant(tuple(range(num_classes)), torch.long, plain_means.device)
-        correct = plain_means.argmax(1) == classes  # (2P, K)
+        correct = plain_means.argmax(1) == _class_ids(num_classes, plain_means.device)  # (2P, K)
         weight = weight * correct.view(-1, 2, num_classes).flip(1)
     return weight
 

@@ -154,5 +154,5 @@ class IntraClassPairSampler(Sampler):
             whole = math.ceil(self.num_pairs / world_size)
             epoch, pair = epoch + 1 + taken // whole, 0
             taken %= whole
-        pair += taken * world_size
-        return (epoch + 1, 0) if pair >= self.num_pairs else (epoch, pair)
+        # fewer pairs a rank than the epoch's rest holds: short of its end, so in this epoch
+        return epoch, pair + taken * world_size

@@ -127,8 +127,8 @@ class IPSDistillHook(Hook):
         self._pair_logits = pair_logits
         self._handle = model.register_forward_hook(self._add_pair_loss, with_kwargs=True)
         self._swaps = [m for m in model.data_preprocessor.modules() if isinstance(m, PairSwapBatchAug)]
-        self._input_handle = model.data_preprocessor.register_forward_pre_hook(note_integer_inputs(self._swaps),
-                                                                               with_kwargs=True)
+        self._input_handle = model.data_preprocessor.register_forward_pre_hook(
+            note_integer_inputs(self._swaps, model.data_preprocessor), with_kwargs=True)
         for swap in self._swaps:
             swap.pair_loss_attached = True
 

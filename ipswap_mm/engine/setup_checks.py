@@ -7,6 +7,7 @@ import logging
 import math
 from typing import Optional
 
+import torch
 from mmengine.logging import print_log
 from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
 from torch import Tensor, nn
@@ -143,8 +144,7 @@ def check_swap_configured(model: nn.Module) -> None:
 
 def check_normalisation(preprocessor: nn.Module) -> None:
     """Raise, naming the key, unless the data preprocessor's ``mean`` and ``std`` are finite
-    and ``std`` holds no zero: a zero makes every image inf or NaN (and integer images, which
-    the swap then does not check, could not be trusted to be finite)."""
+    and ``std`` holds no zero: a zero makes every image inf or NaN."""
     if not getattr(preprocessor, '_enable_normalize', False):
         return
     for key in ('mean', 'std'):
@@ -154,15 +154,31 @@ def check_normalisation(preprocessor: nn.Module) -> None:
                 'std must be finite and non-zero (it divides every pixel)' if key == 'std' else 'mean must be finite'))
 
 
-def note_integer_inputs(swaps: list):
-    """A forward pre-hook for the data preprocessor: tells the ``swaps`` whether the batch
-    comes in as integer images (then no NaN or inf can be in it; see ``check_finite``)."""
-    def note(preprocessor: nn.Module, args: tuple, kwargs: dict) -> None:
+def note_integer_inputs(swaps: list, preprocessor: nn.Module):
+    """A forward pre-hook for ``preprocessor``: tells the ``swaps`` whether the batch comes
+    in as integer images whose every possible value stays finite through the preprocessor's
+    normalisation, ``(x - mean) / std`` in float32 (then no NaN or inf can be in it; see
+    ``check_finite``). The ``mean`` and ``std`` are read to the host once, here; the range
+    check is made once per image dtype."""
+    if getattr(preprocessor, '_enable_normalize', False):
+        mean, std = (getattr(preprocessor, key).detach().float().flatten().cpu() for key in ('mean', 'std'))
+    else:
+        mean, std = torch.zeros(1), torch.ones(1)  # integers of every width are finite in float32
+    stays_finite = {}
+
+    def finite_range(dtype: torch.dtype) -> bool:
+        if dtype not in stays_finite:
+            ends = (0, 1) if dtype == torch.bool else (torch.iinfo(dtype).min, torch.iinfo(dtype).max)
+            ends = torch.tensor(ends, dtype=torch.float32)[:, None]
+            stays_finite[dtype] = bool(torch.isfinite((ends - mean) / std).all())
+        return stays_finite[dtype]
+
+    def note(module: nn.Module, args: tuple, kwargs: dict) -> None:
         data = args[0] if args else kwargs.get('data')
         inputs = data.get('inputs') if isinstance(data, dict) else None
         images = inputs if isinstance(inputs, (list, tuple)) else [inputs]
         integer = bool(images) and all(isinstance(image, Tensor) and not image.is_floating_point()
-                                       and not image.is_complex() for image in images)
+                                       and not image.is_complex() and finite_range(image.dtype) for image in images)
         for swap in swaps:
             swap.inputs_integer = integer
     return note

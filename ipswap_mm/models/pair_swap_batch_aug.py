@@ -41,9 +41,9 @@ class PairSwapBatchAug(nn.Module):
             batch index) so that the dataset or pipeline that produced them can be fixed,
             instead of swapping the bad values into the partner image and training on a
             NaN loss. A batch whose images came into the data preprocessor as integers
-            (``uint8``, as the stock pipelines pack them) cannot hold either once
-            normalised by the finite ``mean`` and non-zero ``std`` that ``IPSDistillHook``
-            checks: the hook marks such batches (``inputs_integer``) and the check, its
+            (``uint8``, as the stock pipelines pack them) of a type whose every value stays
+            finite through the preprocessor's ``(x - mean) / std`` cannot hold either:
+            ``IPSDistillHook`` marks such batches (``inputs_integer``) and the check, its
             sum and its wait are skipped. ``False`` skips the check always.
     """
 

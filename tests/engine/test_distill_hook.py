@@ -121,6 +121,21 @@ def test_integer_images_are_not_summed_for_nan_and_float_ones_are(monkeypatch):
     assert not swap.inputs_integer  # the swap alone, without the hook, checks every batch
 
 
+def test_integer_images_a_tiny_std_overflows_are_checked(monkeypatch):
+    """A std so small that (255 - mean) / std overflows float32: integer images then can hold
+    inf after all, and the check names them (a review's case trained on a NaN loss)."""
+    model = tiny_segmentor()
+    model.data_preprocessor.register_buffer('std', torch.full((3, 1, 1), 1e-39), False)
+    swap = model.data_preprocessor.batch_augments.augments[0]
+    IPSDistillHook().before_train(fake_runner(model, pair_loader(monkeypatch=monkeypatch)))
+    images, samples = seg_batch(4, 32, 32)
+    integer = (images * 255).to(torch.uint8)
+    integer[1, :, 0, 0] = 255
+    with pytest.raises(ValueError, match=r'NaN or inf values in \d of 4 images'):
+        model.data_preprocessor(dict(inputs=list(integer), data_samples=samples), training=True)
+    assert not swap.inputs_integer
+
+
 @pytest.mark.parametrize('key, values', [('std', [1, 0, 1]), ('mean', [0, float('nan'), 0])])
 def test_a_mean_or_std_that_makes_images_nan_names_the_key(monkeypatch, key, values):
     model = tiny_segmentor()

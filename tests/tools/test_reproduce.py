@@ -88,15 +88,17 @@ def test_check_builds_the_hooks_and_names_a_bad_hook_option(voc_root, tmp_path, 
         check_recipe('voc12aug_deeplabv3_r50', {'custom_hooks.0.loss.teacher': 'student'}, work_root='runs')
 
 
-def record_runs(monkeypatch, metric: str, fail: str = None) -> list:
+def record_runs(monkeypatch, metric: str, fail: str = None, fail_test_only: bool = False) -> list:
     """Replace ``subprocess.run`` in reproduce.py: record ``(command, env)``; a training command
     leaves a ``last_checkpoint``, a test command its metrics (``metric``: 70 for IPS, 69 else).
-    A command whose work dir ends with ``fail`` exits with status 1 (a job killed) first."""
+    A command whose work dir ends with ``fail`` (a test command only, with ``fail_test_only``)
+    exits with status 1 (a job killed) first."""
     commands = []
 
     def run(command, check, env=None):
         commands.append((command, env))
-        if fail and command[command.index('--work-dir') + 1].endswith(fail):
+        testing = not command[0].endswith(('dist_train.sh', 'slurm_train.sh'))
+        if fail and command[command.index('--work-dir') + 1].endswith(fail) and (testing or not fail_test_only):
             raise subprocess.CalledProcessError(1, command)
         training = command[0].endswith(('dist_train.sh', 'slurm_train.sh'))
         work_dir = command[4] if command[0].endswith('slurm_train.sh') else command[command.index('--work-dir') + 1]
@@ -141,11 +143,36 @@ def test_the_same_command_again_continues_where_a_run_stopped(tmp_path, monkeypa
     commands = record_runs(monkeypatch, 'mIoU')
     assert reproduce.run_recipe('voc12aug_deeplabv3_r50', 4, str(tmp_path), [f'{PATCH}=64']) == table
     assert commands == []
-    # a later checkpoint (training extended by hand) is tested again, not trained
+    # a later checkpoint than the run's record knows (trained on by hand): resumed, then tested again
     (tmp_path / 'voc12aug_deeplabv3_r50' / 'ips' / 'last_checkpoint').write_text('iter_40000.pth')
     reproduce.run_recipe('voc12aug_deeplabv3_r50', 4, str(tmp_path), [f'{PATCH}=64'])
     assert [command[4] for command, _ in commands if command[0].endswith('dist_train.sh')] == \
         [str(tmp_path / 'voc12aug_deeplabv3_r50' / 'ips')]
+
+
+def test_a_run_whose_test_failed_is_tested_again_not_trained(tmp_path, monkeypatch):
+    """Training ended, its test failed (out of memory, a missing ann_file): again, only the test
+    runs (a resume of a finished run would load every trained batch to skip it)."""
+    commands = record_runs(monkeypatch, 'mIoU', fail='ips', fail_test_only=True)
+    with pytest.raises(SystemExit, match=r'ips: testing .*iter_20000\.pth failed'):
+        reproduce.run_recipe('voc12aug_deeplabv3_r50', 4, str(tmp_path), [])
+    assert [command[0].endswith('dist_train.sh') for command, _ in commands] == [True, False, True, False]
+    commands = record_runs(monkeypatch, 'mIoU')
+    reproduce.run_recipe('voc12aug_deeplabv3_r50', 4, str(tmp_path), [])
+    assert len(commands) == 1 and commands[0][0][1].endswith('test.py') and 'ips' in commands[0][0][3]
+
+
+def test_a_record_cut_short_names_its_file_and_what_to_write(tmp_path, monkeypatch):
+    record_runs(monkeypatch, 'mIoU', fail='ips')
+    with pytest.raises(SystemExit, match='training failed'):
+        reproduce.run_recipe('voc12aug_deeplabv3_r50', 4, str(tmp_path), [])
+    record = tmp_path / 'voc12aug_deeplabv3_r50' / 'ips' / 'reproduce_run.json'
+    settings = json.loads(record.read_text())
+    record.write_text('{"config": "ipswap_deep')  # a write cut short
+    commands = record_runs(monkeypatch, 'mIoU')
+    with pytest.raises(SystemExit, match='reproduce_run.json is no JSON') as raised:
+        reproduce.run_recipe('voc12aug_deeplabv3_r50', 4, str(tmp_path), [])
+    assert json.dumps(settings) in str(raised.value) and commands == []
 
 
 @pytest.mark.parametrize('options, gpus, differ', [([f'{PATCH}=32'], 4, "cfg_options ['model.data_preprocessor"),
@@ -166,7 +193,8 @@ def test_a_work_dir_with_a_run_it_did_not_start_is_not_continued(tmp_path, monke
     work_dir.mkdir(parents=True)
     (work_dir / 'last_checkpoint').write_text(str(work_dir / 'epoch_3.pth'))
     commands = record_runs(monkeypatch, 'coco/bbox_mAP')
-    with pytest.raises(SystemExit, match='did not start .*settings are unknown'):
+    with pytest.raises(SystemExit, match='with no .*reproduce_run.json .*settings are unknown.*write {"config": '
+                                         r'"baseline_retinanet_r50_fpn_1x_coco.py", "cfg_options": \[\], "gpus": 8}'):
         reproduce.run_recipe('coco_retinanet', 8, str(tmp_path), [])
     assert commands == []
 
