@@ -18,9 +18,10 @@ tasks, at most 8 per node) and tests with ``tools/slurm_test.sh`` on one GPU; se
 The same command again continues where a run stopped (a job killed, a node lost): every run
 trains with ``--resume`` (its latest checkpoint; on its first launch, the config's
 ``load_from``), a run whose training ended but whose test failed is only tested, and a run
-already tested on its latest checkpoint is not trained or tested again. A run's work dir records the options and GPUs it was started with
-(``reproduce_run.json``); other options or another GPU count in that work dir stop the
-command before anything runs (name another ``--work-root`` for a new experiment).
+already tested on its latest checkpoint is not trained or tested again. A run's work dir
+records the options and GPUs it was started with (``reproduce_run.json``); other options or
+another GPU count in that work dir stop the command before anything runs (name another
+``--work-root`` for a new experiment).
 """
 import argparse
 import copy
