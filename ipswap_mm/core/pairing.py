@@ -256,42 +256,115 @@ def _split_stuck_twins(pairs: np.ndarray, stuck: np.ndarray, pair_keys: np.ndarr
 def _pair_leftovers(leftovers: np.ndarray, class_sets: Sequence[np.ndarray], keys: np.ndarray,
                     image_ids: np.ndarray, rng: np.random.Generator) -> list:
     """Pair the odd images out: ``(a, b, kind)`` triples sorted by kind, descending; kind 2
-    pairs two leftovers, 1 pairs a leftover with an image used elsewhere, 0 is a self-pair."""
+    pairs two leftovers, 1 pairs a leftover with an image used elsewhere, 0 is a self-pair.
+
+    Leftovers are taken in random order; each pairs with the first leftover after it, in
+    that order, that is not taken, reads another image and shares a class with it (or,
+    background-only, is background-only too). That first one is found through a queue of
+    the leftovers of every class: linear in the leftovers and their classes (a scan of all
+    leftovers for each was quadratic: 14 s an epoch for 8000 copies of one image whose
+    class no other image holds, a ``RepeatDataset`` of a small dataset).
+    """
     if len(leftovers) == 0:
         return []
-    sets = {int(i): set(int(c) for c in class_sets[i]) for i in leftovers}
+    order = rng.permutation(leftovers)
+    images = image_ids[order]
+    # every class's leftovers, as positions in ``order``; background-only ones under one key
+    queues: dict = {}
+    class_lists = []
+    for position, index in enumerate(order.tolist()):
+        classes = {int(c) for c in class_sets[index]} if len(class_sets[index]) else {_BACKGROUND}
+        class_lists.append(classes)
+        for cls in classes:
+            queues.setdefault(cls, []).append(position)
+    queues = {cls: _LeftoverQueue(np.asarray(positions), images) for cls, positions in queues.items()}
+    taken = np.zeros(len(order), dtype=bool)
     holders = _ClassHolders(class_sets)
-    unused = [int(i) for i in rng.permutation(leftovers)]
-    taken: set = set()
+    sharing_image = _SharingImage(class_sets, keys, image_ids, holders, rng)
     result = []
-    for i in unused:
-        if i in taken:
+    for position, index in enumerate(order.tolist()):
+        if taken[position]:
             continue
-        taken.add(i)
-        mate = next((j for j in unused if j not in taken and image_ids[j] != image_ids[i]
-                     and (sets[i] & sets[j] or (keys[i] < 0 and keys[j] < 0))), None)
-        if mate is not None:
-            taken.add(mate)
-            result.append((i, mate, 2))
+        taken[position] = True
+        found = [queues[cls].first(taken, images[position]) for cls in class_lists[position]]
+        found = [mate for mate in found if mate is not None]
+        if found:
+            mate = min(found)
+            taken[mate] = True
+            result.append((index, int(order[mate]), 2))
             continue
-        partner = _random_sharing_image(i, class_sets, keys, image_ids, holders, rng)
-        result.append((i, partner, 1 if partner != i else 0))
+        partner = sharing_image(index)
+        result.append((index, partner, 1 if partner != index else 0))
     result.sort(key=lambda p: p[2] != 2)  # stable: repeats stay in random order
     return result
 
 
-def _random_sharing_image(index: int, class_sets: Sequence[np.ndarray], keys: np.ndarray,
-                          image_ids: np.ndarray, holders: _ClassHolders, rng: np.random.Generator) -> int:
-    """A random other image than ``index``'s sharing its key, else any of its classes, else itself."""
-    same_key = np.flatnonzero(keys == keys[index])
-    same_key = same_key[image_ids[same_key] != image_ids[index]]
-    if len(same_key):
-        return int(same_key[rng.integers(len(same_key))])
-    sharing = holders.of(class_sets[index])
-    sharing = sharing[image_ids[sharing] != image_ids[index]]
-    if len(sharing):
-        return int(sharing[rng.integers(len(sharing))])
-    return index
+_BACKGROUND = 'background-only'  # the queue key of leftovers without a class (no class id is a string)
+
+
+class _LeftoverQueue:
+    """The leftovers of one class, as ascending positions in the leftovers' random order,
+    with where each run of one image ends: the first one not taken and of another image is
+    found in time linear in the entries taken and the runs skipped."""
+
+    def __init__(self, positions: np.ndarray, images: np.ndarray) -> None:
+        self.positions = positions.tolist()
+        runs = images[positions]
+        # next_other[k]: the first entry after k that reads another image than entry k
+        next_other = np.full(len(positions), len(positions), dtype=np.int64)
+        changes = np.flatnonzero(runs[1:] != runs[:-1]) + 1
+        run_ends = np.r_[changes, len(positions)]
+        next_other[:] = np.repeat(run_ends, np.diff(np.r_[0, run_ends]))
+        self.next_other = next_other.tolist()
+        self.images = runs.tolist()
+        self.head = 0  # every entry before it is taken
+
+    def first(self, taken: np.ndarray, image) -> Optional[int]:
+        """The first entry not taken that reads another image than ``image``, or None."""
+        positions, k = self.positions, self.head
+        while k < len(positions) and taken[positions[k]]:
+            k += 1
+        self.head = k
+        while k < len(positions):
+            if taken[positions[k]]:
+                k += 1
+            elif self.images[k] != image:
+                return positions[k]
+            else:
+                k = self.next_other[k]
+        return None
+
+
+class _SharingImage:
+    """A random other image than an index's, sharing its key, else any of its classes,
+    else the index itself (:meth:`__call__`). The images of a key come from one sort of
+    the keys (a comparison of every key for each leftover was quadratic), and an image
+    found to have no partner is remembered: its other copies have none either."""
+
+    def __init__(self, class_sets: Sequence[np.ndarray], keys: np.ndarray, image_ids: np.ndarray,
+                 holders: _ClassHolders, rng: np.random.Generator) -> None:
+        self.class_sets, self.keys, self.image_ids, self.holders, self.rng = class_sets, keys, image_ids, holders, rng
+        self.by_key = np.argsort(keys, kind='stable')  # indices of a key in increasing order
+        self.sorted_keys = keys[self.by_key]
+        self.alone: set = set()  # (image, classes) with no other image holding any of the classes
+
+    def __call__(self, index: int) -> int:
+        image = self.image_ids[index]
+        alone_key = (image.item(), tuple(np.asarray(self.class_sets[index]).tolist()))
+        if alone_key in self.alone:
+            return index
+        key = self.keys[index]
+        same_key = self.by_key[np.searchsorted(self.sorted_keys, key, 'left'):
+                               np.searchsorted(self.sorted_keys, key, 'right')]
+        same_key = same_key[self.image_ids[same_key] != image]
+        if len(same_key):
+            return int(same_key[self.rng.integers(len(same_key))])
+        sharing = self.holders.of(self.class_sets[index])
+        sharing = sharing[self.image_ids[sharing] != image]
+        if len(sharing):
+            return int(sharing[self.rng.integers(len(sharing))])
+        self.alone.add(alone_key)
+        return index
 
 
 class _ClassHolders:

@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ipswap_mm.core.pairing import build_intra_class_pairs
+from ipswap_mm.core.pairing import _pair_leftovers, build_intra_class_pairs, pairing_keys
 
 class_sets_strategy = st.lists(st.lists(st.integers(0, 6), max_size=3, unique=True), min_size=1, max_size=80)
 
@@ -136,3 +136,60 @@ def test_class_zero_is_a_class_and_the_pairs_come_out_in_random_order():
     assert stats.background_only == 0
     keys = [i // 4 for i in pairs[:, 0]]
     assert keys != sorted(keys)  # not grouped by class: batches mix classes
+
+
+def reference_pair_leftovers(leftovers, class_sets, keys, image_ids, rng):
+    """The rule of ``_pair_leftovers`` written out plainly (quadratic): each leftover, in random
+    order, takes the first later one not taken, of another image, sharing a class (or both
+    background-only); else a random other image of its key, else of any of its classes, else itself."""
+    sets = {int(i): set(int(c) for c in class_sets[i]) for i in leftovers}
+    unused = [int(i) for i in rng.permutation(leftovers)]
+    taken, result = set(), []
+    for i in unused:
+        if i in taken:
+            continue
+        taken.add(i)
+        mate = next((j for j in unused if j not in taken and image_ids[j] != image_ids[i]
+                     and (sets[i] & sets[j] or (keys[i] < 0 and keys[j] < 0))), None)
+        if mate is not None:
+            taken.add(mate)
+            result.append((i, mate, 2))
+            continue
+        same_key = np.flatnonzero((keys == keys[i]) & (image_ids != image_ids[i]))
+        sharing = [j for j in range(len(class_sets)) if image_ids[j] != image_ids[i]
+                   and set(int(c) for c in class_sets[j]) & sets[i]]
+        if len(same_key):
+            partner = int(same_key[rng.integers(len(same_key))])
+        elif sharing:
+            partner = sharing[rng.integers(len(sharing))]
+        else:
+            partner = i
+        result.append((i, partner, 1 if partner != i else 0))
+    result.sort(key=lambda p: p[2] != 2)
+    return result
+
+
+@settings(max_examples=150, deadline=None)
+@given(raw=class_sets_strategy, copies=st.lists(st.integers(0, 79), min_size=1, max_size=160),
+       seed=st.integers(0, 2**31), rule=st.sampled_from(['random', 'dominant']))
+def test_leftovers_pair_as_the_plain_rule_says(raw, copies, seed, rule):
+    """The class queues of ``_pair_leftovers`` find the partners the plain scan finds."""
+    image_ids = np.asarray([c % len(raw) for c in copies])
+    class_sets = [np.asarray(raw[i], dtype=np.int64) for i in image_ids]
+    keys = pairing_keys(class_sets, np.random.default_rng(seed), rule)
+    rng = np.random.default_rng(seed + 1)
+    leftovers = rng.permutation(len(copies))[:rng.integers(1, len(copies) + 1)]
+    expected = reference_pair_leftovers(leftovers, class_sets, keys, image_ids, np.random.default_rng(seed + 2))
+    assert _pair_leftovers(leftovers, class_sets, keys, image_ids, np.random.default_rng(seed + 2)) == expected
+
+
+def test_copies_of_an_image_whose_class_no_other_image_holds_pair_with_themselves():
+    """A RepeatDataset of 20 images, one of them the only holder of its class: its copies
+    become self-pairs (no other image shares anything with them); the others pair freely."""
+    image_ids = np.tile(np.arange(20), 50)
+    class_sets = [np.array([1]) if i == 19 else np.array([0]) for i in image_ids]
+    pairs, stats = build_intra_class_pairs(class_sets, np.random.default_rng(0), 'random', image_ids)
+    lone = image_ids[pairs] == 19
+    assert (lone[:, 0] == lone[:, 1]).all()  # never with another image
+    assert stats.self_pairs == lone[:, 0].sum() > 0 and stats.leftovers == 50
+    assert not (image_ids[pairs[~lone[:, 0], 0]] == image_ids[pairs[~lone[:, 0], 1]]).any()
