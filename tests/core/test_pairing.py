@@ -193,3 +193,19 @@ def test_copies_of_an_image_whose_class_no_other_image_holds_pair_with_themselve
     assert (lone[:, 0] == lone[:, 1]).all()  # never with another image
     assert stats.self_pairs == lone[:, 0].sum() > 0 and stats.leftovers == 50
     assert not (image_ids[pairs[~lone[:, 0], 0]] == image_ids[pairs[~lone[:, 0], 1]]).any()
+
+
+@pytest.mark.parametrize('rule', ['random', 'dominant'])
+def test_the_surplus_sits_out_from_the_largest_class_not_the_rare_ones(rule):
+    """101 images of class 0, 3 of class 1, 1 of class 2: three leftovers (one of each class,
+    none sharing a class) for two places. The one left out is an image of class 0, every
+    epoch a different one; the rare images train every epoch."""
+    class_sets = [np.array([0])] * 101 + [np.array([1])] * 3 + [np.array([2])]
+    left_out = set()
+    for seed in range(40):
+        pairs, stats = build_intra_class_pairs(class_sets, np.random.default_rng(seed), rule)
+        assert len(pairs) == 53 and stats.dropped == 1 and stats.self_pairs == 1
+        missing = set(range(105)) - set(pairs.ravel().tolist())
+        assert len(missing) == 1 and missing.pop() < 101
+        left_out |= set(range(101)) - set(pairs.ravel().tolist())
+    assert len(left_out) > 10
