@@ -24,6 +24,7 @@ import json
 import os
 import os.path as osp
 import tempfile
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Dict, FrozenSet, List, NamedTuple, Optional, Sequence, Tuple, Union
 
@@ -34,7 +35,10 @@ from mmengine.logging import MMLogger, print_log
 CACHE_FORMAT = 'ipswap_mm.class_index/2'
 CLASS_SOURCES = ('auto', 'seg_map', 'instances')
 BACKEND_ARGS_KEY = 'ipswap_backend_args'  # a dataset's backend_args, carried in its data infos
-MASK_LOADING_KEY = 'ipswap_mask_loading'  # how a dataset's pipeline loads instance masks, likewise
+INSTANCE_CLASSES_KEY = 'ipswap_instance_classes'  # a detection image's classes, read off its annotations
+INFO_KEYS_KEY = 'ipswap_info_keys'  # the keys of a data info with neither label map nor annotations
+#: What the index keeps of a data info; the rest (a detection image's annotations) goes as each is read.
+KEPT_INFO_KEYS = ('img_path', 'seg_map_path', 'label_map', 'reduce_zero_label')
 #: Class names that ``background_classes='auto'`` takes for background (compared lower-case).
 BACKGROUND_NAMES = ('background', 'bg', '_background_', '__background__')
 
@@ -66,18 +70,19 @@ def default_cache_dir() -> Optional[str]:
 
 
 def _detect_source(info: dict) -> str:
-    if 'instances' in info:  # MMDetection (its COCO infos also carry a seg_map_path for panoptic use)
+    """The class source of a data info as :func:`_slim_info` keeps it."""
+    if INSTANCE_CLASSES_KEY in info:  # MMDetection (its COCO infos also carry a seg_map_path for panoptic use)
         return 'instances'
     if info.get('seg_map_path'):
         return 'seg_map'
     raise ValueError('train_dataloader.sampler (IntraClassPairSampler) cannot tell the classes of an '
                      'image: its data info has neither "seg_map_path" (MMSegmentation) nor '
-                     f'"instances" (MMDetection); keys present: {sorted(info)}')
+                     f'"instances" (MMDetection); keys present: {info.get(INFO_KEYS_KEY, sorted(info))}')
 
 
 def _dataset_infos(dataset) -> Tuple[List[dict], np.ndarray]:
-    """The data infos of ``dataset``'s distinct entries, and ``(len(dataset),)`` the entry each
-    index reads.
+    """The data infos of ``dataset``'s distinct entries, as :func:`_slim_info` keeps them, and
+    ``(len(dataset),)`` the entry each index reads.
 
     MMEngine's ``RepeatDataset`` and ``ClassBalancedDataset`` repeat the entries of the
     dataset they wrap (MMSegmentation's DRIVE config: 20 images, 40000 times): each entry is
@@ -105,14 +110,25 @@ def _dataset_infos(dataset) -> Tuple[List[dict], np.ndarray]:
     if not hasattr(dataset, 'get_data_info'):
         raise TypeError(f'train_dataloader.dataset ({type(dataset).__name__}) has no get_data_info(); '
                         'IntraClassPairSampler needs an MMEngine BaseDataset or a wrapper of one')
-    infos = [dataset.get_data_info(i) for i in range(len(dataset))]
     backend_args = getattr(dataset, 'backend_args', None)
     mask_loading = _mask_loading(dataset)
-    for info in infos:
-        if backend_args is not None:  # how this dataset's pipeline reads its files (object stores)
-            info[BACKEND_ARGS_KEY] = backend_args
-        info[MASK_LOADING_KEY] = mask_loading
+    infos = [_slim_info(dataset.get_data_info(i), backend_args, mask_loading) for i in range(len(dataset))]
     return infos, np.arange(len(dataset), dtype=np.int64)
+
+
+def _slim_info(info: dict, backend_args: Optional[dict], mask_loading: Optional[dict]) -> dict:
+    """What the index needs of a data info (:data:`KEPT_INFO_KEYS`, the dataset's
+    ``backend_args``, a detection image's classes), taken as each info is read: the whole
+    infos of a large detection dataset, held at once, were gigabytes on rank 0 (a review's
+    COCO-like 118k images: 1.3 GB; Objects365-like, about 13 GB by extrapolation)."""
+    slim = {key: info[key] for key in KEPT_INFO_KEYS if key in info}
+    if backend_args is not None:  # how this dataset's pipeline reads its files (object stores)
+        slim[BACKEND_ARGS_KEY] = backend_args
+    if 'instances' in info:
+        slim[INSTANCE_CLASSES_KEY] = _instance_classes(info['instances'], mask_loading)
+    elif not info.get('seg_map_path'):
+        slim[INFO_KEYS_KEY] = sorted(info)
+    return slim
 
 
 def _mask_loading(dataset) -> Optional[dict]:
@@ -140,14 +156,15 @@ def _valid_mask(mask, poly2mask: bool) -> bool:
     return True
 
 
-def _instance_classes(info: dict) -> ClassCounts:
-    loading = info.get(MASK_LOADING_KEY)
-    labels = [int(inst['bbox_label']) for inst in info.get('instances', ())
-              if not inst.get('ignore_flag', 0)
-              and (loading is None or 'mask' not in inst or _valid_mask(inst['mask'], loading['poly2mask']))]
-    classes, counts = np.unique(np.asarray(labels, dtype=np.int64), return_counts=True)
-    order = np.argsort(-counts, kind='stable')
-    return classes[order].tolist(), counts[order].tolist()
+def _instance_classes(instances: Sequence[dict], mask_loading: Optional[dict]) -> ClassCounts:
+    """Classes of a detection image's ``instances`` and how many objects of each, most first;
+    crowd and ignored objects (``ignore_flag``), and those whose mask the pipeline's
+    ``LoadAnnotations`` ignores (``mask_loading``, see :func:`_valid_mask`), not counted."""
+    labels = Counter(int(inst['bbox_label']) for inst in instances
+                     if not inst.get('ignore_flag', 0) and (mask_loading is None or 'mask' not in inst
+                                                            or _valid_mask(inst['mask'], mask_loading['poly2mask'])))
+    ranked = sorted(labels.items(), key=lambda item: (-item[1], item[0]))  # most first, then the smaller id
+    return [cls for cls, _ in ranked], [count for _, count in ranked]
 
 
 def read_label_classes(path: str, label_map: Optional[Dict[int, int]], reduce_zero_label: bool,
@@ -328,7 +345,7 @@ def _index_plan(dataset, source: str, cache_dir: Optional[str]) -> Tuple[List[di
         source = _detect_source(infos[0])
     cache: tuple = ()
     if source == 'instances':
-        entries = [_instance_classes(info) for info in infos]
+        entries = [info.get(INSTANCE_CLASSES_KEY, ([], [])) for info in infos]
     else:
         entries, cache = _cached_seg_maps(infos, cache_dir)
     return infos, (source, entries, index, _entry_images(infos), cache)
