@@ -32,6 +32,8 @@ import numpy as np
 from mmengine.dist import all_gather_object, broadcast_object_list, get_dist_info
 from mmengine.logging import MMLogger, print_log
 
+from ..core.pairing import ClassSets
+
 CACHE_FORMAT = 'ipswap_mm.class_index/2'
 CLASS_SOURCES = ('auto', 'seg_map', 'instances')
 BACKEND_ARGS_KEY = 'ipswap_backend_args'  # a dataset's backend_args, carried in its data infos
@@ -49,8 +51,8 @@ ClassCounts = Tuple[List[int], List[int]]
 class ClassIndex(NamedTuple):
     """The input of intra-class pairing, one entry per dataset index."""
 
-    class_sets: List[np.ndarray]
-    """Foreground class ids of every index, most prominent first."""
+    class_sets: ClassSets
+    """Foreground class ids of every index, most prominent first (``class_sets[i]``)."""
     image_ids: np.ndarray
     """``(N,)`` int64: indices with one id read one image."""
     excluded: FrozenSet[int] = frozenset()
@@ -457,7 +459,7 @@ def dataset_class_index(dataset,
     sets = [np.asarray([c for c in classes if c not in excluded and c >= 0], dtype=np.int64)
             for classes, _ in entries]
     _report_classes(class_names, excluded, background_classes, resolved_source, sets)
-    return ClassIndex([sets[entry] for entry in index.tolist()], entry_images[index], frozenset(excluded))
+    return ClassIndex(ClassSets.of(sets).take(index), entry_images[index], frozenset(excluded))
 
 
 def _check_label_values(entries: Sequence[ClassCounts], infos: Optional[Sequence[dict]], num_classes: int,

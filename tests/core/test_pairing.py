@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ipswap_mm.core.pairing import _pair_leftovers, build_intra_class_pairs, pairing_keys
+from ipswap_mm.core.pairing import ClassSets, _pair_leftovers, build_intra_class_pairs, pairing_keys
 
 class_sets_strategy = st.lists(st.lists(st.integers(0, 6), max_size=3, unique=True), min_size=1, max_size=80)
 
@@ -180,7 +180,8 @@ def test_leftovers_pair_as_the_plain_rule_says(raw, copies, seed, rule):
     rng = np.random.default_rng(seed + 1)
     leftovers = rng.permutation(len(copies))[:rng.integers(1, len(copies) + 1)]
     expected = reference_pair_leftovers(leftovers, class_sets, keys, image_ids, np.random.default_rng(seed + 2))
-    assert _pair_leftovers(leftovers, class_sets, keys, image_ids, np.random.default_rng(seed + 2)) == expected
+    found = _pair_leftovers(leftovers, ClassSets.of(class_sets), keys, image_ids, np.random.default_rng(seed + 2))
+    assert found == expected
 
 
 def test_copies_of_an_image_whose_class_no_other_image_holds_pair_with_themselves():
@@ -209,3 +210,29 @@ def test_the_surplus_sits_out_from_the_largest_class_not_the_rare_ones(rule):
         assert len(missing) == 1 and missing.pop() < 101
         left_out |= set(range(101)) - set(pairs.ravel().tolist())
     assert len(left_out) > 10
+
+
+@settings(max_examples=80, deadline=None)
+@given(raw=class_sets_strategy, seed=st.integers(0, 2**31), rule=st.sampled_from(['random', 'dominant']))
+def test_class_sets_hold_every_images_classes_and_pair_as_a_list_of_arrays_does(raw, seed, rule):
+    arrays = [np.asarray(c, dtype=np.int64) for c in raw]
+    sets = ClassSets.of(arrays)
+    assert len(sets) == len(arrays) and all(np.array_equal(sets[i], arrays[i]) for i in range(len(arrays)))
+    assert np.array_equal(sets[-1], arrays[-1])
+    assert [s.tolist() for s in sets[1::2]] == [c.tolist() for c in arrays[1::2]]
+    picks = np.random.default_rng(seed).integers(len(arrays), size=2 * len(arrays))
+    assert all(np.array_equal(got, arrays[i]) for got, i in zip(sets.take(picks), picks))
+    # the keys as the plain rule draws them: the (draw * length)-th class, the first for 'dominant'
+    draws = np.random.default_rng(seed).random(len(arrays))
+    expected = [-1 if not len(c) else c[0] if rule == 'dominant' else c[int(d * len(c))] for c, d in zip(arrays, draws)]
+    assert pairing_keys(sets, np.random.default_rng(seed), rule).tolist() == expected
+    plain, _ = build_intra_class_pairs(arrays, np.random.default_rng(seed), rule)
+    gathered, _ = build_intra_class_pairs(sets, np.random.default_rng(seed), rule)
+    assert np.array_equal(plain, gathered)
+
+
+def test_class_sets_refuse_offsets_that_do_not_fit():
+    with pytest.raises(ValueError, match='offsets'):
+        ClassSets(np.arange(3), np.array([0, 2]))
+    with pytest.raises(IndexError):
+        ClassSets.of([np.array([1])])[1]
