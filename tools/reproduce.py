@@ -223,8 +223,10 @@ class RunRecord:
             try:
                 with open(self.path) as file:
                     self.saved = json.load(file)
+                if not isinstance(self.saved, dict):
+                    raise ValueError(f'a JSON {type(self.saved).__name__}, not an object')
             except ValueError as error:
-                raise SystemExit(f'{self.path} is no JSON ({error}); it records the settings of the run in '
+                raise SystemExit(f'{self.path} is no JSON record ({error}); it records the settings of the run in '
                                  f'{self.work_dir}: {self._settings_json()} for this command. Write that to it to '
                                  'continue the run (nothing was started)') from None
 

@@ -237,3 +237,31 @@ def test_an_image_is_never_paired_with_its_copy(monkeypatch, wrap):
     for epoch in range(3):
         for a, b in sampler.epoch_pairs(epoch).tolist():
             assert dataset.get_data_info(a)['img_path'] != dataset.get_data_info(b)['img_path']
+
+
+def test_rank_0_logs_an_epochs_pairing_once(monkeypatch):
+    messages = []
+    monkeypatch.setattr(pair_sampler, 'print_log', lambda message, **kwargs: messages.append(message))
+    dataset = random_dataset()  # 37 images: repeats to report
+    sampler_on_rank(dataset, 1, 2, monkeypatch).rank_pairs(0)
+    assert messages == []  # rank 1 reports nothing
+    sampler = sampler_on_rank(dataset, 0, 2, monkeypatch)
+    sampler.rank_pairs(0)
+    sampler.rank_pairs(0, 3)
+    assert len(messages) == 1 and messages[0].startswith('IntraClassPairSampler epoch 0')
+
+
+def test_the_ranks_padding_repeats_the_first_pairs(monkeypatch):
+    dataset = random_dataset()  # 19 pairs on 3 ranks: 2 padding pairs
+    pairs = sampler_on_rank(dataset, 0, 1, monkeypatch).epoch_pairs(0)
+    last = sampler_on_rank(dataset, 1, 3, monkeypatch).rank_pairs(0)
+    assert np.array_equal(last[-1], pairs[0])  # place 19 + 1 = 20: pair 0 again
+    rest = sampler_on_rank(dataset, 2, 3, monkeypatch).rank_pairs(0, 5)  # 14 pairs from 5: one padding pair
+    assert np.array_equal(rest[-1], pairs[5])
+
+
+def test_resume_at_holds_for_one_iterator_only(monkeypatch):
+    sampler = sampler_on_rank(random_dataset(size=12), 0, 1, monkeypatch, infinite=False)
+    sampler.resume_at(1, 2)
+    assert list(sampler) == sampler.rank_pairs(1, 2).reshape(-1).tolist()
+    assert list(sampler) == sampler.rank_pairs(0).reshape(-1).tolist()  # the next epoch's iterator: as set_epoch says

@@ -5,14 +5,17 @@ import torch
 from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop, loops
 from torch.utils.data import DataLoader
 
+from ipswap_mm.datasets import class_index, pair_sampler
 from ipswap_mm.datasets.pair_sampler import IntraClassPairSampler
 from ipswap_mm.engine import setup_checks
 from ipswap_mm.engine.setup_checks import (
+    check_normalisation,
     check_pair_dataloader,
     check_sampler_ignore_index,
     follow_generate_edge,
     follow_resumed_layout,
     follow_resumed_seed,
+    note_integer_inputs,
     pair_stream_meta,
     set_sampler_infinite,
 )
@@ -193,3 +196,71 @@ def test_a_loop_of_neither_stock_type_gets_a_finite_sampler(monkeypatch):
     loader = pair_loader(monkeypatch=monkeypatch)
     set_sampler_infinite(SimpleNamespace(dataloader=loader))
     assert loader.sampler.infinite is False
+
+
+def test_a_finite_sampler_records_no_pair_stream(monkeypatch):
+    loop = resumed_loop(monkeypatch, batch_size=4, iteration=3)
+    loop.dataloader.sampler.infinite = False  # set so in the config
+    assert pair_stream_meta(loop, (0, 0, 0)) is None
+
+
+def test_a_second_resume_after_a_resume_on_another_layout(monkeypatch):
+    """Trained 3 iterations of 1 pair, resumed with 2 pairs a step (start (0, 3, 3)), saved at
+    iteration 5, resumed again with 2 pairs a step: 3 + 2 * 2 = 7 pairs trained, so the
+    pairs go on at pair 3 of epoch 1 (4 pairs an epoch); MMEngine's 5 skips load nothing."""
+    loop = resumed_loop(monkeypatch, batch_size=4, iteration=5)
+    saved = dict(epoch=0, pair=3, iter=3, world_size=1, pairs_per_iter=2)
+    assert follow_resumed_layout(loop, saved) == (1, 3, 5)
+    assert [next(loop.dataloader_iterator) for _ in range(5)] == [None] * 5
+    pairs = [loop.dataloader.sampler.epoch_pairs(epoch).reshape(-1).tolist() for epoch in (1, 2)]
+    assert next(loop.dataloader_iterator).tolist() == pairs[0][6:] + pairs[1][:2]
+
+
+def test_a_finite_sampler_is_left_to_mmengines_skip(monkeypatch):
+    loop = resumed_loop(monkeypatch, batch_size=4, iteration=3)
+    loop.dataloader.sampler.infinite = False
+    iterator = loop.dataloader_iterator
+    saved = dict(epoch=0, pair=0, iter=0, world_size=1, pairs_per_iter=1)
+    assert follow_resumed_layout(loop, saved) == (0, 0, 0) and loop.dataloader_iterator is iterator
+
+
+def test_an_iterator_whose_workers_drew_indices_is_built_again(monkeypatch):
+    """With workers, the loop's iterator has drawn indices already: the resumed position
+    needs a new one."""
+    monkeypatch.setattr(pair_sampler, 'get_dist_info', lambda: (0, 1))
+    monkeypatch.setattr(class_index, 'get_dist_info', lambda: (0, 1))
+    loader = DataLoader(Indices(), batch_size=4, num_workers=1,
+                        sampler=IntraClassPairSampler(Indices(), seed=0, infinite=True))
+    loop = loop_of(IterBasedTrainLoop, loader)
+    loop._iter = 3
+    loop.dataloader_iterator = loops._InfiniteDataloaderIterator(loader)
+    assert follow_resumed_layout(loop, dict(epoch=0, pair=0, iter=0, world_size=1, pairs_per_iter=1)) == (0, 3, 3)
+    assert [next(loop.dataloader_iterator) for _ in range(3)] == [None] * 3
+    pairs = [loader.sampler.epoch_pairs(epoch).reshape(-1).tolist() for epoch in (0, 1)]
+    assert next(loop.dataloader_iterator).tolist() == pairs[0][6:] + pairs[1][:2]
+
+
+def test_a_preprocessor_without_normalisation_is_not_checked():
+    from mmseg.models import SegDataPreProcessor
+    check_normalisation(SegDataPreProcessor())  # no mean / std: nothing to check
+
+
+def note_for(std, images):
+    swap = SimpleNamespace(inputs_integer=None)
+    pre = SimpleNamespace(_enable_normalize=True, mean=torch.zeros(3, 1, 1), std=torch.full((3, 1, 1), std))
+    note_integer_inputs([swap], pre)(pre, (dict(inputs=images),), {})
+    return swap.inputs_integer
+
+
+def test_the_integer_range_checked_is_the_dtypes():
+    # 255 / 1e-37 overflows float32, 1 / 1e-37 does not
+    assert note_for(1e-37, [torch.zeros(3, 4, 4, dtype=torch.uint8)]) is False
+    assert note_for(1e-37, [torch.zeros(3, 4, 4, dtype=torch.bool)]) is True
+
+
+def test_complex_images_are_not_integer_images():
+    assert note_for(1.0, [torch.zeros(3, 4, 4, dtype=torch.complex64)]) is False
+
+
+def test_a_tuple_of_integer_images_is_integer():
+    assert note_for(1.0, (torch.zeros(3, 4, 4, dtype=torch.uint8),) * 2) is True

@@ -265,3 +265,78 @@ def test_data_root_keys_name_each_evaluator_of_a_list_as_cfg_options_reaches_it(
     cfg.merge_from_dict({key: 'elsewhere' for key in keys})
     assert cfg.val_evaluator[1].ann_file == cfg.test_evaluator.ann_file == 'elsewhere'
     assert cfg.val_evaluator[0] == dict(type='IoUMetric')
+
+
+def test_a_failed_test_of_a_later_checkpoint_is_not_recorded_as_tested(tmp_path, monkeypatch):
+    """Tested at iter_20000; its training then went on to iter_40000, whose test fails: the
+    iter_20000 metrics must not pass for iter_40000's; the next command tests again."""
+    record_runs(monkeypatch, 'mIoU')
+    reproduce.run_recipe('voc12aug_deeplabv3_r50', 4, str(tmp_path), [])
+    ips = tmp_path / 'voc12aug_deeplabv3_r50' / 'ips'
+    (ips / 'last_checkpoint').write_text(str(ips / 'iter_40000.pth'))
+    record = json.loads((ips / 'reproduce_run.json').read_text())
+    (ips / 'reproduce_run.json').write_text(json.dumps(dict(record, trained_checkpoint=str(ips / 'iter_40000.pth'))))
+    record_runs(monkeypatch, 'mIoU', fail='ips', fail_test_only=True)
+    with pytest.raises(SystemExit, match='testing .*iter_40000.pth failed'):
+        reproduce.run_recipe('voc12aug_deeplabv3_r50', 4, str(tmp_path), [])
+    commands = record_runs(monkeypatch, 'mIoU')
+    reproduce.run_recipe('voc12aug_deeplabv3_r50', 4, str(tmp_path), [])
+    assert [command[1].endswith('test.py') for command, _ in commands] == [True]
+
+
+def test_a_run_whose_metrics_file_is_gone_is_tested_again(tmp_path, monkeypatch):
+    record_runs(monkeypatch, 'mIoU')
+    reproduce.run_recipe('voc12aug_deeplabv3_r50', 4, str(tmp_path), [])
+    (tmp_path / 'voc12aug_deeplabv3_r50' / 'ips' / 'test_metrics.json').unlink()
+    commands = record_runs(monkeypatch, 'mIoU')
+    table = reproduce.run_recipe('voc12aug_deeplabv3_r50', 4, str(tmp_path), [])
+    assert len(commands) == 1 and commands[0][0][1].endswith('test.py') and '| ips' in table
+
+
+def test_a_last_checkpoint_file_written_by_hand_with_a_newline_is_read(tmp_path):
+    (tmp_path / 'last_checkpoint').write_text('/runs/iter_8.pth\n')  # echo'd by hand
+    assert reproduce.RunRecord(str(tmp_path), 'c.py', [], 4).latest_checkpoint() == '/runs/iter_8.pth'
+
+
+def test_an_update_cut_short_keeps_the_old_record(tmp_path, monkeypatch):
+    record = reproduce.RunRecord(str(tmp_path), 'c.py', [], 4)
+    record.start()
+
+    def torn(obj, file, **kwargs):
+        file.write('{"config": ')
+        raise OSError('No space left on device')
+    monkeypatch.setattr(reproduce.json, 'dump', torn)
+    with pytest.raises(OSError):
+        record.update(trained_checkpoint='iter_8.pth')
+    assert json.loads((tmp_path / 'reproduce_run.json').read_text()) == dict(config='c.py', cfg_options=[], gpus=4)
+
+
+def test_other_settings_stop_the_recipe_before_its_baseline_runs(tmp_path, monkeypatch):
+    """Both tested; the baseline trained on by hand (needs a resume); an IPS-only option
+    changed: nothing may run, the baseline neither."""
+    record_runs(monkeypatch, 'mIoU')
+    reproduce.run_recipe('voc12aug_deeplabv3_r50', 4, str(tmp_path), [f'{PATCH}=64'])
+    baseline = tmp_path / 'voc12aug_deeplabv3_r50' / 'baseline'
+    (baseline / 'last_checkpoint').write_text(str(baseline / 'iter_40000.pth'))
+    commands = record_runs(monkeypatch, 'mIoU')
+    with pytest.raises(SystemExit, match='other settings'):
+        reproduce.run_recipe('voc12aug_deeplabv3_r50', 4, str(tmp_path), [f'{PATCH}=32'])
+    assert commands == []
+
+
+def test_a_training_that_wrote_no_checkpoint_stops_the_recipe(tmp_path, monkeypatch):
+    commands = []
+
+    def run(command, check, env=None):  # every command "succeeds", training writes nothing
+        commands.append(command)
+    monkeypatch.setattr(reproduce.subprocess, 'run', run)
+    with pytest.raises(SystemExit, match='training wrote no .*last_checkpoint'):
+        reproduce.run_recipe('voc12aug_deeplabv3_r50', 4, str(tmp_path), [])
+    assert len(commands) == 1
+
+
+@pytest.mark.parametrize('text', ['null', '[]', '"run"'])
+def test_a_record_that_is_no_json_object_names_its_file(tmp_path, text):
+    (tmp_path / 'reproduce_run.json').write_text(text)
+    with pytest.raises(SystemExit, match='reproduce_run.json is no JSON record'):
+        reproduce.RunRecord(str(tmp_path), 'c.py', [], 4)
