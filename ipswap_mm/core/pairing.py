@@ -27,7 +27,9 @@ The rule, step by step:
 5. Exactly ``ceil(N / 2)`` pairs are kept per epoch so that an epoch always has the same
    length: pairs of two fresh images are always kept; pairs with a repeated partner or a
    self-pair fill the rest, those whose leftover came from the smallest key group first
-   (ties in random order), and the surplus (fewer than the number of keys) is dropped for
+   (then a repeated partner before a self-pair; ties in random order), and the surplus
+   (fewer than the number of keys, unless copies of one image outnumber the other images
+   of their class) is dropped for
    this epoch only, and counted: the odd images out of the largest groups, another image
    every epoch, rather than the images of rare classes, which are leftovers far more
    often. With ``fill_rng`` (pairs kept from epoch to epoch, so the leftovers are the same
@@ -36,6 +38,7 @@ The rule, step by step:
 from __future__ import annotations
 
 import functools
+import itertools
 from collections import abc
 from dataclasses import dataclass
 from typing import Optional, Sequence, Union
@@ -74,26 +77,39 @@ class ClassSets(abc.Sequence):
             raise ValueError(f'offsets must rise from 0 to len(flat) ({len(self.flat)}), got {self.offsets!r}')
 
     @classmethod
-    def of(cls, class_sets: Sequence[np.ndarray]) -> ClassSets:
-        """``class_sets`` itself if it is one, else its sets gathered."""
+    def of(cls, class_sets: Sequence[Sequence[int]]) -> ClassSets:
+        """``class_sets`` itself if it is one, else its sets (arrays or lists) gathered."""
         if isinstance(class_sets, ClassSets):
             return class_sets
         lengths = np.fromiter((len(c) for c in class_sets), dtype=np.int64, count=len(class_sets))
-        flat = np.concatenate([np.asarray(c, dtype=np.int64).ravel() for c in class_sets] + [np.zeros(0, np.int64)])
+        flat = np.fromiter(itertools.chain.from_iterable(class_sets), dtype=np.int64, count=int(lengths.sum()))
         return cls(flat, np.r_[0, np.cumsum(lengths)])
 
     def take(self, indices: np.ndarray) -> ClassSets:
-        """The sets of ``indices``, in their order (repeats allowed)."""
+        """The sets of ``indices``, in their order (repeats allowed; negative ones count from the end)."""
         indices = np.asarray(indices, dtype=np.int64)
+        if len(indices) and not -len(self) <= min(indices.min(), -1 - indices.max()):
+            raise IndexError(f'images {indices.min()} to {indices.max()} of {len(self)}')
+        indices = np.where(indices < 0, indices + len(self), indices)
         lengths = self.lengths[indices]
         offsets = np.r_[0, np.cumsum(lengths)]
         starts = np.repeat(self.offsets[indices] - offsets[:-1], lengths)
         return ClassSets(self.flat[starts + np.arange(offsets[-1])], offsets)
 
+    def select(self, keep: np.ndarray) -> ClassSets:
+        """Every image's classes where ``keep`` (bool, shaped as ``flat``) is True, in their order."""
+        lengths = np.bincount(self.owners[keep], minlength=len(self))
+        return ClassSets(self.flat[keep], np.r_[0, np.cumsum(lengths)])
+
     @property
     def lengths(self) -> np.ndarray:
         """``(N,)`` how many classes each image holds."""
         return np.diff(self.offsets)
+
+    @property
+    def owners(self) -> np.ndarray:
+        """Shaped as ``flat``: the image each class id belongs to."""
+        return np.repeat(np.arange(len(self)), self.lengths)
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -153,6 +169,9 @@ def build_intra_class_pairs(class_sets: Sequence[np.ndarray],
         the epoch's :class:`PairingStats`.
     """
     class_sets = ClassSets.of(class_sets)
+    if len(class_sets.flat) and class_sets.flat.min() < 0:
+        raise ValueError(f'class ids must be >= 0 (an empty set marks a background-only image), got '
+                         f'{class_sets.flat.min()}')
     num_images = len(class_sets)
     if image_ids is None:
         image_ids = np.arange(num_images)
@@ -185,20 +204,20 @@ def build_intra_class_pairs(class_sets: Sequence[np.ndarray],
     # (a, b, kind): kind 2 = two leftovers, 1 = repeated partner, 0 = self-pair.
     leftover_pairs = _pair_leftovers(leftovers, class_sets, keys, image_ids, rng)
     two_fresh = [p[:2] for p in leftover_pairs if p[2] == 2]
-    repeats = [p for p in leftover_pairs if p[2] != 2]  # random order: none is dropped every epoch
+    repeats = [p for p in leftover_pairs if p[2] != 2]  # in random order
     pairs = np.concatenate([fresh_pairs, np.array(two_fresh, dtype=np.int64).reshape(-1, 2)])
     room = stats.num_pairs - len(pairs)
     if len(repeats) > room and fill_rng is not None:  # kept pairs: the same leftovers every epoch take turns
         repeats = [repeats[i] for i in fill_rng.permutation(len(repeats))]
     elif len(repeats) > room:
-        # pairs drawn afresh: the leftovers of the smallest key groups first, ties in random
-        # order, so that the surplus falls on the odd images out of large groups, another
-        # image each epoch (dropped at random, it fell mostly on rare classes, which leave a
-        # leftover far more often: a review's LVIS-like run counted 170x the misses of the
-        # other images)
-        group_sizes = np.bincount(keys + 1)  # background-only (-1) at 0
-        rarity = group_sizes[keys[[p[0] for p in repeats]] + 1]
-        repeats = [repeats[i] for i in np.argsort(rarity, kind='stable')]
+        # pairs drawn afresh: the leftovers of the smallest key groups first, a repeated
+        # partner before a self-pair (which has no swap), ties in random order; the surplus
+        # falls on the odd images out of large groups, another image each epoch (dropped at
+        # random, it fell mostly on rare classes, which leave a leftover far more often: in an
+        # LVIS-like tail, 79x the misses of the other images)
+        rarity = sizes[np.searchsorted(sorted_keys[starts], keys[[p[0] for p in repeats]])]
+        is_self_pair = np.array([p[2] == 0 for p in repeats])
+        repeats = [repeats[i] for i in np.lexsort((is_self_pair, rarity))]
     kept = repeats[:room]
     stats.dropped = len(repeats) - len(kept)
     stats.repeated = sum(1 for p in kept if p[2] == 1)
@@ -330,9 +349,11 @@ def _pair_leftovers(leftovers: np.ndarray, class_sets: ClassSets, keys: np.ndarr
     Leftovers are taken in random order; each pairs with the first leftover after it, in
     that order, that is not taken, reads another image and shares a class with it (or,
     background-only, is background-only too). That first one is found through a queue of
-    the leftovers of every class: linear in the leftovers and their classes (a scan of all
-    leftovers for each was quadratic: 14 s an epoch for 8000 copies of one image whose
-    class no other image holds, a ``RepeatDataset`` of a small dataset).
+    the leftovers of every class, not a scan of all leftovers for each (13 s an epoch for
+    8000 copies of one image whose class no other image holds, a ``RepeatDataset`` of a
+    small dataset; 0.44 s now). A worst case stays quadratic, as the scan was: thousands of
+    copies of one image spread through a class's queue between leftovers already taken,
+    which are stepped over one by one.
     """
     if len(leftovers) == 0:
         return []
@@ -380,11 +401,8 @@ class _LeftoverQueue:
         self.positions = positions.tolist()
         runs = images[positions]
         # next_other[k]: the first entry after k that reads another image than entry k
-        next_other = np.full(len(positions), len(positions), dtype=np.int64)
-        changes = np.flatnonzero(runs[1:] != runs[:-1]) + 1
-        run_ends = np.r_[changes, len(positions)]
-        next_other[:] = np.repeat(run_ends, np.diff(np.r_[0, run_ends]))
-        self.next_other = next_other.tolist()
+        run_ends = np.r_[np.flatnonzero(runs[1:] != runs[:-1]) + 1, len(positions)]
+        self.next_other = np.repeat(run_ends, np.diff(np.r_[0, run_ends])).tolist()
         self.images = runs.tolist()
         self.head = 0  # every entry before it is taken
 

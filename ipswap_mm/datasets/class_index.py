@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import itertools
 import json
 import os
 import os.path as osp
@@ -83,9 +82,10 @@ def _detect_source(info: dict) -> str:
                      f'"instances" (MMDetection); keys present: {info.get(INFO_KEYS_KEY, sorted(info))}')
 
 
-def _dataset_infos(dataset) -> Tuple[List[dict], np.ndarray]:
+def _dataset_infos(dataset, read_instances: bool = True) -> Tuple[List[dict], np.ndarray]:
     """The data infos of ``dataset``'s distinct entries, as :func:`_slim_info` keeps them, and
-    ``(len(dataset),)`` the entry each index reads.
+    ``(len(dataset),)`` the entry each index reads. ``read_instances``: read a detection
+    image's classes off its annotations (not when the classes come from label maps).
 
     MMEngine's ``RepeatDataset`` and ``ClassBalancedDataset`` repeat the entries of the
     dataset they wrap (MMSegmentation's DRIVE config: 20 images, 40000 times): each entry is
@@ -95,18 +95,18 @@ def _dataset_infos(dataset) -> Tuple[List[dict], np.ndarray]:
     """
     from mmengine.dataset import ClassBalancedDataset, ConcatDataset, RepeatDataset
     if isinstance(dataset, RepeatDataset):
-        infos, index = _dataset_infos(dataset.dataset)
+        infos, index = _dataset_infos(dataset.dataset, read_instances)
         return infos, np.tile(index, dataset.times)
     if isinstance(dataset, ClassBalancedDataset):
         dataset.full_init()  # draws the repeat indices
-        infos, index = _dataset_infos(dataset.dataset)
+        infos, index = _dataset_infos(dataset.dataset, read_instances)
         return infos, index[np.asarray(dataset.repeat_indices, dtype=np.int64)]
     if type(dataset).__name__ == 'MultiImageMixDataset' and hasattr(dataset, 'dataset'):
-        return _dataset_infos(dataset.dataset)
+        return _dataset_infos(dataset.dataset, read_instances)
     if isinstance(dataset, ConcatDataset):
         infos, indices = [], []
         for part in dataset.datasets:
-            part_infos, part_index = _dataset_infos(part)
+            part_infos, part_index = _dataset_infos(part, read_instances)
             indices.append(part_index + len(infos))
             infos += part_infos
         return infos, np.concatenate(indices) if indices else np.zeros(0, dtype=np.int64)
@@ -114,12 +114,14 @@ def _dataset_infos(dataset) -> Tuple[List[dict], np.ndarray]:
         raise TypeError(f'train_dataloader.dataset ({type(dataset).__name__}) has no get_data_info(); '
                         'IntraClassPairSampler needs an MMEngine BaseDataset or a wrapper of one')
     backend_args = getattr(dataset, 'backend_args', None)
-    mask_loading = _mask_loading(dataset)
-    infos = [_slim_info(dataset.get_data_info(i), backend_args, mask_loading) for i in range(len(dataset))]
+    mask_loading = _mask_loading(dataset) if read_instances else None
+    infos = [_slim_info(dataset.get_data_info(i), backend_args, mask_loading, read_instances)
+             for i in range(len(dataset))]
     return infos, np.arange(len(dataset), dtype=np.int64)
 
 
-def _slim_info(info: dict, backend_args: Optional[dict], mask_loading: Optional[dict]) -> dict:
+def _slim_info(info: dict, backend_args: Optional[dict], mask_loading: Optional[dict],
+               read_instances: bool = True) -> dict:
     """What the index needs of a data info (:data:`KEPT_INFO_KEYS`, the dataset's
     ``backend_args``, a detection image's classes), taken as each info is read: the whole
     infos of a large detection dataset, held at once, were gigabytes on rank 0 (a review's
@@ -127,9 +129,9 @@ def _slim_info(info: dict, backend_args: Optional[dict], mask_loading: Optional[
     slim = {key: info[key] for key in KEPT_INFO_KEYS if key in info}
     if backend_args is not None:  # how this dataset's pipeline reads its files (object stores)
         slim[BACKEND_ARGS_KEY] = backend_args
-    if 'instances' in info:
+    if 'instances' in info and read_instances:
         slim[INSTANCE_CLASSES_KEY] = _instance_classes(info['instances'], mask_loading)
-    elif not info.get('seg_map_path'):
+    elif 'instances' not in info and not info.get('seg_map_path'):
         slim[INFO_KEYS_KEY] = sorted(info)
     return slim
 
@@ -341,7 +343,7 @@ def _index_plan(dataset, source: str, cache_dir: Optional[str]) -> Tuple[List[di
     resolved), the classes of every distinct entry (None where label maps are still to be
     read), the entry of every index (see :func:`_dataset_infos`), the image of every entry,
     and where to cache label maps' classes once read."""
-    infos, index = _dataset_infos(dataset)
+    infos, index = _dataset_infos(dataset, read_instances=source != 'seg_map')
     if not len(index):
         raise ValueError('train_dataloader.dataset is empty: nothing to pair')
     if source == 'auto':
@@ -359,10 +361,7 @@ def _gathered(entries: Sequence[ClassCounts]) -> ClassSets:
     """The classes of ``entries`` in one :class:`ClassSets`: what rank 0 sends every rank, as
     a few arrays (as lists of numbers, 1.7 million Objects365 images took 3 s and about 590
     MB to unpickle on every rank)."""
-    lengths = np.fromiter((len(classes) for classes, _ in entries), dtype=np.int64, count=len(entries))
-    flat = np.fromiter(itertools.chain.from_iterable(classes for classes, _ in entries), dtype=np.int64,
-                       count=int(lengths.sum()))
-    return ClassSets(flat, np.r_[0, np.cumsum(lengths)])
+    return ClassSets.of([classes for classes, _ in entries])
 
 
 def dataset_class_names(dataset) -> tuple:
@@ -461,7 +460,7 @@ def dataset_class_index(dataset,
         raise payload[0]
     resolved_source, classes, index, entry_images, cache = payload[0]
     if classes is None:  # label maps not cached yet
-        entries = _read_seg_maps_across_ranks(lambda: infos if infos is not None else _dataset_infos(dataset)[0],
+        entries = _read_seg_maps_across_ranks(lambda: infos if infos is not None else _dataset_infos(dataset, False)[0],
                                               workers, backend_args, rank, world_size)
         if rank == 0 and cache:
             _save_cache(*cache, entries)
@@ -470,9 +469,7 @@ def dataset_class_index(dataset,
         excluded.add(int(ignore_index))
         _check_label_values(classes, infos, len(class_names), excluded)
     # the foreground classes of every entry, in their order
-    keep = (classes.flat >= 0) & ~np.isin(classes.flat, sorted(excluded))
-    entry_of = np.repeat(np.arange(len(classes)), classes.lengths)
-    sets = ClassSets(classes.flat[keep], np.r_[0, np.cumsum(np.bincount(entry_of[keep], minlength=len(classes)))])
+    sets = classes.select((classes.flat >= 0) & ~np.isin(classes.flat, sorted(excluded)))
     _report_classes(class_names, excluded, background_classes, resolved_source, sets)
     return ClassIndex(sets.take(index), entry_images[index], frozenset(excluded))
 
@@ -487,9 +484,8 @@ def _check_label_values(classes: ClassSets, infos: Optional[Sequence[dict]], num
     wrong = (classes.flat >= num_classes) & ~np.isin(classes.flat, sorted(excluded))
     if not wrong.any():
         return
-    entry_of = np.repeat(np.arange(len(classes)), classes.lengths)
     values: Dict[int, set] = {}
-    for number, value in zip(entry_of[wrong].tolist(), classes.flat[wrong].tolist()):
+    for number, value in zip(classes.owners[wrong].tolist(), classes.flat[wrong].tolist()):
         values.setdefault(number, set()).add(value)
     bad = [(number, sorted(found)) for number, found in sorted(values.items())]
     named = [f"{infos[number]['seg_map_path'] if infos is not None else f'entry {number}'}: {values}"

@@ -236,3 +236,32 @@ def test_class_sets_refuse_offsets_that_do_not_fit():
         ClassSets(np.arange(3), np.array([0, 2]))
     with pytest.raises(IndexError):
         ClassSets.of([np.array([1])])[1]
+
+
+def test_at_equal_rarity_a_repeated_partner_keeps_its_place_before_a_self_pair():
+    """X (classes 5 and 0) and Y (class 7) are each alone in their key group; one place is left.
+    X pairs with an image of class 0 and trains with a swap; Y's self-pair has none: Y sits out."""
+    class_sets = [np.array([0])] * 10 + [np.array([5, 0]), np.array([7])]
+    for seed in range(30):
+        pairs, stats = build_intra_class_pairs(class_sets, np.random.default_rng(seed), 'dominant')
+        assert stats.dropped == 1 and stats.repeated == 1 and stats.self_pairs == 0
+        assert 10 in pairs and 11 not in pairs
+
+
+def test_class_ids_must_not_be_negative_and_large_ones_pair():
+    with pytest.raises(ValueError, match='class ids must be >= 0'):
+        build_intra_class_pairs([np.array([-3]), np.array([0])], np.random.default_rng(0))
+    # a surplus to drop, keyed on a class id far beyond the number of classes
+    class_sets = [np.array([2**40]), np.array([5]), np.array([7])] + [np.array([0])] * 4
+    pairs, stats = build_intra_class_pairs(class_sets, np.random.default_rng(0))
+    assert stats.dropped == 1 and len(pairs) == 4
+
+
+def test_class_sets_take_counts_negative_indices_from_the_end():
+    sets = ClassSets.of([[1, 2], [5], [3], []])
+    assert [s.tolist() for s in sets.take([-4, -1, 2])] == [[1, 2], [], [3]]
+    with pytest.raises(IndexError):
+        sets.take([-5])
+    with pytest.raises(IndexError):
+        sets.take([4])
+    assert len(sets.take([])) == 0

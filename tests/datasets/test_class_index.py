@@ -519,3 +519,17 @@ def test_detection_infos_with_a_seg_map_path_are_read_from_their_instances():
                         instances=[dict(bbox_label=1, ignore_flag=0), dict(bbox_label=-1, ignore_flag=0)])
 
     assert dataset_class_index(Det()).class_sets[0].tolist() == [1]  # and a negative label is no class
+
+
+def test_label_map_classes_do_not_read_the_annotations_of_the_infos(tmp_path):
+    """``class_source='seg_map'`` on infos that also carry instances (COCO panoptic-like):
+    their annotations are not read (here they lack the ``bbox_label`` detection needs)."""
+    (tmp_path / 'maps').mkdir()
+    paths = write_maps(str(tmp_path / 'maps'), [[[1, 1], [2, 255]], [[3, 3], [0, 0]]])
+
+    class MapsWithInstances(LabelMapDataset):
+        def get_data_info(self, index):
+            return dict(super().get_data_info(index), instances=[dict(segments=1)])
+
+    sets = dataset_class_index(MapsWithInstances(paths), source='seg_map', cache_dir=None).class_sets
+    assert [s.tolist() for s in sets] == [[1, 2], [3]]
