@@ -29,10 +29,9 @@ The rule, step by step:
    self-pair fill the rest, those whose leftover came from the smallest key group first
    (then a repeated partner before a self-pair; ties in random order), and the surplus
    (fewer than the number of keys, unless copies of one image outnumber the other images
-   of their class) is dropped for
-   this epoch only, and counted: the odd images out of the largest groups, another image
-   every epoch, rather than the images of rare classes, which are leftovers far more
-   often. With ``fill_rng`` (pairs kept from epoch to epoch, so the leftovers are the same
+   of their class) is dropped for this epoch only, and counted: the odd images out of the
+   largest groups, another image every epoch, rather than the images of rare classes,
+   which are leftovers far more often. With ``fill_rng`` (pairs kept from epoch to epoch, so the leftovers are the same
    images every epoch) they fill it in random order instead: all take turns.
 """
 from __future__ import annotations
@@ -88,7 +87,7 @@ class ClassSets(abc.Sequence):
     def take(self, indices: np.ndarray) -> ClassSets:
         """The sets of ``indices``, in their order (repeats allowed; negative ones count from the end)."""
         indices = np.asarray(indices, dtype=np.int64)
-        if len(indices) and not -len(self) <= min(indices.min(), -1 - indices.max()):
+        if len(indices) and (indices.min() < -len(self) or indices.max() >= len(self)):
             raise IndexError(f'images {indices.min()} to {indices.max()} of {len(self)}')
         indices = np.where(indices < 0, indices + len(self), indices)
         lengths = self.lengths[indices]
@@ -431,9 +430,14 @@ class _SharingImage:
     def __init__(self, class_sets: ClassSets, keys: np.ndarray, image_ids: np.ndarray,
                  holders: _ClassHolders, rng: np.random.Generator) -> None:
         self.class_sets, self.keys, self.image_ids, self.holders, self.rng = class_sets, keys, image_ids, holders, rng
-        self.by_key = np.argsort(keys, kind='stable')  # indices of a key in increasing order
-        self.sorted_keys = keys[self.by_key]
         self.alone: set = set()  # (image, classes) with no other image holding any of the classes
+
+    @functools.cached_property
+    def _by_key(self) -> tuple[np.ndarray, np.ndarray]:
+        """The indices sorted by key (those of one key in increasing order), and their keys:
+        sorted on first use, in an epoch in which some leftover found no other to pair with."""
+        by_key = np.argsort(self.keys, kind='stable')
+        return by_key, self.keys[by_key]
 
     def __call__(self, index: int) -> int:
         image = self.image_ids[index]
@@ -441,8 +445,8 @@ class _SharingImage:
         if alone_key in self.alone:
             return index
         key = self.keys[index]
-        same_key = self.by_key[np.searchsorted(self.sorted_keys, key, 'left'):
-                               np.searchsorted(self.sorted_keys, key, 'right')]
+        by_key, sorted_keys = self._by_key
+        same_key = by_key[np.searchsorted(sorted_keys, key, 'left'):np.searchsorted(sorted_keys, key, 'right')]
         same_key = same_key[self.image_ids[same_key] != image]
         if len(same_key):
             return int(same_key[self.rng.integers(len(same_key))])
@@ -465,7 +469,7 @@ class _ClassHolders:
         """Every (class, image) entry, sorted by class: ``(classes, images)``."""
         sets = self._class_sets
         order = np.argsort(sets.flat, kind='stable')
-        return sets.flat[order], np.repeat(np.arange(len(sets)), sets.lengths)[order]
+        return sets.flat[order], sets.owners[order]
 
     def of(self, classes: np.ndarray) -> np.ndarray:
         """The images holding any of ``classes``, each once, in increasing order."""

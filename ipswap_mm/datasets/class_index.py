@@ -340,8 +340,8 @@ def _entry_images(infos: Sequence[dict]) -> np.ndarray:
 
 def _index_plan(dataset, source: str, cache_dir: Optional[str]) -> Tuple[List[dict], tuple]:
     """The data infos, and what every rank needs: the class source used (``'auto'``
-    resolved), the classes of every distinct entry (None where label maps are still to be
-    read), the entry of every index (see :func:`_dataset_infos`), the image of every entry,
+    resolved), the classes of every distinct entry (a :class:`ClassSets`; None where label
+    maps are still to be read), the entry of every index (see :func:`_dataset_infos`), the image of every entry,
     and where to cache label maps' classes once read."""
     infos, index = _dataset_infos(dataset, read_instances=source != 'seg_map')
     if not len(index):
@@ -484,10 +484,10 @@ def _check_label_values(classes: ClassSets, infos: Optional[Sequence[dict]], num
     wrong = (classes.flat >= num_classes) & ~np.isin(classes.flat, sorted(excluded))
     if not wrong.any():
         return
-    values: Dict[int, set] = {}
+    by_map: Dict[int, set] = {}
     for number, value in zip(classes.owners[wrong].tolist(), classes.flat[wrong].tolist()):
-        values.setdefault(number, set()).add(value)
-    bad = [(number, sorted(found)) for number, found in sorted(values.items())]
+        by_map.setdefault(number, set()).add(value)
+    bad = [(number, sorted(found)) for number, found in sorted(by_map.items())]
     named = [f"{infos[number]['seg_map_path'] if infos is not None else f'entry {number}'}: {values}"
              for number, values in bad[:3]]
     raise ValueError(f'{len(bad)} label maps hold values that are no class of the dataset ({num_classes} classes '
