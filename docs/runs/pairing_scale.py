@@ -46,6 +46,19 @@ for times in (2000, 8000):
     image_ids = np.tile(np.arange(20), times)
     timed(f'20 images x {times}, one alone in its class', [base[i] for i in image_ids], image_ids)
 
+# 1b. copies of one image A, the only image of its key, among images that share A's class
+#     (each alone in its own key): A's copies are leftovers that pair with the others
+for copies in (8000, 16000):
+    sets = [np.array([0])] * copies + [np.array([j + 1, 0]) for j in range(copies // 2)]
+    image_ids = np.r_[np.zeros(copies, np.int64), np.arange(1, copies // 2 + 1)]
+    for name, module in modules:
+        if name == 'old' and copies > 8000:
+            continue
+        start = time.perf_counter()
+        _, stats = module.build_intra_class_pairs(sets, np.random.default_rng(0), 'dominant', image_ids)
+        print(f'{copies} copies of one image among {copies // 2} sharing its class, {name}: '
+              f'{time.perf_counter() - start:.2f} s an epoch; {stats}')
+
 # 2. a V3Det-like long tail: 183k images, 13k classes, 1-3 classes an image
 timed('183k images, 13k classes', power_law(np.random.default_rng(0), 183_348, 13_204, most=3))
 

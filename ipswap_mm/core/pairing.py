@@ -318,6 +318,7 @@ def _split_stuck_twins(pairs: np.ndarray, stuck: np.ndarray, pair_keys: np.ndarr
         return members[~taken[members] & (image_ids[pairs[members, 0]] != image)
                        & (image_ids[pairs[members, 1]] != image)]
 
+    hopeless: set = set()  # (image, classes) no pair can take: pairs only get taken, so none will
     for twin in rng.permutation(np.flatnonzero(stuck)):
         image = image_ids[pairs[twin, 0]]
         classes = np.intersect1d(class_sets[pairs[twin, 0]], class_sets[pairs[twin, 1]])
@@ -329,10 +330,13 @@ def _split_stuck_twins(pairs: np.ndarray, stuck: np.ndarray, pair_keys: np.ndarr
         slots = rng.integers(sizes.sum(), size=draws)
         key_of_slot = np.searchsorted(np.cumsum(sizes), slots, side='right')
         drawn = by_key[start[key_of_slot] + slots - np.r_[0, np.cumsum(sizes)][key_of_slot]]
+        if (image, classes.tobytes()) in hopeless:
+            continue
         members = usable(drawn, image)
         if not len(members):
             members = usable(np.concatenate([by_key[a:b] for a, b in zip(start, stop)]), image)
             if not len(members):
+                hopeless.add((image, classes.tobytes()))
                 continue
         partner = members[rng.integers(len(members))] if len(members) > 1 else members[0]
         pairs[twin, 1], pairs[partner, 0] = pairs[partner, 0], pairs[twin, 1]
@@ -350,9 +354,7 @@ def _pair_leftovers(leftovers: np.ndarray, class_sets: ClassSets, keys: np.ndarr
     background-only, is background-only too). That first one is found through a queue of
     the leftovers of every class, not a scan of all leftovers for each (13 s an epoch for
     8000 copies of one image whose class no other image holds, a ``RepeatDataset`` of a
-    small dataset; 0.44 s now). A worst case stays quadratic, as the scan was: thousands of
-    copies of one image spread through a class's queue between leftovers already taken,
-    which are stepped over one by one.
+    small dataset; 0.44 s now).
     """
     if len(leftovers) == 0:
         return []
@@ -392,9 +394,15 @@ _BACKGROUND = 'background-only'  # the queue key of leftovers without a class (n
 
 
 class _LeftoverQueue:
-    """The leftovers of one class, as ascending positions in the leftovers' random order,
-    with where each run of one image ends: the first one not taken and of another image is
-    found in time linear in the entries taken and the runs skipped."""
+    """The leftovers of one class, as ascending positions in the leftovers' random order.
+
+    :meth:`first` finds the first entry not taken that reads another image than the one
+    asked about. Entries taken are jumped over (jumps shortened as they are followed, as in
+    a union-find), runs of one image in a step, and where the last search for an image
+    stopped is remembered: every entry not taken before that point reads that image, so
+    the next search for it starts there. Thousands of copies of one image among a class's
+    leftovers are then passed over once, not once per copy.
+    """
 
     def __init__(self, positions: np.ndarray, images: np.ndarray) -> None:
         self.positions = positions.tolist()
@@ -403,34 +411,50 @@ class _LeftoverQueue:
         run_ends = np.r_[np.flatnonzero(runs[1:] != runs[:-1]) + 1, len(positions)]
         self.next_other = np.repeat(run_ends, np.diff(np.r_[0, run_ends])).tolist()
         self.images = runs.tolist()
+        self.jump = list(range(1, len(positions) + 1))  # from a taken entry: where to look next
         self.head = 0  # every entry before it is taken
+        self.last_image, self.last_stop = None, 0  # entries not taken before last_stop read last_image
+
+    def _not_taken(self, k: int, taken: np.ndarray) -> int:
+        """The first entry from ``k`` on that is not taken (``len`` if none)."""
+        path = []
+        while k < len(self.positions) and taken[self.positions[k]]:
+            path.append(k)
+            k = self.jump[k]
+        for step in path:
+            self.jump[step] = k
+        return k
 
     def first(self, taken: np.ndarray, image) -> Optional[int]:
         """The first entry not taken that reads another image than ``image``, or None."""
-        positions, k = self.positions, self.head
-        while k < len(positions) and taken[positions[k]]:
-            k += 1
-        self.head = k
-        while k < len(positions):
-            if taken[positions[k]]:
-                k += 1
-            elif self.images[k] != image:
-                return positions[k]
-            else:
-                k = self.next_other[k]
-        return None
+        k = self.head = self._not_taken(self.head, taken)
+        if image == self.last_image:
+            k = self._not_taken(max(k, self.last_stop), taken)
+        while k < len(self.positions) and self.images[k] == image:
+            k = self._not_taken(self.next_other[k], taken)
+        if k > self.head:  # passed over entries of ``image`` to get here
+            self.last_image, self.last_stop = image, k
+        return self.positions[k] if k < len(self.positions) else None
 
 
 class _SharingImage:
     """A random other image than an index's, sharing its key, else any of its classes,
-    else the index itself (:meth:`__call__`). The images of a key come from one sort of
-    the keys (a comparison of every key for each leftover was quadratic), and an image
-    found to have no partner is remembered: its other copies have none either."""
+    else the index itself (:meth:`__call__`).
+
+    The images of a key come from one sort of the keys (a comparison of every key for each
+    leftover was quadratic). What an index can pair with depends only on its image, key and
+    classes: an empty answer is remembered for good (the other copies of a lone image have
+    none either), the last few others too (thousands of copies of one image sharing a class
+    with many others each gathered them again: 5 s an epoch for 4000 copies).
+    """
+
+    RECENT = 16  # how many candidate lists are kept
 
     def __init__(self, class_sets: ClassSets, keys: np.ndarray, image_ids: np.ndarray,
                  holders: _ClassHolders, rng: np.random.Generator) -> None:
         self.class_sets, self.keys, self.image_ids, self.holders, self.rng = class_sets, keys, image_ids, holders, rng
-        self.alone: set = set()  # (image, classes) with no other image holding any of the classes
+        self.alone: set = set()  # (image, key, classes) that no other image shares a class with
+        self.recent: dict = {}  # (image, key, classes): the candidates, oldest first
 
     @functools.cached_property
     def _by_key(self) -> tuple[np.ndarray, np.ndarray]:
@@ -440,22 +464,30 @@ class _SharingImage:
         return by_key, self.keys[by_key]
 
     def __call__(self, index: int) -> int:
-        image = self.image_ids[index]
-        alone_key = (image.item(), tuple(np.asarray(self.class_sets[index]).tolist()))
-        if alone_key in self.alone:
+        found = (self.image_ids[index].item(), self.keys[index].item(), tuple(self.class_sets[index].tolist()))
+        if found in self.alone:
             return index
-        key = self.keys[index]
+        candidates = self.recent.pop(found, None)
+        if candidates is None:
+            candidates = self._candidates(index)
+            if not len(candidates):
+                self.alone.add(found)
+                return index
+            if len(self.recent) >= self.RECENT:
+                del self.recent[next(iter(self.recent))]
+        self.recent[found] = candidates
+        return int(candidates[self.rng.integers(len(candidates))])
+
+    def _candidates(self, index: int) -> np.ndarray:
+        """The other images' indices sharing ``index``'s key, else any of its classes, ascending."""
+        image, key = self.image_ids[index], self.keys[index]
         by_key, sorted_keys = self._by_key
         same_key = by_key[np.searchsorted(sorted_keys, key, 'left'):np.searchsorted(sorted_keys, key, 'right')]
         same_key = same_key[self.image_ids[same_key] != image]
         if len(same_key):
-            return int(same_key[self.rng.integers(len(same_key))])
+            return same_key
         sharing = self.holders.of(self.class_sets[index])
-        sharing = sharing[self.image_ids[sharing] != image]
-        if len(sharing):
-            return int(sharing[self.rng.integers(len(sharing))])
-        self.alone.add(alone_key)
-        return index
+        return sharing[self.image_ids[sharing] != image]
 
 
 class _ClassHolders:
