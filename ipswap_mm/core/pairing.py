@@ -354,7 +354,7 @@ def _pair_leftovers(leftovers: np.ndarray, class_sets: ClassSets, keys: np.ndarr
     background-only, is background-only too). That first one is found through a queue of
     the leftovers of every class, not a scan of all leftovers for each (13 s an epoch for
     8000 copies of one image whose class no other image holds, a ``RepeatDataset`` of a
-    small dataset; 0.44 s now).
+    small dataset; 0.3-0.5 s now).
     """
     if len(leftovers) == 0:
         return []
