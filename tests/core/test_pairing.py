@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ipswap_mm.core.pairing import ClassSets, _pair_leftovers, build_intra_class_pairs, pairing_keys
+from ipswap_mm.core.pairing import ClassSets, _LeftoverQueue, _pair_leftovers, build_intra_class_pairs, pairing_keys
 
 class_sets_strategy = st.lists(st.lists(st.integers(0, 6), max_size=3, unique=True), min_size=1, max_size=80)
 
@@ -265,3 +265,29 @@ def test_class_sets_take_counts_negative_indices_from_the_end():
     with pytest.raises(IndexError):
         sets.take([4])
     assert len(sets.take([])) == 0
+
+
+def test_a_class_queue_finds_the_first_leftover_of_another_image():
+    """Entries 0..4 of one class's queue read images X X X Y Z (their positions 10..14)."""
+    queue = _LeftoverQueue(np.arange(10, 15), np.array([0] * 10 + [1, 1, 1, 2, 3]))
+    taken = np.zeros(15, dtype=bool)
+    assert queue.first(taken, 1) == 13  # past the run of X
+    assert queue.first(taken, 1) == 13  # where the last search for X stopped, not past it
+    assert queue.first(taken, 2) == 10  # Y: the first X, still not taken
+    taken[[10, 11]] = True
+    assert queue._not_taken(0, taken) == 2 and queue._not_taken(0, taken) == 2  # jumps end at the first not taken
+    taken[13] = True
+    assert queue.first(taken, 1) == 14  # X: past its own and a taken entry
+
+
+def test_leftovers_with_many_copies_of_few_images_pair_as_the_plain_rule_says():
+    rng = np.random.default_rng(0)
+    for case in range(300):
+        num_images = int(rng.integers(2, 12))
+        raw = [rng.choice(4, size=int(rng.integers(0, 3)), replace=False) for _ in range(num_images)]
+        image_ids = rng.integers(0, num_images, size=int(rng.integers(2, 60)))
+        class_sets = ClassSets.of([raw[i] for i in image_ids])
+        keys = pairing_keys(class_sets, rng, 'dominant' if case % 2 else 'random')
+        leftovers = rng.permutation(len(image_ids))[:int(rng.integers(1, len(image_ids) + 1))]
+        expected = reference_pair_leftovers(leftovers, class_sets, keys, image_ids, np.random.default_rng(case))
+        assert _pair_leftovers(leftovers, class_sets, keys, image_ids, np.random.default_rng(case)) == expected, case
