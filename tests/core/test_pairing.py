@@ -57,21 +57,28 @@ def test_multi_label_leftovers_pair_with_each_other():
     assert sorted(pairs.ravel().tolist()) == [0, 1]
 
 
+@st.composite
+def repeated_dataset(draw):
+    """``(class_sets, image_ids)`` of up to 160 indices reading up to 80 images, some repeated."""
+    raw = draw(class_sets_strategy)
+    image_ids = np.asarray([c % len(raw) for c in draw(st.lists(st.integers(0, 79), min_size=1, max_size=160))])
+    return [np.asarray(raw[i], dtype=np.int64) for i in image_ids], image_ids
+
+
 @settings(max_examples=80, deadline=None)
-@given(raw=class_sets_strategy, copies=st.lists(st.integers(0, 79), min_size=1, max_size=160),
-       seed=st.integers(0, 2**31), rule=st.sampled_from(['random', 'dominant']))
-def test_pairs_of_repeated_images_share_a_class_and_hold_one_image_only_when_they_must(raw, copies, seed, rule):
-    image_ids = np.asarray([c % len(raw) for c in copies])
-    class_sets = [np.asarray(raw[i], dtype=np.int64) for i in image_ids]
+@given(dataset=repeated_dataset(), seed=st.integers(0, 2**31), rule=st.sampled_from(['random', 'dominant']))
+def test_pairs_of_repeated_images_share_a_class_and_hold_one_image_only_when_they_must(dataset, seed, rule):
+    class_sets, image_ids = dataset
     pairs, stats = build_intra_class_pairs(class_sets, np.random.default_rng(seed), rule, image_ids)
-    assert pairs.shape == ((len(copies) + 1) // 2, 2)
+    assert pairs.shape == ((len(image_ids) + 1) // 2, 2)
     for a, b in pairs:
         assert image_ids[a] == image_ids[b] or shares_class(class_sets, a, b)
     assert stats.self_pairs == sum(int(image_ids[a] == image_ids[b]) for a, b in pairs)
-    assert len(copies) - len(set(pairs.ravel().tolist())) <= stats.dropped
+    assert len(image_ids) - len(set(pairs.ravel().tolist())) <= stats.dropped
     for a, b in pairs:  # one image in a pair only when no other image shares any of its classes
         if image_ids[a] == image_ids[b]:
-            assert not any(image_ids[j] != image_ids[a] and shares_class(class_sets, a, j) for j in range(len(copies)))
+            assert not any(image_ids[j] != image_ids[a] and shares_class(class_sets, a, j)
+                           for j in range(len(image_ids)))
 
 
 @settings(max_examples=60, deadline=None)
@@ -170,15 +177,13 @@ def reference_pair_leftovers(leftovers, class_sets, keys, image_ids, rng):
 
 
 @settings(max_examples=150, deadline=None)
-@given(raw=class_sets_strategy, copies=st.lists(st.integers(0, 79), min_size=1, max_size=160),
-       seed=st.integers(0, 2**31), rule=st.sampled_from(['random', 'dominant']))
-def test_leftovers_pair_as_the_plain_rule_says(raw, copies, seed, rule):
+@given(dataset=repeated_dataset(), seed=st.integers(0, 2**31), rule=st.sampled_from(['random', 'dominant']))
+def test_leftovers_pair_as_the_plain_rule_says(dataset, seed, rule):
     """The class queues of ``_pair_leftovers`` find the partners the plain scan finds."""
-    image_ids = np.asarray([c % len(raw) for c in copies])
-    class_sets = [np.asarray(raw[i], dtype=np.int64) for i in image_ids]
+    class_sets, image_ids = dataset
     keys = pairing_keys(class_sets, np.random.default_rng(seed), rule)
     rng = np.random.default_rng(seed + 1)
-    leftovers = rng.permutation(len(copies))[:rng.integers(1, len(copies) + 1)]
+    leftovers = rng.permutation(len(image_ids))[:rng.integers(1, len(image_ids) + 1)]
     expected = reference_pair_leftovers(leftovers, class_sets, keys, image_ids, np.random.default_rng(seed + 2))
     found = _pair_leftovers(leftovers, ClassSets.of(class_sets), keys, image_ids, np.random.default_rng(seed + 2))
     assert found == expected
