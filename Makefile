@@ -5,7 +5,10 @@
 # make bench-accuracy - efficacy benchmark: baseline vs. IPS on handwritten-digit scenes, 3 seeds (CPU),
 #   both continuing the same trained baseline (--start warm); BENCH_ARGS='--start scratch' for random weights
 #
-# TORCH picks the PyTorch build: the default is the CPU wheel; on a GPU server use e.g.
+# TORCH picks the PyTorch build. The default, torch==2.13.0, names no index: pip's configured
+# indexes decide (on this project's CI machine, local wheels: the CPU build; on plain PyPI for
+# Linux x86_64, the CUDA build). For the CPU build elsewhere, or a GPU server, use e.g.
+#   make test TORCH='torch==2.13.0+cpu --extra-index-url https://download.pytorch.org/whl/cpu'
 #   make test TORCH='torch==2.4.1 --extra-index-url https://download.pytorch.org/whl/cu121'
 # (a torch built for NumPy 2, 2.3 or later: opencv-python pulls numpy 2).
 # mmcv 2.1.0 has no binary wheel: the first install builds it from source with its ops
