@@ -21,7 +21,7 @@ def cell_class_counts(labels: Tensor, size: Tuple[int, int], num_classes: int) -
     upsampling of the logits would assign it. Pixels outside ``[0, K)`` (ignore index,
     padding) count for no class. Weighting a class mean by these counts averages the
     cells' predictions over every pixel of the class, at the logits' resolution, without
-    full-resolution logits. One ``index_add_`` into bins laid out per cell; the bins'
+    full-resolution logits. One ``scatter_add_`` into bins laid out per cell; the bins'
     layout is computed once per batch geometry (:func:`_cell_bins`). No host sync.
 
     Args:
@@ -37,21 +37,22 @@ def cell_class_counts(labels: Tensor, size: Tuple[int, int], num_classes: int) -
     if labels.dtype != torch.long:
         labels = labels.long()
     # every cell has K + 2 bins: below 0, classes 0 .. K-1, K and above; the outer two are dropped
-    index = first_bin + labels.clamp(-1, num_classes)
-    counts = torch.zeros(num * size[0] * size[1] * (num_classes + 2), dtype=torch.float64, device=labels.device)
-    counts.index_add_(0, index.view(-1), ones)
+    index = labels.view(num, -1).clamp(-1, num_classes) + first_bin
+    counts = torch.zeros(num, size[0] * size[1] * (num_classes + 2), dtype=torch.float64, device=labels.device)
+    counts.scatter_add_(1, index, ones)
     return counts.view(num, size[0] * size[1], num_classes + 2)[..., 1:-1]
 
 
 @functools.lru_cache(maxsize=4)
 def _cell_bins(num: int, height: int, width: int, size: Tuple[int, int], num_classes: int,
                device: torch.device) -> Tuple[Tensor, Tensor]:
-    """``(N, H, W)`` index of class 0's bin for every pixel's cell (see :func:`cell_class_counts`),
-    and ``N * H * W`` ones to count with."""
+    """``(H * W,)`` index of class 0's bin in its image's row of counts for every pixel's cell
+    (see :func:`cell_class_counts`), and ``(N, H * W)`` ones to count with (a broadcast
+    scalar). Held per batch geometry: one row of pixels, not one per image (the images' rows
+    are the counts' first dimension)."""
     cell_h, cell_w = size
     rows = torch.arange(height, device=device) * cell_h // height
     cols = torch.arange(width, device=device) * cell_w // width
     cell = rows[:, None] * cell_w + cols[None, :]  # (H, W)
-    images = torch.arange(num, device=device)[:, None, None] * (cell_h * cell_w)
-    first_bin = (images + cell) * (num_classes + 2) + 1
-    return first_bin, torch.ones((), dtype=torch.float64, device=device).expand(first_bin.numel())
+    first_bin = (cell * (num_classes + 2) + 1).view(-1)
+    return first_bin, torch.ones((), dtype=torch.float64, device=device).expand(num, height * width)
