@@ -27,7 +27,7 @@ def label_edges(labels: Tensor, edge_width: int, ignore_index: int = 255) -> Ten
         return (a != b) & valid_a & valid_b
 
     edges = torch.zeros(labels.shape, dtype=torch.bool, device=labels.device)
-    # down: the lower pixel; left: the left pixel; up-left: the upper-left; up-right: the upper-right
+    # each pixel (left operand) against the one above it, to its right, below-right and below-left
     edges[:, 1:, :] |= differ(labels[:, 1:, :], labels[:, :-1, :], valid[:, 1:, :], valid[:, :-1, :])
     edges[:, :, :-1] |= differ(labels[:, :, :-1], labels[:, :, 1:], valid[:, :, :-1], valid[:, :, 1:])
     edges[:, :-1, :-1] |= differ(labels[:, :-1, :-1], labels[:, 1:, 1:], valid[:, :-1, :-1], valid[:, 1:, 1:])

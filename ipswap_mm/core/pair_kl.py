@@ -10,6 +10,7 @@ it with ``T^2 * KL(teacher || student)`` at temperature ``T``.
 """
 from __future__ import annotations
 
+import math
 from typing import Optional, Tuple
 
 import torch
@@ -215,10 +216,7 @@ def pair_kl_divergence(logits: Tensor,
     restore what fp16 or bf16 logits (AMP) have already rounded away. A sigmoid's ``1 - p`` is
     ``sigmoid(-z)``: ``1 - p`` rounds to 0 from ``z = 37`` even in float64.
     """
-    if teacher not in TEACHER_RULES:
-        raise ValueError(f'teacher must be one of {TEACHER_RULES}, got {teacher!r}')
-    if weighting not in WEIGHTINGS:
-        raise ValueError(f'weighting must be one of {WEIGHTINGS}, got {weighting!r}')
+    check_pair_kl_options(temperature, loss_weight, teacher, weighting)
     if logits.dim() != 3 or labels.shape not in ((logits.shape[0], logits.shape[2]),
                                                  (logits.shape[0], logits.shape[2], num_classes)):
         raise ValueError(f'expected logits (2P, C, M) and labels (2P, M) or class weights (2P, M, K={num_classes}), '
@@ -233,3 +231,21 @@ def pair_kl_divergence(logits: Tensor,
         raise ValueError(f'sigmoid logits need one channel per class ({num_classes}), got {logits.shape[1]}')
 
     return _PairKL.apply(logits, labels, num_classes, temperature, teacher, use_sigmoid, weighting, loss_weight)
+
+
+def check_pair_kl_options(temperature: float, loss_weight: float, teacher: str, weighting: str,
+                          owner: str = '') -> None:
+    """Raise ``ValueError`` naming the option (prefixed by ``owner``) that
+    :func:`pair_kl_divergence` cannot use: a temperature of 0 gives NaN, a negative one or a
+    negative weight a loss that pushes the two views apart."""
+    def number(value) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+    if not (number(temperature) and temperature > 0):
+        raise ValueError(f'{owner}temperature must be a positive number, got {temperature!r}')
+    if not (number(loss_weight) and loss_weight >= 0):
+        raise ValueError(f'{owner}loss_weight must be a number >= 0, got {loss_weight!r}')
+    if teacher not in TEACHER_RULES:
+        raise ValueError(f'{owner}teacher must be one of {TEACHER_RULES}, got {teacher!r}')
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f'{owner}weighting must be one of {WEIGHTINGS}, got {weighting!r}')

@@ -1,14 +1,13 @@
 """``PairKLDivLoss``: the registered form of :func:`ipswap_mm.core.pair_kl_divergence`."""
 from __future__ import annotations
 
-import math
 from typing import Optional, Union
 
 import torch
 from mmengine.registry import MODELS
 from torch import Tensor, nn
 
-from ..core.pair_kl import TEACHER_RULES, WEIGHTINGS, pair_kl_divergence
+from ..core.pair_kl import check_pair_kl_options, pair_kl_divergence
 
 
 @MODELS.register_module()
@@ -52,17 +51,9 @@ class PairKLDivLoss(nn.Module):
                  loss_name: str = 'loss_ips_kl',
                  compile: Union[bool, dict] = False) -> None:
         super().__init__()
-        if not (_is_number(temperature) and math.isfinite(temperature) and temperature > 0):
-            raise ValueError(f'PairKLDivLoss.temperature must be a positive number, got {temperature!r}')
-        if not (_is_number(loss_weight) and math.isfinite(loss_weight) and loss_weight >= 0):
-            # a negative weight would push the two views apart
-            raise ValueError(f'PairKLDivLoss.loss_weight must be a number >= 0, got {loss_weight!r}')
+        check_pair_kl_options(temperature, loss_weight, teacher, weighting, owner='PairKLDivLoss.')
         if use_sigmoid is not None and not isinstance(use_sigmoid, bool):
             raise ValueError(f'PairKLDivLoss.use_sigmoid must be None, True or False, got {use_sigmoid!r}')
-        if teacher not in TEACHER_RULES:
-            raise ValueError(f'PairKLDivLoss.teacher must be one of {TEACHER_RULES}, got {teacher!r}')
-        if weighting not in WEIGHTINGS:
-            raise ValueError(f'PairKLDivLoss.weighting must be one of {WEIGHTINGS}, got {weighting!r}')
         if 'loss' not in loss_name:
             raise ValueError(f"PairKLDivLoss.loss_name must contain 'loss' to be optimised, got {loss_name!r}")
         self.temperature = float(temperature)
@@ -97,7 +88,3 @@ class PairKLDivLoss(nn.Module):
     def extra_repr(self) -> str:
         return (f'temperature={self.temperature}, loss_weight={self.loss_weight}, teacher={self.teacher!r}, '
                 f'use_sigmoid={self.use_sigmoid}, weighting={self.weighting!r}, compile={self.compile_options!r}')
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -219,6 +219,11 @@ def test_class_means_and_counts():
 @pytest.mark.parametrize('kwargs, message', [
     (dict(teacher='student'), 'teacher'),
     (dict(weighting='pixels'), 'weighting'),
+    (dict(temperature=0.0), 'temperature'),  # gave NaN
+    (dict(temperature=-1.0), 'temperature'),  # gave a finite loss
+    (dict(temperature=True), 'temperature'),
+    (dict(loss_weight=-5.0), 'loss_weight'),  # gave a negative loss
+    (dict(loss_weight=float('nan')), 'loss_weight'),
 ])
 def test_bad_options(kwargs, message):
     with pytest.raises(ValueError, match=message):
