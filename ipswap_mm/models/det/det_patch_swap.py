@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -116,7 +116,8 @@ class DetPatchSwap(PairSwapBatchAug):
         """Swap ``inputs`` ``(2P, C, H, W)`` and the annotations of ``data_samples`` (2P of them)."""
         self.check_pairs(inputs, data_samples)
         host_cells = self.draw_cells(data_samples, *inputs.shape[-2:])
-        maps = [sample.gt_sem_seg.sem_seg for sample in data_samples] if 'gt_sem_seg' in data_samples[0] else None
+        has_map = self.batch_has(data_samples, 'gt_sem_seg')
+        maps = [sample.gt_sem_seg.sem_seg for sample in data_samples] if has_map else None
         if maps is not None:
             self.check_map_sizes(maps, 'gt_sem_seg', inputs.shape[-2:], 'set model.data_preprocessor.pad_seg=True')
         pairs = self.swapping_pairs(host_cells)
@@ -132,13 +133,24 @@ class DetPatchSwap(PairSwapBatchAug):
         if len(pairs) < len(host_cells):
             cells = to_device(host_cells[pairs], inputs.device)
         for field in INSTANCE_FIELDS:
-            if field in data_samples[0]:
+            if self.batch_has(data_samples, field):
                 dropped = self._swap_instances(samples, field, cells, *inputs.shape[-2:], maps is not None)
                 if dropped is not None:
                     for sample, pixels in zip(samples, dropped):
                         sample.gt_sem_seg.sem_seg = sample.gt_sem_seg.sem_seg.masked_fill(pixels,
                                                                                           self.seg_ignore_index)
         return inputs, data_samples
+
+    def _carried_fields(self, instances: Sequence[InstanceData], field: str) -> List[str]:
+        """The instance fields, besides boxes and masks, that travel with their objects (tensors
+        only; every sample's ``field`` must hold them)."""
+        keys = list(dict.fromkeys(key for inst in instances for key in inst.keys() if key not in ('bboxes', 'masks')))
+        for key in keys:
+            self.batch_has(instances, key, field)
+            if not isinstance(instances[0][key], Tensor):
+                raise TypeError(f'DetPatchSwap cannot carry the instance field {key!r} '
+                                f'({type(instances[0][key]).__name__}) across a swap')
+        return keys
 
     def _swap_instances(self, data_samples: List, field: str, cells: Tensor, height: int, width: int,
                         mark_dropped: bool = False) -> Optional[Tensor]:
@@ -172,7 +184,7 @@ class DetPatchSwap(PairSwapBatchAug):
         owner = owner_index(counts, device)
         # every object seen through two regions: its own image's stay region, the partner's move region
         seen_through = torch.stack([owner, owner + num_images])  # (2, n)
-        with_masks = 'masks' in instances[0]
+        with_masks = self.batch_has(instances, 'masks', field)
         # where each sample's own objects stay visible, and where they show in the partner image
         if with_masks:
             regions = pair_regions(self.patch_swap.cells_to_pixels(cells, height, width)).flatten(0, 1)  # (4Q, H, W)
@@ -203,7 +215,7 @@ class DetPatchSwap(PairSwapBatchAug):
         picks = to_device(torch.from_numpy(picks), device)
         sources = picks % num  # the original object of each new one
         fields = {key: torch.cat([getattr(inst, key) for inst in instances])[sources].split(new_counts)
-                  for key in _carried_fields(instances[0])}
+                  for key in self._carried_fields(instances, field)}
         boxes = new_boxes.view(2 * num, 4)[picks].to(box_dtype).split(new_counts)
         masks = None
         if with_masks:
@@ -217,13 +229,3 @@ class DetPatchSwap(PairSwapBatchAug):
                 result.masks = BitmapMasks(masks[index][:, :mask_h, :mask_w].astype(np.uint8), mask_h, mask_w)
             setattr(sample, field, result)
         return dropped
-
-
-def _carried_fields(instances: InstanceData) -> List[str]:
-    """The instance fields, besides boxes and masks, that travel with their objects (tensors only)."""
-    keys = [key for key in instances.keys() if key not in ('bboxes', 'masks')]
-    for key in keys:
-        if not isinstance(instances[key], Tensor):
-            raise TypeError(f'DetPatchSwap cannot carry the instance field {key!r} '
-                            f'({type(instances[key]).__name__}) across a swap')
-    return keys

@@ -66,7 +66,7 @@ class SegPatchSwap(PairSwapBatchAug):
         self.check_pairs(inputs, data_samples)
         host_cells = self.draw_cells(data_samples, *inputs.shape[-2:])
         maps = {key: [getattr(sample, key).data for sample in data_samples]
-                for key in (*PIXEL_MAP_KEYS, EDGE_MAP_KEY) if key in data_samples[0]}
+                for key in (*PIXEL_MAP_KEYS, EDGE_MAP_KEY) if self.batch_has(data_samples, key)}
         for key, key_maps in maps.items():
             self.check_map_sizes(key_maps, key, inputs.shape[-2:], 'pad both to the same size')
         edge_maps = maps.pop(EDGE_MAP_KEY, None)

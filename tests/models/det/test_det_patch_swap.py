@@ -344,3 +344,28 @@ def test_dropped_objects_pixels_are_ignored_in_the_semantic_map(kind):
         expected[1][:, 14:16, 0:16] = 255  # object 4's part that moves: 32 of 256 pixels
     for sample, expected_map in zip(out_samples, expected):
         assert torch.equal(sample.gt_sem_seg.sem_seg, expected_map)
+
+
+@pytest.mark.parametrize('holder', [0, 1])
+def test_annotations_only_some_samples_hold_are_named(holder):
+    """Masks, a semantic map or an instance field in some samples of a batch and not others:
+    deciding on the first sample dropped the others' masks, left their map unswapped or failed
+    on a missing attribute."""
+    def batch():
+        return [det_sample([[0, 0, 8, 8]], [1], 16, 16) for _ in range(2)]
+
+    masked = batch()
+    masked[holder] = det_sample([[0, 0, 8, 8]], [1], 16, 16, kind='bitmap')
+    with pytest.raises(ValueError, match=r"1 of the batch's 2 gt_instances hold 'masks'"):
+        DetPatchSwap(patch_size=8, swap_prob=1.0)(torch.rand(2, 3, 16, 16), masked)
+
+    from mmengine.structures import PixelData
+    mapped = batch()
+    mapped[holder].gt_sem_seg = PixelData(sem_seg=torch.zeros(1, 16, 16, dtype=torch.uint8))
+    with pytest.raises(ValueError, match=r"1 of the batch's 2 data samples hold 'gt_sem_seg'"):
+        DetPatchSwap(patch_size=8, swap_prob=1.0)(torch.rand(2, 3, 16, 16), mapped)
+
+    scored = batch()
+    scored[holder].gt_instances.scores = torch.ones(1)
+    with pytest.raises(ValueError, match=r"hold 'scores'"):
+        DetPatchSwap(patch_size=8, swap_prob=1.0)(torch.rand(2, 3, 16, 16), scored)

@@ -151,3 +151,13 @@ def test_one_smaller_pair_keeps_its_cells_inside_while_the_others_use_the_whole_
     swap = SegPatchSwap(patch_size=8, swap_prob=1.0, swap_ratio=1.0)
     cells = swap.draw_cells(samples, 32, 32)
     assert not cells[0, 2:].any() and cells[0, :2].all() and cells[1].all()
+
+
+@pytest.mark.parametrize('holder', [0, 1])
+def test_a_map_only_some_samples_hold_is_named(holder):
+    """A depth map in one sample of a pair and not the other: deciding on the first sample
+    left the second's map unswapped behind its pixels (or failed on a missing attribute)."""
+    inputs, samples = seg_batch(2, 16, 16)
+    samples[holder].gt_depth_map = PixelData(data=torch.rand(1, 16, 16))
+    with pytest.raises(ValueError, match=r"1 of the batch's 2 data samples hold 'gt_depth_map'"):
+        SegPatchSwap(patch_size=8, swap_prob=1.0)(inputs, samples)
