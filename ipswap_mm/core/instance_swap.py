@@ -174,7 +174,8 @@ def keep_visible_objects(visible_area: Tensor, full_area: Tensor, min_visible_ar
     is kept as it was, whatever its size (a swap never changes what it does not cut); a
     carried one must cover a pixel (a zero-area box stays where it was, kept, and is not
     copied into the partner). An object the swap cut in two keeps each part only if it
-    has at least ``min_visible_area`` pixels and ``min_visible_ratio`` of its full area.
+    has at least ``min_visible_area`` pixels (and at least one: a part with no pixel is never
+    kept, whatever the thresholds) and ``min_visible_ratio`` of its full area.
 
     ``moved``: whether the visible parts were carried to the partner image; a bool tensor
     broadcastable against ``visible_area`` when some were and some were not.

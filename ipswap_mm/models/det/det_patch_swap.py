@@ -87,7 +87,8 @@ class DetPatchSwap(PairSwapBatchAug):
 
     Args:
         patch_size, swap_prob, swap_ratio, check_finite: see :class:`PairSwapBatchAug`.
-        min_visible_area: Pixels each part of an object the swap cuts in two must have.
+        min_visible_area: Pixels each part of an object the swap cuts in two must have (a
+            part with no pixel is never kept, so 0 acts as 1).
         min_visible_ratio: Fraction of the object's full area such a part must have.
         seg_ignore_index: Written into ``gt_sem_seg`` over a dropped object's visible
             pixels; MMDetection's panoptic heads ignore 255.
