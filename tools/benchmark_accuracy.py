@@ -216,7 +216,6 @@ def build_config(task: str, variant: str, data_root: str, seed: int, iters: int,
         cfg.param_scheduler = [dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=iters, by_epoch=False)]
     else:
         shrink_det_config(cfg, data_root, (size, size), 1, work_dir, batch_size=batch)
-        cfg.model.backbone.init_cfg = None
         for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
             for dataset in leaf_datasets(cfg[loader].dataset):
                 dataset.metainfo = det_metainfo()

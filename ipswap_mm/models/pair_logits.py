@@ -7,7 +7,7 @@ There is one reader per model family; :func:`build_pair_logits` picks it.
 """
 from __future__ import annotations
 
-from typing import List, Protocol, Tuple
+from typing import Any, List, Optional, Protocol, Tuple
 
 from torch import Tensor, nn
 
@@ -33,6 +33,39 @@ class PairLogits(Protocol):
 
     def remove(self) -> None:
         """Undo every hook and wrapper the reader attached; the model is as it was."""
+
+
+class TrainingOutput:
+    """The output a module produced in the current training step, kept until the reader takes it.
+
+    With a ``module``, a forward hook keeps its output whenever it runs in training mode
+    (``module.training``); without one, the owner keeps values itself (:meth:`keep`: from a
+    wrapped method, for heads whose training call skips hooks). Evaluation forwards keep
+    nothing.
+    """
+
+    def __init__(self, module: Optional[nn.Module] = None) -> None:
+        self.value: Any = None
+        self._handle = None if module is None else module.register_forward_hook(self._hook)
+
+    def _hook(self, module: nn.Module, args, output) -> None:
+        if module.training:
+            self.value = output
+
+    def keep(self, value) -> None:
+        self.value = value
+
+    def take(self, what: str):
+        """The kept value, cleared for the next step; raises naming ``what`` if none was kept."""
+        value, self.value = self.value, None
+        if value is None:
+            raise RuntimeError(f'IPSDistillHook: {what} in this training step')
+        return value
+
+    def remove(self) -> None:
+        """Remove the forward hook, if any."""
+        if self._handle is not None:
+            self._handle.remove()
 
 
 def build_pair_logits(model: nn.Module) -> PairLogits:

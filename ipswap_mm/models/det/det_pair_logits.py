@@ -32,6 +32,7 @@ from ...core.device import to_device
 from ...core.instance_swap import owner_index
 from ..loss_forward import loss_call_samples
 from ..method_wrap import unwrap_method, wrap_method
+from ..pair_logits import TrainingOutput
 
 
 def _gt_boxes(data_samples: List) -> Tuple[List[Tensor], List[Tensor]]:
@@ -44,25 +45,6 @@ def _per_image(elements: Tensor, labels: Tensor, counts: List[int]) -> Tuple[Ten
     logits = pad_sequence(list(elements.split(counts)), batch_first=True)  # (N, M, C)
     padded = pad_sequence(list(labels.split(counts)), batch_first=True, padding_value=-1)
     return logits.transpose(1, 2), padded
-
-
-class _FeatureCapture:
-    def __init__(self, module: nn.Module) -> None:
-        self.value = None
-        self._handle = module.register_forward_hook(self._capture)
-
-    def _capture(self, module: nn.Module, args, output) -> None:
-        if module.training:
-            self.value = output
-
-    def take(self):
-        value, self.value = self.value, None
-        if value is None:
-            raise RuntimeError('IPSDistillHook: nothing was captured in this training step')
-        return value
-
-    def remove(self) -> None:
-        self._handle.remove()
 
 
 class RoIPairLogits:
@@ -141,6 +123,8 @@ class RoIPairLogits:
         return {key: _leading_rows(value, rows, own) for key, value in results.items()}
 
     def __call__(self, data_samples: List) -> Tuple[Tensor, Tensor]:
+        """Class scores ``(2P, C + 1, M)`` of the ground-truth boxes the box head classified in
+        this step, ``M`` the most boxes of an image, and their labels ``(2P, M)`` (-1: padding)."""
         boxes, labels = _gt_boxes(data_samples)
         scores, self._scores, self._gt_rois = self._scores, None, None
         if scores is None:
@@ -222,10 +206,13 @@ class DensePairLogits:
         self._pads_priors = min(self.level_priors) < self.priors
         self.head_name = type(head).__name__
         self._levels: dict = {}
-        self._scores = _FeatureCapture(head)
+        self._class_maps = TrainingOutput(head)
 
     def __call__(self, data_samples: List) -> Tuple[Tensor, Tensor]:
-        cls_scores = self._scores.take()[0]
+        """Class logits ``(2P, C, M)`` read at every ground-truth box's centre on its level,
+        one element per prior (``M``: an image's boxes times the most priors of a level), and
+        their labels ``(2P, M)`` (-1: padding, and the priors a box's level lacks)."""
+        cls_scores = self._class_maps.take('the dense head produced no class maps')[0]
         cls_scores = [cls_scores[index] for index in self._order]  # finest stride first
         for index, scores, priors in zip(self._order, cls_scores, self.level_priors):
             if scores.shape[1] != priors * self.prior_channels:
@@ -281,5 +268,5 @@ class DensePairLogits:
         return self._levels[key]
 
     def remove(self) -> None:
-        self._scores.remove()
+        self._class_maps.remove()
 

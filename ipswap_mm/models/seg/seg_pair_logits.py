@@ -8,6 +8,7 @@ from torch import Tensor, nn
 
 from ...core.cell_counts import cell_class_counts
 from ..method_wrap import unwrap_method, wrap_method
+from ..pair_logits import TrainingOutput
 
 
 def distilled_head(segmentor: nn.Module) -> nn.Module:
@@ -50,30 +51,22 @@ class SegPairLogits:
         self.ignore_index = int(ignore_index) if ignore_index is not None and 0 <= ignore_index < self.num_classes \
             else None
         self.head_name = type(head).__name__
-        self._logits = None
-        self._head, self._handle = head, None
-        if dense:
-            self._handle = head.conv_seg.register_forward_hook(self._capture)
-        else:  # an instance attribute, not a hook: K-Net's loss calls self.forward, which skips hooks
+        self._head, self._dense = head, dense
+        self._logits = TrainingOutput(head.conv_seg if dense else None)
+        if not dense:  # an instance attribute, not a hook: K-Net's loss calls self.forward, which skips hooks
             self._forward_of_head = wrap_method(head, 'forward', self._forward)
-
-    def _capture(self, module: nn.Module, args, output: Tensor) -> None:
-        if module.training:
-            self._logits = output
 
     def _forward(self, *args, **kwargs):
         """The head's ``forward``; in training, its class logits are kept."""
         output = self._forward_of_head(*args, **kwargs)
         if self._head.training:
-            self._logits = head_output_logits(output, self.num_classes, self.head_name)
+            self._logits.keep(head_output_logits(output, self.num_classes, self.head_name))
         return output
 
     def __call__(self, data_samples: List) -> Tuple[Tensor, Tensor]:
         """Logits ``(2P, C, h*w)`` of the last training forward and the class weights
         ``(2P, h*w, K)`` of their cells (see :func:`cell_class_counts`)."""
-        logits, self._logits = self._logits, None
-        if logits is None:
-            raise RuntimeError('IPSDistillHook: the decode head produced no logits in this training step')
+        logits = self._logits.take('the decode head produced no logits')
         labels = torch.cat([sample.gt_sem_seg.data for sample in data_samples])  # (2P, H, W)
         if self.ignore_index is not None:
             labels = labels.masked_fill(labels == self.ignore_index, -1)
@@ -81,9 +74,8 @@ class SegPairLogits:
         return logits.flatten(2), weights
 
     def remove(self) -> None:
-        if self._handle is not None:
-            self._handle.remove()
-        else:
+        self._logits.remove()
+        if not self._dense:
             unwrap_method(self._head, 'forward', self._forward)
 
 

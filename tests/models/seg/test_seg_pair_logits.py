@@ -65,7 +65,7 @@ def test_head_without_conv_seg_is_read_when_its_loss_calls_forward_directly():
     reader.remove()
     assert 'forward' not in segmentor.decode_head.__dict__
     segmentor.decode_head.loss(x)
-    assert reader._logits is None  # nothing is read once removed
+    assert reader._logits.value is None  # nothing is read once removed
 
 
 @pytest.mark.parametrize('ignore_index', [0, 255])
