@@ -194,8 +194,8 @@ def paired_scenes(batch_size: int, size: int, seed: int = 0) -> list:
 
 
 def swap_module(model):
-    from ipswap_mm.models import PairSwapBatchAug
-    return next(m for m in model.data_preprocessor.modules() if isinstance(m, PairSwapBatchAug))
+    from ipswap_mm.models.pair_swap_batch_aug import swaps_of
+    return swaps_of(model)[0]
 
 
 class SegCutMix:

@@ -44,7 +44,7 @@ from mmengine.runner import Runner  # noqa: E402
 from torch import Tensor  # noqa: E402
 
 import ipswap_mm  # noqa: E402,F401
-from ipswap_mm.models.pair_swap_batch_aug import PairSwapBatchAug  # noqa: E402
+from ipswap_mm.models.pair_swap_batch_aug import swaps_of  # noqa: E402
 from ipswap_mm.synthetic import write_coco_dataset, write_voc_dataset  # noqa: E402
 from ipswap_mm.synthetic.small_run import shrink_det_config, shrink_seg_config  # noqa: E402
 from ipswap_mm.synthetic.voc import voc_palette  # noqa: E402
@@ -80,21 +80,16 @@ def first_pairs(loader: Iterable[dict], num_pairs: int) -> dict:
     return dict(inputs=inputs[:2 * num_pairs], data_samples=samples[:2 * num_pairs])
 
 
-def find_swap(batch_augments: torch.nn.Module) -> PairSwapBatchAug:
-    """The swap (``SegPatchSwap`` / ``DetPatchSwap``) among the preprocessor's batch augmentations."""
-    for module in batch_augments.modules():
-        if isinstance(module, PairSwapBatchAug):
-            return module
-    raise ValueError('model.data_preprocessor.batch_augments holds no SegPatchSwap / DetPatchSwap')
-
-
 def swap_training_pairs(runner: Runner, num_pairs: int = NUM_PAIRS) -> SwappedBatch:
     """Run training pairs through the data preprocessor with the swap turned off, then swap them
     with ``swap_prob=1.0`` (every pair shows a swap). The model's settings are restored."""
     preprocessor = runner.model.data_preprocessor
     batch = first_pairs(runner.train_dataloader, num_pairs)
     augments = preprocessor.batch_augments
-    swap = find_swap(augments)
+    swaps = swaps_of(runner.model)
+    if not swaps:
+        raise ValueError('model.data_preprocessor.batch_augments holds no SegPatchSwap / DetPatchSwap')
+    swap = swaps[0]
     preprocessor.batch_augments = None
     try:
         plain = preprocessor(batch, training=True)

@@ -10,7 +10,7 @@ from torch import nn
 
 from ..models.loss_forward import loss_call_samples
 from ..models.pair_logits import build_pair_logits
-from ..models.pair_swap_batch_aug import PairSwapBatchAug
+from ..models.pair_swap_batch_aug import swaps_of
 from .checkpoint_safety import make_weights_only_safe, restore_history_buffers
 from .setup_checks import (
     check_normalisation,
@@ -126,7 +126,7 @@ class IPSDistillHook(Hook):
             raise
         self._pair_logits = pair_logits
         self._handle = model.register_forward_hook(self._add_pair_loss, with_kwargs=True)
-        self._swaps = [m for m in model.data_preprocessor.modules() if isinstance(m, PairSwapBatchAug)]
+        self._swaps = swaps_of(model)
         self._input_handle = model.data_preprocessor.register_forward_pre_hook(
             note_integer_inputs(self._swaps, model.data_preprocessor), with_kwargs=True)
         for swap in self._swaps:

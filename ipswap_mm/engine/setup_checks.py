@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from torch.utils.data import BatchSampler
 
 from ..datasets.pair_sampler import IntraClassPairSampler
-from ..models.pair_swap_batch_aug import PairSwapBatchAug
+from ..models.pair_swap_batch_aug import swaps_of
 from .config_walk import pipeline_transforms
 
 
@@ -135,8 +135,7 @@ def follow_resumed_layout(train_loop, saved: Optional[dict]) -> tuple:
 
 def check_swap_configured(model: nn.Module) -> None:
     """Raise unless the model's data preprocessor runs a patch swap."""
-    preprocessor = getattr(model, 'data_preprocessor', None)
-    if preprocessor is None or not any(isinstance(m, PairSwapBatchAug) for m in preprocessor.modules()):
+    if not swaps_of(model):
         raise ValueError('IPSDistillHook is on but no patch swap runs: add dict(type=\'SegPatchSwap\') '
                          "(MMSegmentation, with model.data_preprocessor.type='BatchAugSegDataPreProcessor') or "
                          "dict(type='DetPatchSwap') (MMDetection) to model.data_preprocessor.batch_augments")
@@ -212,7 +211,7 @@ def follow_generate_edge(model: nn.Module, dataset) -> None:
     """
     settings = {(int(t.edge_width), int(t.ignore_index)) for t in pipeline_transforms(dataset)
                 if type(t).__name__ == 'GenerateEdge'}
-    swaps = [module for module in model.data_preprocessor.modules() if hasattr(module, 'edge_width')]
+    swaps = [swap for swap in swaps_of(model) if hasattr(swap, 'edge_width')]  # SegPatchSwap
     if not settings or not swaps:
         return
     if len(settings) > 1:
@@ -236,7 +235,7 @@ def warn_pipeline_padding(model: nn.Module, dataset) -> None:
     from mmcv.transforms import Pad
     if getattr(model.data_preprocessor, 'marks_pipeline_padding', False):
         return
-    swaps = [m for m in model.data_preprocessor.modules() if isinstance(m, PairSwapBatchAug)]
+    swaps = swaps_of(model)
     pads = [t for t in pipeline_transforms(dataset) if isinstance(t, Pad)]
     if pads:
         print_log(f'IPSDistillHook: the training pipeline pads ({type(pads[0]).__name__}, e.g. to a square) and '

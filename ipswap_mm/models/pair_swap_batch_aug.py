@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Sequence
+from typing import List, Sequence
 
 import torch
 from mmengine.logging import print_log
@@ -192,3 +192,10 @@ class PairSwapBatchAug(nn.Module):
 
     def extra_repr(self) -> str:
         return repr(self.patch_swap)
+
+
+def swaps_of(model: nn.Module) -> List[PairSwapBatchAug]:
+    """The patch swaps (``SegPatchSwap``, ``DetPatchSwap``) among ``model.data_preprocessor``'s
+    modules (its ``batch_augments``), in module order; ``[]`` without a data preprocessor."""
+    preprocessor = getattr(model, 'data_preprocessor', None)
+    return [] if preprocessor is None else [m for m in preprocessor.modules() if isinstance(m, PairSwapBatchAug)]
