@@ -290,12 +290,11 @@ class DetTask:
         import numpy as np
         from mmdet.structures.bbox import HorizontalBoxes
         from mmdet.structures.mask import BitmapMasks
+
+        from ipswap_mm.synthetic.scenes import masks_to_pixel_ranges
         results = []
         for index, scene in enumerate(paired_scenes(batch_size, size)):
-            rows = scene.masks.any(2)
-            cols = scene.masks.any(1)
-            boxes = [[c.argmax(), r.argmax(), len(c) - c[::-1].argmax(), len(r) - r[::-1].argmax()]
-                     for r, c in zip(rows, cols)]
+            boxes = masks_to_pixel_ranges(scene.masks)
             result = dict(img=scene.image[..., ::-1].copy(), img_path=f'synthetic/{index}.jpg', img_id=index,
                           img_shape=(size, size), ori_shape=(size, size), scale_factor=(1.0, 1.0), flip=False,
                           flip_direction=None, gt_bboxes=HorizontalBoxes(np.asarray(boxes, np.float32)),

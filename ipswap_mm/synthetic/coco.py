@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .scenes import Scene, make_scene
+from .scenes import Scene, make_scene, masks_to_pixel_ranges
 from .voc import MARKER, check_writable
 
 # The ids of the 80 COCO 2017 categories, in the order of CocoDataset.METAINFO['classes'].
@@ -59,9 +59,8 @@ def mask_polygons(mask: np.ndarray) -> List[List[float]]:
 
 def mask_box(mask: np.ndarray) -> List[float]:
     """Tight ``[x, y, w, h]`` box (pixel edges) of the True pixels of an ``(H, W)`` mask."""
-    rows, cols = np.nonzero(mask)
-    return [float(cols.min()), float(rows.min()), float(cols.max() + 1 - cols.min()),
-            float(rows.max() + 1 - rows.min())]
+    c1, r1, c2, r2 = masks_to_pixel_ranges(mask[None])[0].tolist()
+    return [float(c1), float(r1), float(c2 - c1), float(r2 - r1)]
 
 
 def write_coco_dataset(root: str,

@@ -25,6 +25,16 @@ class Scene:
     labels: np.ndarray
 
 
+def masks_to_pixel_ranges(masks: np.ndarray) -> np.ndarray:
+    """``(K, H, W)`` bool masks (none empty) -> ``(K, 4)`` int ``c1, r1, c2, r2`` (end exclusive):
+    every object's tight box in pixel edges."""
+    rows, cols = masks.any(2), masks.any(1)
+    first_row, first_col = rows.argmax(1), cols.argmax(1)
+    last_row = masks.shape[1] - rows[:, ::-1].argmax(1)
+    last_col = masks.shape[2] - cols[:, ::-1].argmax(1)
+    return np.stack([first_col, first_row, last_col, last_row], axis=1).reshape(-1, 4)
+
+
 def class_colour(label: int) -> np.ndarray:
     """A fixed, distinct RGB colour per class id."""
     rng = np.random.default_rng(1000 + label)

@@ -9,7 +9,7 @@ from xml.etree import ElementTree
 import numpy as np
 from PIL import Image
 
-from .scenes import make_scene
+from .scenes import make_scene, masks_to_pixel_ranges
 from .voc import MARKER, check_writable
 
 # aeroplane, bus, cat, dog, person (0-based VOCDataset labels)
@@ -56,15 +56,6 @@ def voc_annotation(folder: str, filename: str, height: int, width: int, boxes: n
         for tag, value in zip(('xmin', 'ymin', 'xmax', 'ymax'), (c1 + 1, r1 + 1, c2, r2)):
             _text(box, tag, value)
     return ElementTree.ElementTree(root)
-
-
-def masks_to_pixel_ranges(masks: np.ndarray) -> np.ndarray:
-    """``(K, H, W)`` bool masks (none empty) -> ``(K, 4)`` int ``c1, r1, c2, r2`` (end exclusive)."""
-    rows, cols = masks.any(2), masks.any(1)
-    first_row, first_col = rows.argmax(1), cols.argmax(1)
-    last_row = masks.shape[1] - rows[:, ::-1].argmax(1)
-    last_col = masks.shape[2] - cols[:, ::-1].argmax(1)
-    return np.stack([first_col, first_row, last_col, last_row], axis=1).reshape(-1, 4)
 
 
 def write_voc_detection_dataset(root: str,

@@ -6,7 +6,7 @@ import pytest
 from mmdet.datasets import VOCDataset
 
 from ipswap_mm.synthetic import make_scene, write_voc_detection_dataset
-from ipswap_mm.synthetic.voc_detection import DEFAULT_CLASSES, masks_to_pixel_ranges
+from ipswap_mm.synthetic.voc_detection import DEFAULT_CLASSES
 
 SIZE = (48, 64)
 
@@ -56,13 +56,6 @@ def test_stock_voc_dataset_reads_it(voc_root):
     assert len(dataset) == 3 and dataset.metainfo['dataset_type'] == 'VOC2007'
     labels = [inst['bbox_label'] for i in range(len(dataset)) for inst in dataset.get_data_info(i)['instances']]
     assert labels and set(labels) <= set(DEFAULT_CLASSES)
-
-
-def test_pixel_ranges_of_masks():
-    masks = np.zeros((2, 6, 8), bool)
-    masks[0, 1:3, 2:7] = True
-    masks[1, 5, 0] = True
-    assert masks_to_pixel_ranges(masks).tolist() == [[2, 1, 7, 3], [0, 5, 1, 6]]
 
 
 def test_refuses_to_overwrite_foreign_data(tmp_path):
