@@ -127,9 +127,10 @@ class _PairKL(torch.autograd.Function):
                 use_sigmoid: bool, weighting: str, loss_weight: float) -> Tensor:
         values = logits if logits.dtype == torch.float64 else logits.double()
         shares, counts = class_shares(class_weights(labels, num_classes, values.dtype))  # (N, M, K), (N, 1, K)
-        probs = _to_probs(values / temperature, use_sigmoid)  # (N, C, M)
+        tempered = values if temperature == 1 else values / temperature  # at T = 1 (the default) no division
+        probs = _to_probs(tempered, use_sigmoid)  # (N, C, M)
         means = torch.bmm(probs, shares)  # (N, C, K)
-        absent = (-values / temperature).sigmoid() if use_sigmoid else None  # 1 - probs, exact when saturated
+        absent = (-tempered).sigmoid() if use_sigmoid else None  # 1 - probs, exact when saturated
         absent_means = torch.bmm(absent, shares) if use_sigmoid else None
         plain_means = means if temperature == 1 else torch.bmm(_to_probs(values, use_sigmoid), shares)
         weight = _student_weight(plain_means, counts, teacher)  # (P, 2, K)
