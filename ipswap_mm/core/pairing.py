@@ -352,9 +352,9 @@ def _pair_leftovers(leftovers: np.ndarray, class_sets: ClassSets, keys: np.ndarr
     Leftovers are taken in random order; each pairs with the first leftover after it, in
     that order, that is not taken, reads another image and shares a class with it (or,
     background-only, is background-only too). That first one is found through a queue of
-    the leftovers of every class, not a scan of all leftovers for each (13 s an epoch for
-    8000 copies of one image whose class no other image holds, a ``RepeatDataset`` of a
-    small dataset; 0.3-0.5 s now).
+    the leftovers of every class, not a scan of all leftovers for each (a scan was quadratic:
+    12-16 s an epoch for 8000 copies of one image whose class no other image holds, a
+    ``RepeatDataset`` of a small dataset, against 0.27-0.46 s; ``docs/runs/pairing_scale.py``).
     """
     if len(leftovers) == 0:
         return []
@@ -464,18 +464,18 @@ class _SharingImage:
         return by_key, self.keys[by_key]
 
     def __call__(self, index: int) -> int:
-        found = (self.image_ids[index].item(), self.keys[index].item(), tuple(self.class_sets[index].tolist()))
-        if found in self.alone:
+        query = (self.image_ids[index].item(), self.keys[index].item(), tuple(self.class_sets[index].tolist()))
+        if query in self.alone:
             return index
-        candidates = self.recent.pop(found, None)
+        candidates = self.recent.pop(query, None)
         if candidates is None:
             candidates = self._candidates(index)
             if not len(candidates):
-                self.alone.add(found)
+                self.alone.add(query)
                 return index
             if len(self.recent) >= self.RECENT:
                 del self.recent[next(iter(self.recent))]
-        self.recent[found] = candidates
+        self.recent[query] = candidates
         return int(candidates[self.rng.integers(len(candidates))])
 
     def _candidates(self, index: int) -> np.ndarray:

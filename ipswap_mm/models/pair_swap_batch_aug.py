@@ -21,7 +21,7 @@ class PairSwapBatchAug(nn.Module):
     """Base of ``SegPatchSwap`` and ``DetPatchSwap``: decides which cells every pair swaps.
 
     The batch must be laid out pair by pair (``IntraClassPairSampler`` does that).
-    Randomness comes from a generator seeded by (run seed, iteration, rank), on the host:
+    Randomness comes from a generator seeded by (run seed, iteration, rank, stream), on the host:
     the cells are drawn there and copied to the batch's device once. A subclass's
     ``forward`` calls :meth:`check_pairs` (whole pairs, finite values; tags every sample with
     the metainfo ``ips_pair_index`` that ``IPSDistillHook`` checks), then :meth:`draw_cells`,
