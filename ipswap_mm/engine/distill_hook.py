@@ -12,6 +12,7 @@ from ..models.loss_forward import loss_call_samples
 from ..models.pair_logits import build_pair_logits
 from ..models.pair_swap_batch_aug import swaps_of
 from .checkpoint_safety import make_weights_only_safe, restore_history_buffers
+from .resume import follow_resumed_layout, follow_resumed_seed, pair_stream_meta
 from .setup_checks import (
     check_normalisation,
     check_pair_dataloader,
@@ -19,11 +20,8 @@ from .setup_checks import (
     check_sampler_ignore_index,
     check_swap_configured,
     follow_generate_edge,
-    follow_resumed_layout,
-    follow_resumed_seed,
     note_integer_inputs,
     pair_sampler_of,
-    pair_stream_meta,
     set_sampler_infinite,
     warn_pipeline_padding,
 )
