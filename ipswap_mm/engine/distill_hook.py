@@ -12,7 +12,7 @@ from ..models.loss_forward import loss_call_samples
 from ..models.pair_logits import build_pair_logits
 from ..models.pair_swap_batch_aug import swaps_of
 from .checkpoint_safety import make_weights_only_safe, restore_history_buffers
-from .resume import follow_resumed_layout, follow_resumed_seed, pair_stream_meta
+from .resume import follow_resume, pair_stream_meta
 from .setup_checks import (
     check_normalisation,
     check_pair_dataloader,
@@ -81,8 +81,8 @@ class IPSDistillHook(Hook):
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         check_pair_dataloader(runner.train_dataloader)
         set_sampler_infinite(runner.train_loop)
-        follow_resumed_seed(runner.train_loop, self._seed_at_build, runner.seed)
-        self._pair_stream_start = follow_resumed_layout(runner.train_loop, self._saved_pair_stream)
+        self._pair_stream_start = follow_resume(runner.train_loop, self._seed_at_build, runner.seed,
+                                                self._saved_pair_stream)
         check_swap_configured(model)
         check_normalisation(model.data_preprocessor)
         check_sampler_ignore_index(model, pair_sampler_of(runner.train_dataloader))

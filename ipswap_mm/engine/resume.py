@@ -12,19 +12,29 @@ from ..datasets.pair_sampler import IntraClassPairSampler
 from .setup_checks import pair_sampler_of
 
 
-def follow_resumed_seed(train_loop, seed_at_build: Optional[int], seed: int) -> None:
-    """Pair with the resumed run's seed when the sampler took the runner's.
+def follow_resumed_seed(train_loop, seed_at_build: Optional[int], seed: int) -> bool:
+    """Pair with the resumed run's seed when the sampler took the runner's; returns whether
+    the sampler's seed changed.
 
     Without ``randomness.seed`` the runner draws a seed, builds the sampler with it, and a
     resume then restores the checkpoint's seed (the swaps follow it by themselves); here the
     pairs follow it too, so that a resumed run pairs as the run it continues. An
     iteration-based loop's dataloader iterator exists already (its workers may have drawn
-    indices), so it is built again. A seed given to the sampler itself is left alone.
+    indices): the caller builds it again (:func:`rebuild_data_iterator`), once, after
+    :func:`follow_resumed_layout`, which may build it too. A seed given to the sampler itself
+    is left alone.
     """
     sampler = pair_sampler_of(train_loop.dataloader)
     if seed_at_build is None or seed == seed_at_build or sampler.seed != seed_at_build:
-        return
+        return False
     sampler.seed = seed
+    return True
+
+
+def rebuild_data_iterator(train_loop) -> None:
+    """Build an iteration-based loop's dataloader iterator again, so that it draws from the
+    sampler as it is now (its workers may have drawn indices already); nothing for a loop
+    without one."""
     iterator = getattr(train_loop, 'dataloader_iterator', None)
     if iterator is not None:
         train_loop.dataloader_iterator = type(iterator)(train_loop.dataloader)
@@ -76,7 +86,7 @@ def follow_resumed_layout(train_loop, saved: Optional[dict]) -> tuple:
     MMEngine's skip loads nothing. With the same layout nothing changes: the skip replays
     the data pipeline's random draws exactly. Returns where this run's pairs start (epoch,
     pair, iteration), for :func:`pair_stream_meta`: ``(0, 0, 0)`` where MMEngine's skip
-    stands.
+    stands (and the data iterator was not built again).
     """
     if not saved or not isinstance(train_loop, IterBasedTrainLoop) or train_loop.iter == 0:
         return 0, 0, 0
@@ -88,9 +98,20 @@ def follow_resumed_layout(train_loop, saved: Optional[dict]) -> tuple:
         return 0, 0, 0
     epoch, pair = sampler.stream_position(saved_start[:2], train_loop.iter - saved_start[2], *saved_layout)
     sampler.resume_at(epoch, pair)
-    iterator = train_loop.dataloader_iterator
-    train_loop.dataloader_iterator = SkippedBatches(type(iterator)(train_loop.dataloader), train_loop.iter)
+    rebuild_data_iterator(train_loop)
+    train_loop.dataloader_iterator = SkippedBatches(train_loop.dataloader_iterator, train_loop.iter)
     print_log(f'IPSDistillHook: the checkpoint trained on {saved_layout[0]} processes x {2 * saved_layout[1]} '
               f'images, this run on {layout[0]} x {2 * layout[1]}: its pairs go on at pair {pair} of epoch {epoch}, '
               'where the checkpoint stopped (the batches MMEngine skips are not loaded)', logger='current')
     return epoch, pair, train_loop.iter
+
+
+def follow_resume(train_loop, seed_at_build: Optional[int], seed: int, saved: Optional[dict]) -> tuple:
+    """Both of the above, with the data iterator built again at most once (its workers start
+    anew each time): :func:`follow_resumed_seed`, then :func:`follow_resumed_layout`, whose
+    start ``(epoch, pair, iteration)`` it returns."""
+    reseeded = follow_resumed_seed(train_loop, seed_at_build, seed)
+    start = follow_resumed_layout(train_loop, saved)
+    if reseeded and start == (0, 0, 0):  # else the layout built it again already
+        rebuild_data_iterator(train_loop)
+    return start

@@ -5,7 +5,7 @@ from torch.utils.data import DataLoader
 
 from ipswap_mm.datasets import class_index, pair_sampler
 from ipswap_mm.datasets.pair_sampler import IntraClassPairSampler
-from ipswap_mm.engine.resume import follow_resumed_layout, follow_resumed_seed, pair_stream_meta
+from ipswap_mm.engine.resume import follow_resume, follow_resumed_layout, follow_resumed_seed, pair_stream_meta
 from tests.engine.test_distill_hook import Indices, pair_loader
 from tests.engine.test_setup_checks import loop_of
 
@@ -23,9 +23,35 @@ def test_a_resume_that_restores_the_runner_seed_restores_the_pairs(monkeypatch):
     loader = DataLoader(Indices(), batch_size=2, sampler=IntraClassPairSampler(Indices(), seed=11), num_workers=1)
     loop = loop_of(IterBasedTrainLoop, loader)
     loop.dataloader_iterator = loops._InfiniteDataloaderIterator(loader)  # its worker prefetches
-    follow_resumed_seed(loop, seed_at_build=11, seed=0)
+    assert follow_resume(loop, seed_at_build=11, seed=0, saved=None) == (0, 0, 0)
     assert loader.sampler.seed == 0
     assert [next(loop.dataloader_iterator).tolist() for _ in range(4)] == one_epoch(0)
+
+
+class CountedIterator(loops._InfiniteDataloaderIterator):
+    built = 0
+
+    def __init__(self, dataloader):
+        super().__init__(dataloader)
+        type(self).built += 1
+
+
+@pytest.mark.parametrize('layout_changes', [False, True])
+def test_a_resume_that_changes_the_seed_builds_the_data_iterator_once(monkeypatch, layout_changes):
+    """A new seed and, with it, another layout: the iterator (its workers) is built once, not
+    once for the seed and once more for the layout."""
+    loop = resumed_loop(monkeypatch, batch_size=4, iteration=3)
+    loop.dataloader.sampler.seed = 11
+    loop.dataloader_iterator = CountedIterator(loop.dataloader)
+    CountedIterator.built = 0
+    saved = dict(epoch=0, pair=0, iter=0, world_size=1, pairs_per_iter=1 if layout_changes else 2)
+    start = follow_resume(loop, seed_at_build=11, seed=0, saved=saved)
+    assert start == ((0, 3, 3) if layout_changes else (0, 0, 0))
+    assert CountedIterator.built == 1 and loop.dataloader.sampler.seed == 0
+    if layout_changes:  # the pairs of seed 0 from where the run stopped
+        assert [next(loop.dataloader_iterator) for _ in range(3)] == [None] * 3
+        pairs = loop.dataloader.sampler.epoch_pairs(0).reshape(-1).tolist()
+        assert next(loop.dataloader_iterator).tolist()[:2] == pairs[6:]
 
 
 @pytest.mark.parametrize('sampler_seed, seed_at_build, seed', [(5, 11, 0), (11, 11, 11)])
