@@ -35,7 +35,14 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from ipswap_mm.engine.cfg_options import ips_block_options  # noqa: E402
-from ipswap_mm.engine.config_walk import dataset_nodes, evaluator_keys, is_leaf_dataset, leaf_dataset_keys  # noqa: E402
+from ipswap_mm.engine.config_walk import (  # noqa: E402
+    data_root_keys,
+    dataset_nodes,
+    evaluator_keys,
+    is_leaf_dataset,
+    leaf_dataset_keys,
+    missing_data_paths,
+)
 
 VARIANTS = ('baseline', 'ips')
 
@@ -115,9 +122,9 @@ def check_recipe(recipe: str, cfg_options: dict = None, work_root: str = 'work_d
                         raise FileNotFoundError(f'the evaluator\'s ann_file {metric["ann_file"]}')
             except (AssertionError, OSError) as error:  # MMSegmentation asserts the image folder exists
                 roots = sorted({d.get('data_root', '') for _, d in leaf_dataset_keys(cfg[name].dataset)})
-                missing = missing_paths(cfg[name].dataset)
+                missing = missing_data_paths(cfg, [name])
                 detail = str(error) or (f'missing: {", ".join(missing)}' if missing else type(error).__name__)
-                keys = [f'{key}=...' for key in data_root_keys(cfg)]
+                keys = [f'{key}=...' for key in data_root_keys(cfg, LOADERS)]
                 raise SystemExit(f'{recipe}: the {spec["data"]} data was not found ({detail}). Put it under '
                                  f'{", ".join(roots)} relative to {os.getcwd()} (the layout of the MMSegmentation '
                                  '/ MMDetection dataset docs), or point the config at it: --cfg-options '
@@ -126,26 +133,6 @@ def check_recipe(recipe: str, cfg_options: dict = None, work_root: str = 'work_d
         print(f'{recipe} {variant}: {spec[variant]} builds (model and custom hooks; training, validation and test '
               f'dataloaders, a first sample of each), images: '
               + ', '.join(f'{split} {size}' for split, size in sizes.items()))
-
-
-def data_root_keys(cfg) -> list:
-    """The ``--cfg-options`` keys of every dataset's ``data_root`` in the three dataloaders, and
-    of the evaluators' ``ann_file`` (COCO metrics read the annotations themselves)."""
-    keys = [f'{name}.{key}.data_root' for name in LOADERS if cfg.get(name)
-            for key, _ in leaf_dataset_keys(cfg[name].dataset)]
-    for name in ('val_evaluator', 'test_evaluator'):
-        keys += [f'{key}.ann_file' for key, evaluator in evaluator_keys(cfg, name) if evaluator.get('ann_file')]
-    return keys
-
-
-def missing_paths(dataset_cfg) -> list:
-    """The annotation files and data folders a dataset config names that do not exist."""
-    paths = []
-    for _, leaf in leaf_dataset_keys(dataset_cfg):
-        root = leaf.get('data_root', '')
-        names = [leaf.get('ann_file') or '', *(leaf.get('data_prefix') or {}).values()]
-        paths += [osp.join(root, name) for name in names if name and not osp.exists(osp.join(root, name))]
-    return sorted(set(paths))
 
 
 def run_recipe(recipe: str, gpus: int, work_root: str, cfg_options: list, slurm_partition: str = None) -> str:

@@ -1,9 +1,10 @@
 """Walk a config's dataset and evaluator entries: the datasets inside wrapper configs and
-the evaluators of a loop, with the dotted keys ``--cfg-options`` reaches them by; and the
-datasets inside built wrappers."""
+the evaluators of a loop, with the dotted keys ``--cfg-options`` reaches them by, and the
+data files they name; and the datasets inside built wrappers."""
 from __future__ import annotations
 
-from typing import List, Tuple
+import os.path as osp
+from typing import List, Sequence, Tuple
 
 
 def dataset_nodes(dataset) -> list:
@@ -70,3 +71,34 @@ def evaluator_keys(cfg, name: str) -> List[Tuple[str, dict]]:
     if isinstance(evaluator_cfg, (list, tuple)):
         return [(f'{name}.{index}', evaluator) for index, evaluator in enumerate(evaluator_cfg)]
     return [(name, evaluator_cfg)]
+
+
+def data_root_keys(cfg, loaders: Sequence[str]) -> list:
+    """The ``--cfg-options`` keys of every dataset's ``data_root`` in ``loaders`` (names of the
+    config's dataloaders), and of their evaluators' ``ann_file`` (COCO metrics read the
+    annotations themselves)."""
+    keys = [f'{name}.{key}.data_root' for name in loaders if cfg.get(name)
+            for key, _ in leaf_dataset_keys(cfg[name].dataset)]
+    for name in loaders:
+        keys += [f'{key}.ann_file' for key, evaluator in evaluator_keys(cfg, name.replace('dataloader', 'evaluator'))
+                 if evaluator.get('ann_file')]
+    return keys
+
+
+def missing_data_paths(cfg, loaders: Sequence[str]) -> list:
+    """The annotation files and data folders the datasets of ``loaders`` name, and their
+    evaluators' ``ann_file``, that are not on the local disk. A dataset read through a storage
+    backend (``backend_args``) or at a URI is not checked."""
+    paths = []
+    for name in loaders:
+        if not cfg.get(name):
+            continue
+        for _, leaf in leaf_dataset_keys(cfg[name].dataset):
+            if leaf.get('backend_args'):
+                continue
+            root = leaf.get('data_root') or ''
+            names = [leaf.get('ann_file') or '', *(leaf.get('data_prefix') or {}).values()]
+            paths += [osp.join(root, item) for item in names if item and isinstance(item, str)]
+        paths += [evaluator['ann_file'] for _, evaluator in evaluator_keys(cfg, name.replace('dataloader', 'evaluator'))
+                  if isinstance(evaluator.get('ann_file'), str)]
+    return sorted({path for path in paths if '://' not in path and not osp.exists(path)})

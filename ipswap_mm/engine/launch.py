@@ -23,6 +23,8 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import find_latest_checkpoint
 
+from .config_walk import data_root_keys, missing_data_paths
+
 
 def _sync_bn_to_bn(node) -> None:
     if isinstance(node, dict):
@@ -86,6 +88,20 @@ def apply_resume(cfg: Config, resume: Optional[str]) -> None:
     elif cfg.get('load_from'):
         print_log(f'--resume: no checkpoint in {cfg.work_dir} yet, so the run starts from '
                   f'load_from={cfg.load_from}', logger='current')
+
+
+def check_training_data(cfg: Config) -> None:
+    """Stop, naming the missing files and the keys to set, when the training or validation
+    data the config names is not on the local disk: before the model is built, where
+    MMSegmentation and MMDetection fail later and name no key (data behind a storage backend
+    or at a URI is not checked)."""
+    loaders = ['train_dataloader'] + (['val_dataloader'] if cfg.get('val_cfg') else [])
+    missing = missing_data_paths(cfg, loaders)
+    if missing:
+        keys = ' '.join(f'{key}=DIR' for key in data_root_keys(cfg, loaders))
+        raise SystemExit(f'The data this config trains on was not found: {", ".join(missing)} (relative to '
+                         f'{osp.abspath(".")}). Put it there (the layout of the MMSegmentation / MMDetection '
+                         f'dataset docs), or point the config at it: --cfg-options {keys}')
 
 
 def build_runner(cfg: Config) -> Runner:

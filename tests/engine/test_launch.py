@@ -3,7 +3,7 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 
-from ipswap_mm.engine.launch import apply_resume
+from ipswap_mm.engine.launch import apply_resume, check_training_data
 
 
 def config(work_dir, **fields):
@@ -67,3 +67,45 @@ def test_a_configs_own_work_dir_is_kept(tmp_path):
     path.write_text('x = 1\n')
     assert load_run_config(str(path), None, None, 'none').work_dir == './work_dirs/my_config'
     assert load_run_config(str(path), None, '/given', 'none').work_dir == '/given'
+
+
+def voc_like(root, val_cfg=True, **train_fields):
+    """A config whose training set joins two lists (as the VOC aug configs do) and whose
+    validation set and COCO-style evaluator name their own files."""
+    def dataset(ann_file):
+        return dict(type='BaseSegDataset', data_root=str(root), ann_file=ann_file,
+                    data_prefix=dict(img_path='JPEGImages', seg_map_path='labels'), **train_fields)
+    cfg = dict(train_dataloader=dict(dataset=dict(type='ConcatDataset',
+                                                  datasets=[dataset('train.txt'), dataset('aug.txt')])),
+               val_dataloader=dict(dataset=dataset('val.txt')),
+               val_evaluator=dict(type='CocoMetric', ann_file=osp.join(str(root), 'val.json')))
+    if val_cfg:
+        cfg['val_cfg'] = dict(type='ValLoop')
+    return Config(cfg)
+
+
+def test_missing_training_data_stops_the_run_naming_the_files_and_the_keys(tmp_path):
+    (tmp_path / 'JPEGImages').mkdir()
+    (tmp_path / 'train.txt').write_text('a\n')
+    with pytest.raises(SystemExit) as stopped:
+        check_training_data(voc_like(tmp_path))
+    message = str(stopped.value)
+    for missing in ('aug.txt', 'val.txt', 'labels', 'val.json'):
+        assert str(tmp_path / missing) in message
+    assert str(tmp_path / 'train.txt') not in message and str(tmp_path / 'JPEGImages,') not in message
+    assert ('--cfg-options train_dataloader.dataset.datasets.0.data_root=DIR '
+            'train_dataloader.dataset.datasets.1.data_root=DIR val_dataloader.dataset.data_root=DIR '
+            'val_evaluator.ann_file=DIR') in message
+
+
+def test_data_that_is_there_behind_a_backend_or_not_validated_passes(tmp_path):
+    for name in ('JPEGImages', 'labels'):
+        (tmp_path / name).mkdir()
+    for name in ('train.txt', 'aug.txt'):
+        (tmp_path / name).write_text('a\n')
+    check_training_data(voc_like(tmp_path, val_cfg=False))  # no validation loop: its data is not needed
+    with pytest.raises(SystemExit, match='val.txt'):
+        check_training_data(voc_like(tmp_path))
+    remote = voc_like(tmp_path / 'elsewhere', val_cfg=False, backend_args=dict(backend='petrel'))
+    check_training_data(remote)  # read through a storage backend: not on the local disk
+    check_training_data(voc_like('s3://bucket/voc', val_cfg=False))  # a URI

@@ -3,6 +3,7 @@ import json
 import os
 import os.path as osp
 import signal
+import socket
 import subprocess
 import sys
 
@@ -28,6 +29,14 @@ def small_det_config(name: str, data_root: str, work_dir: str, path: str) -> str
                             scale=(DET_SIZE[1], DET_SIZE[0]), epochs=1, work_dir=work_dir, batch_size=2)
     cfg.dump(path)
     return path
+
+
+def free_port() -> int:
+    """A TCP port no process listens on now, for a torchrun rendezvous: a fixed port fails when
+    another run (a second test session, a leftover process) holds it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(('127.0.0.1', 0))
+        return probe.getsockname()[1]
 
 
 def run_python(args, cwd, timeout=600):

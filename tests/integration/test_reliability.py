@@ -10,7 +10,7 @@ from PIL import Image
 
 from ipswap_mm.synthetic.small_run import shrink_det_config, shrink_seg_config
 from tests.conftest import REPO
-from tests.integration.helpers import logged_scalars, run_python, single_process_pairs
+from tests.integration.helpers import free_port, logged_scalars, run_python, single_process_pairs
 
 TRAIN = osp.join(REPO, 'tools', 'train.py')
 
@@ -88,7 +88,7 @@ def test_two_processes_on_cpu_train_whole_pairs(voc_root, tmp_path):
     cfg = Config.fromfile(config)
     cfg.train_dataloader.dataset = cfg.train_dataloader.dataset.datasets[0]
     cfg.dump(config)
-    train_on_two_cpu_processes(config, work_dir, str(tmp_path), port=29517, timeout=420)
+    train_on_two_cpu_processes(config, work_dir, str(tmp_path), port=free_port(), timeout=420)
     pairs, classes = single_process_pairs(cfg, 'mmseg', [0, 1], str(tmp_path / 'cache'))
     assert len(pairs[0]) == len(pairs[1]) == 8 and pairs[0] != pairs[1]  # new pairs every epoch
     for name, class_set in classes.items():
@@ -111,7 +111,7 @@ def test_two_processes_on_cpu_train_whole_pairs_detection(coco_root, tmp_path):
     cfg.merge_from_dict(RECORDER)
     config = str(tmp_path / 'cfg.py')
     cfg.dump(config)
-    output = train_on_two_cpu_processes(config, work_dir, str(tmp_path), 29541, 240, '--auto-scale-lr')
+    output = train_on_two_cpu_processes(config, work_dir, str(tmp_path), free_port(), 240, '--auto-scale-lr')
     # MMDetection's flag: the learning rate of the config's 16 images a step, scaled to 2 x 2
     assert 'LR is set based on batch size of 16 and the current batch size is 4' in output
     pairs, classes = single_process_pairs(cfg, 'mmdet', [0, 1], str(tmp_path / 'cache'))

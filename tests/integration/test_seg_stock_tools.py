@@ -12,7 +12,7 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
 from tests.conftest import REPO
-from tests.integration.helpers import logged_scalars, run_python, small_seg_config
+from tests.integration.helpers import free_port, logged_scalars, run_python, small_seg_config
 
 STOCK_TOOLS = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools')
 ITERS = 4
@@ -64,7 +64,7 @@ def test_dist_test_evaluates_in_two_processes(trained):
     tmp, config, _, checkpoint = trained
     result = subprocess.run(['bash', osp.join(REPO, 'tools', 'dist_test.sh'), config, checkpoint, '2', '--work-dir',
                              str(tmp / 'dist_test')], cwd=str(tmp), capture_output=True, text=True, timeout=280,
-                            env={**os.environ, 'PYTHON': sys.executable, 'PORT': '29531'})
+                            env={**os.environ, 'PYTHON': sys.executable, 'PORT': str(free_port())})
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
     assert 'Distributed training: True' in output and 'GPU number: 2' in output  # MMEngine's world size

@@ -256,11 +256,11 @@ def test_slurm_train_without_a_work_dir_says_so_before_srun(tmp_path, args):
 def test_data_root_keys_name_each_evaluator_of_a_list_as_cfg_options_reaches_it():
     from mmengine.config import Config
 
-    from tools.reproduce import data_root_keys
+    from ipswap_mm.engine.config_walk import data_root_keys
     cfg = Config(dict(val_dataloader=dict(dataset=dict(type='CocoDataset', data_root='data/coco/')),
                       val_evaluator=[dict(type='IoUMetric'), dict(type='CocoMetric', ann_file='a.json')],
                       test_evaluator=dict(type='CocoMetric', ann_file='b.json')))
-    keys = data_root_keys(cfg)
+    keys = data_root_keys(cfg, ('train_dataloader', 'val_dataloader', 'test_dataloader'))
     assert keys == ['val_dataloader.dataset.data_root', 'val_evaluator.1.ann_file', 'test_evaluator.ann_file']
     cfg.merge_from_dict({key: 'elsewhere' for key in keys})
     assert cfg.val_evaluator[1].ann_file == cfg.test_evaluator.ann_file == 'elsewhere'
