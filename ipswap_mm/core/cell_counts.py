@@ -37,7 +37,7 @@ def cell_class_counts(labels: Tensor, size: Tuple[int, int], num_classes: int) -
     if labels.dtype != torch.long:
         labels = labels.long()
     # every cell has K + 2 bins: below 0, classes 0 .. K-1, K and above; the outer two are dropped
-    index = labels.view(num, -1).clamp(-1, num_classes) + first_bin
+    index = labels.reshape(num, height * width).clamp(-1, num_classes) + first_bin
     counts = torch.zeros(num, size[0] * size[1] * (num_classes + 2), dtype=torch.float64, device=labels.device)
     counts.scatter_add_(1, index, ones)
     return counts.view(num, size[0] * size[1], num_classes + 2)[..., 1:-1]

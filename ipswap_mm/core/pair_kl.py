@@ -11,6 +11,7 @@ it with ``T^2 * KL(teacher || student)`` at temperature ``T``.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Optional, Tuple
 
 import torch
@@ -217,7 +218,8 @@ def pair_kl_divergence(logits: Tensor,
     restore what fp16 or bf16 logits (AMP) have already rounded away. A sigmoid's ``1 - p`` is
     ``sigmoid(-z)``: ``1 - p`` rounds to 0 from ``z = 37`` even in float64.
     """
-    check_pair_kl_options(temperature, loss_weight, teacher, weighting)
+    if not torch.compiler.is_compiling():  # checked once, eagerly; traced, a temperature may be symbolic
+        check_pair_kl_options(temperature, loss_weight, teacher, weighting)
     if logits.dim() != 3 or labels.shape not in ((logits.shape[0], logits.shape[2]),
                                                  (logits.shape[0], logits.shape[2], num_classes)):
         raise ValueError(f'expected logits (2P, C, M) and labels (2P, M) or class weights (2P, M, K={num_classes}), '
@@ -239,8 +241,8 @@ def check_pair_kl_options(temperature: float, loss_weight: float, teacher: str, 
     """Raise ``ValueError`` naming the option (prefixed by ``owner``) that
     :func:`pair_kl_divergence` cannot use: a temperature of 0 gives NaN, a negative one or a
     negative weight a loss that pushes the two views apart."""
-    def number(value) -> bool:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    def number(value) -> bool:  # Python and NumPy numbers; not bools
+        return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
     if not (number(temperature) and temperature > 0):
         raise ValueError(f'{owner}temperature must be a positive number, got {temperature!r}')

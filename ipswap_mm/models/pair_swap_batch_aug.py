@@ -171,14 +171,14 @@ class PairSwapBatchAug(nn.Module):
             valid_hw = torch.tensor(valid, dtype=torch.long)
         return self.patch_swap.sample_cells(len(data_samples) // 2, height, width, self.generator(), valid_hw)
 
-    def batch_has(self, items: Sequence, key: str, where: str = 'data samples') -> bool:
+    def batch_has(self, items: Sequence, key: str, where: str = 'data samples of the batch') -> bool:
         """Whether every one of ``items`` (data samples, or their instances) holds ``key``;
         ``False`` when none does. Raises, naming ``key``, when only some do: the swap moves a
         pixel map or an annotation for the whole batch or not at all, and deciding on the
         first item would leave the others' labels behind their pixels or drop them."""
         present = sum(key in item for item in items)
         if 0 < present < len(items):
-            raise ValueError(f'{type(self).__name__}: {present} of the batch\'s {len(items)} {where} hold '
+            raise ValueError(f'{type(self).__name__}: {present} of {len(items)} {where} hold '
                              f'{key!r} and the others do not. Every sample of a batch must carry the same '
                              'annotations: give the training pipelines of joined datasets the same '
                              'LoadAnnotations and Pack*Inputs')

@@ -58,7 +58,7 @@ def mask_polygons(mask: np.ndarray) -> List[List[float]]:
 
 
 def mask_box(mask: np.ndarray) -> List[float]:
-    """Tight ``[x, y, w, h]`` box (pixel edges) of the True pixels of an ``(H, W)`` mask."""
+    """Tight ``[x, y, w, h]`` box (pixel edges) of the True pixels of a non-empty ``(H, W)`` mask."""
     c1, r1, c2, r2 = masks_to_pixel_ranges(mask[None])[0].tolist()
     return [float(c1), float(r1), float(c2 - c1), float(r2 - r1)]
 

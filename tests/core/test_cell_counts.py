@@ -68,3 +68,18 @@ def test_the_tables_kept_per_batch_geometry_hold_one_image_of_pixels():
     assert _cell_bins.cache_info().hits == 1  # the entry the count cached
     assert first_bin.numel() == 64 * 48
     assert ones.untyped_storage().nbytes() == ones.element_size()  # a broadcast scalar
+
+
+def test_label_maps_of_any_integer_type_or_layout_count_the_same():
+    """uint8 maps (255: ignored) cast to long before the clamp (a uint8 clamp at -1 wraps to
+    255 and counts nothing); a transposed (not contiguous) map is read as it is; a list size
+    is a size."""
+    labels = random_labels(2, 6, 10, 3, seed=1)
+    expected = cell_class_counts(labels, (3, 5), 3)
+    assert expected.sum() > 0
+    assert torch.equal(cell_class_counts(labels.to(torch.uint8), (3, 5), 3), expected)
+    assert torch.equal(cell_class_counts(labels.int(), [3, 5], 3), expected)
+    transposed = labels.transpose(1, 2).contiguous().transpose(1, 2)
+    assert not transposed.is_contiguous()
+    assert torch.equal(cell_class_counts(transposed, (3, 5), 3), expected)
+    assert cell_class_counts(labels[:0], (3, 5), 3).shape == (0, 15, 3)

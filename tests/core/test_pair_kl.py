@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -228,6 +229,14 @@ def test_class_means_and_counts():
 def test_bad_options(kwargs, message):
     with pytest.raises(ValueError, match=message):
         pair_kl_divergence(torch.zeros(2, 2, 1), torch.zeros(2, 1, dtype=torch.long), 2, **kwargs)
+
+
+def test_numpy_numbers_are_numbers():
+    logits, labels = torch.randn(2, 3, 4), torch.randint(0, 3, (2, 4))
+    expected = pair_kl_divergence(logits, labels, 3, temperature=2.0, loss_weight=0.5)
+    assert expected.item() > 0
+    assert pair_kl_divergence(logits, labels, 3, temperature=np.float32(2.0), loss_weight=np.float64(0.5)) == expected
+    assert pair_kl_divergence(logits, labels, 3, temperature=np.int64(2), loss_weight=0.5) == expected
 
 
 def test_element_weighting_gives_a_class_its_elements_share():

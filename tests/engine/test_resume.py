@@ -5,7 +5,7 @@ from torch.utils.data import DataLoader
 
 from ipswap_mm.datasets import class_index, pair_sampler
 from ipswap_mm.datasets.pair_sampler import IntraClassPairSampler
-from ipswap_mm.engine.resume import follow_resume, follow_resumed_layout, follow_resumed_seed, pair_stream_meta
+from ipswap_mm.engine.resume import follow_resume, follow_resumed_layout, pair_stream_meta
 from tests.engine.test_distill_hook import Indices, pair_loader
 from tests.engine.test_setup_checks import loop_of
 
@@ -60,8 +60,15 @@ def test_a_seed_of_the_sampler_or_an_unchanged_one_is_kept(monkeypatch, sampler_
     loader.sampler.seed = sampler_seed  # 5: given to the sampler in the config, not the runner's
     loop = loop_of(IterBasedTrainLoop, loader)
     loop.dataloader_iterator = iterator = object()
-    follow_resumed_seed(loop, seed_at_build, seed)
-    assert loader.sampler.seed == sampler_seed and loop.dataloader_iterator is iterator
+    assert follow_resume(loop, seed_at_build, seed, saved=None) == (0, 0, 0)
+    assert loader.sampler.seed == sampler_seed and loop.dataloader_iterator is iterator  # not built again
+
+
+def test_a_new_seed_under_an_epoch_based_loop_has_no_iterator_to_build(monkeypatch):
+    loader = pair_loader(monkeypatch=monkeypatch)
+    loader.sampler.seed = 11
+    assert follow_resume(loop_of(EpochBasedTrainLoop, loader), 11, 0, saved=None) == (0, 0, 0)
+    assert loader.sampler.seed == 0
 
 
 def resumed_loop(monkeypatch, batch_size, iteration):
@@ -138,3 +145,33 @@ def test_an_iterator_whose_workers_drew_indices_is_built_again(monkeypatch):
     assert [next(loop.dataloader_iterator) for _ in range(3)] == [None] * 3
     pairs = [loader.sampler.epoch_pairs(epoch).reshape(-1).tolist() for epoch in (0, 1)]
     assert next(loop.dataloader_iterator).tolist() == pairs[0][6:] + pairs[1][:2]
+
+
+def test_a_checkpoint_loaded_at_iteration_0_leaves_the_pairs_at_their_start(monkeypatch):
+    """``load_from`` without resume: MMEngine calls after_load_checkpoint, so a pair stream is
+    known, but the run trains from iteration 0 and its pairs start at the beginning."""
+    loop = resumed_loop(monkeypatch, batch_size=4, iteration=0)
+    iterator = loop.dataloader_iterator
+    saved = dict(epoch=0, pair=3, iter=3, world_size=1, pairs_per_iter=1)
+    assert follow_resumed_layout(loop, saved) == (0, 0, 0) and loop.dataloader_iterator is iterator
+
+
+def test_another_sampler_records_no_pair_stream(monkeypatch):
+    from torch.utils.data import SequentialSampler
+    loader = DataLoader(Indices(), batch_size=4, sampler=SequentialSampler(Indices()))
+    assert pair_stream_meta(loop_of(IterBasedTrainLoop, loader), (0, 0, 0)) is None
+
+
+def test_the_number_of_processes_is_part_of_the_layout(monkeypatch):
+    """Two processes of 2 pairs a step: the same on resume leaves MMEngine's skip; one process
+    of 2 pairs (half the pairs a step) goes on where the two-process run stopped."""
+    monkeypatch.setattr(pair_sampler, 'get_dist_info', lambda: (0, 2))
+    monkeypatch.setattr(class_index, 'get_dist_info', lambda: (0, 1))
+    loader = DataLoader(Indices(), batch_size=4, sampler=IntraClassPairSampler(Indices(), seed=0, infinite=True))
+    loop = loop_of(IterBasedTrainLoop, loader)
+    loop._iter = 1
+    loop.dataloader_iterator = iterator = loops._InfiniteDataloaderIterator(loader)
+    assert pair_stream_meta(loop, (0, 0, 0))['world_size'] == 2
+    same = dict(epoch=0, pair=0, iter=0, world_size=2, pairs_per_iter=2)
+    assert follow_resumed_layout(loop, same) == (0, 0, 0) and loop.dataloader_iterator is iterator
+    assert follow_resumed_layout(loop, dict(same, world_size=1)) == (0, 2, 1)

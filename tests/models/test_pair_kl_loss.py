@@ -119,3 +119,12 @@ def test_use_sigmoid_none_follows_the_model():
     sigmoid = pair_kl_divergence(logits, labels, 3, use_sigmoid=True)
     assert loss.item() == pytest.approx(sigmoid.item())
     assert sigmoid.item() != pytest.approx(pair_kl_divergence(logits, labels, 3).item())
+
+
+def test_a_compiled_loss_traces_with_a_symbolic_temperature():
+    """``compile=dict(dynamic=True, fullgraph=True)``: the temperature is a traced value, which
+    the option check (eager only) must not read; it failed to trace when the check ran in the
+    compiled function."""
+    logits, labels = views()
+    compiled = PairKLDivLoss(temperature=2.0, compile=dict(backend='eager', fullgraph=True, dynamic=True))
+    torch.testing.assert_close(compiled(logits, labels, 3), PairKLDivLoss(temperature=2.0)(logits, labels, 3))

@@ -12,8 +12,9 @@ def test_a_segmentor_gets_the_segmentation_reader_and_its_contract():
     assert type(reader).__name__ == 'SegPairLogits'
     assert reader.num_classes == 5 and reader.use_sigmoid is False
     assert model.decode_head.conv_seg._forward_hooks
+    assert 'forward' not in model.decode_head.__dict__  # a dense head is hooked, not wrapped
     reader.remove()
-    assert not model.decode_head.conv_seg._forward_hooks
+    assert not model.decode_head.conv_seg._forward_hooks and 'forward' not in model.decode_head.__dict__
 
 
 def test_a_model_of_no_supported_family_is_named():

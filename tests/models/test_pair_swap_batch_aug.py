@@ -66,3 +66,15 @@ def test_a_ratio_range_warns_only_when_its_high_end_rounds_to_no_cell(monkeypatc
     swap.pair_loss_attached = True
     swap(*seg_batch(2, 32, 32))
     assert not warnings
+
+
+def test_the_swaps_of_a_model_are_its_data_preprocessors_in_module_order():
+    from torch import nn
+
+    from ipswap_mm.models.pair_swap_batch_aug import swaps_of
+    first, second = SegPatchSwap(patch_size=8), SegPatchSwap(patch_size=16)
+    model = nn.Module()
+    model.data_preprocessor = nn.Module()
+    model.data_preprocessor.batch_augments = nn.ModuleList([nn.Identity(), first, nn.Sequential(second)])
+    assert swaps_of(model) == [first, second]
+    assert swaps_of(nn.Linear(2, 2)) == []  # no data preprocessor

@@ -147,7 +147,7 @@ class DetPatchSwap(PairSwapBatchAug):
         only; every sample's ``field`` must hold them)."""
         keys = list(dict.fromkeys(key for inst in instances for key in inst.keys() if key not in ('bboxes', 'masks')))
         for key in keys:
-            self.batch_has(instances, key, field)
+            self.batch_has(instances, key, f'{field} of the pairs that swap')
             if not isinstance(instances[0][key], Tensor):
                 raise TypeError(f'DetPatchSwap cannot carry the instance field {key!r} '
                                 f'({type(instances[0][key]).__name__}) across a swap')
@@ -185,7 +185,7 @@ class DetPatchSwap(PairSwapBatchAug):
         owner = owner_index(counts, device)
         # every object seen through two regions: its own image's stay region, the partner's move region
         seen_through = torch.stack([owner, owner + num_images])  # (2, n)
-        with_masks = self.batch_has(instances, 'masks', field)
+        with_masks = self.batch_has(instances, 'masks', f'{field} of the pairs that swap')
         # where each sample's own objects stay visible, and where they show in the partner image
         if with_masks:
             regions = pair_regions(self.patch_swap.cells_to_pixels(cells, height, width)).flatten(0, 1)  # (4Q, H, W)

@@ -356,16 +356,29 @@ def test_annotations_only_some_samples_hold_are_named(holder):
 
     masked = batch()
     masked[holder] = det_sample([[0, 0, 8, 8]], [1], 16, 16, kind='bitmap')
-    with pytest.raises(ValueError, match=r"1 of the batch's 2 gt_instances hold 'masks'"):
+    with pytest.raises(ValueError, match=r"1 of 2 gt_instances of the pairs that swap hold 'masks'"):
         DetPatchSwap(patch_size=8, swap_prob=1.0)(torch.rand(2, 3, 16, 16), masked)
 
     from mmengine.structures import PixelData
     mapped = batch()
     mapped[holder].gt_sem_seg = PixelData(sem_seg=torch.zeros(1, 16, 16, dtype=torch.uint8))
-    with pytest.raises(ValueError, match=r"1 of the batch's 2 data samples hold 'gt_sem_seg'"):
+    with pytest.raises(ValueError, match=r"1 of 2 data samples of the batch hold 'gt_sem_seg'"):
         DetPatchSwap(patch_size=8, swap_prob=1.0)(torch.rand(2, 3, 16, 16), mapped)
 
     scored = batch()
     scored[holder].gt_instances.scores = torch.ones(1)
-    with pytest.raises(ValueError, match=r"hold 'scores'"):
+    with pytest.raises(ValueError, match=r"1 of 2 gt_instances of the pairs that swap hold 'scores'"):
         DetPatchSwap(patch_size=8, swap_prob=1.0)(torch.rand(2, 3, 16, 16), scored)
+
+    unignored = batch()
+    del unignored[holder].ignored_instances
+    with pytest.raises(ValueError, match=r"1 of 2 data samples of the batch hold 'ignored_instances'"):
+        DetPatchSwap(patch_size=8, swap_prob=1.0)(torch.rand(2, 3, 16, 16), unignored)
+
+
+def test_an_instance_field_that_is_no_tensor_is_named():
+    samples = [det_sample([[0, 0, 8, 8]], [1], 16, 16) for _ in range(2)]
+    for sample in samples:
+        sample.gt_instances.names = ['one']
+    with pytest.raises(TypeError, match="cannot carry the instance field 'names'"):
+        DetPatchSwap(patch_size=8, swap_prob=1.0)(torch.rand(2, 3, 16, 16), samples)

@@ -159,5 +159,5 @@ def test_a_map_only_some_samples_hold_is_named(holder):
     left the second's map unswapped behind its pixels (or failed on a missing attribute)."""
     inputs, samples = seg_batch(2, 16, 16)
     samples[holder].gt_depth_map = PixelData(data=torch.rand(1, 16, 16))
-    with pytest.raises(ValueError, match=r"1 of the batch's 2 data samples hold 'gt_depth_map'"):
+    with pytest.raises(ValueError, match=r"1 of 2 data samples of the batch hold 'gt_depth_map'"):
         SegPatchSwap(patch_size=8, swap_prob=1.0)(inputs, samples)
