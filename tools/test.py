@@ -17,7 +17,7 @@ from mmengine.config import Config, ConfigDict, DictAction  # noqa: E402
 
 import ipswap_mm  # noqa: E402,F401
 from ipswap_mm.engine import trusted_checkpoint_globals  # noqa: E402
-from ipswap_mm.engine.launch import build_runner, load_run_config  # noqa: E402
+from ipswap_mm.engine.launch import build_runner, check_data, load_run_config  # noqa: E402
 
 METRIC_FILES = ('.json', '.pkl', '.pickle', '.yaml', '.yml')
 
@@ -83,6 +83,7 @@ def main(argv=None) -> dict:
                          'writes the metrics)')
     cfg.load_from = args.checkpoint
     cfg = apply_test_options(cfg, args)
+    check_data(cfg, ['test_dataloader'])
     runner = build_runner(cfg)
     if args.out and cfg.get('default_scope') != 'mmseg':
         from mmdet.evaluation import DumpDetResults

@@ -15,7 +15,13 @@ from mmengine.config import DictAction  # noqa: E402
 
 import ipswap_mm  # noqa: E402,F401 - registers IPS
 from ipswap_mm.engine import trusted_checkpoint_globals  # noqa: E402
-from ipswap_mm.engine.launch import apply_resume, build_runner, check_training_data, load_run_config  # noqa: E402
+from ipswap_mm.engine.launch import (  # noqa: E402
+    apply_resume,
+    build_runner,
+    check_data,
+    load_run_config,
+    training_loaders,
+)
 
 
 def parse_args() -> argparse.Namespace:
@@ -49,7 +55,7 @@ def main() -> None:
                              'config (MMDetection configs have it; N: the total batch size the learning rate is for)')
         cfg.auto_scale_lr.enable = True
     apply_resume(cfg, args.resume)
-    check_training_data(cfg)
+    check_data(cfg, training_loaders(cfg))
     runner = build_runner(cfg)
     with trusted_checkpoint_globals():  # the checkpoint the user names, as before torch 2.6
         runner.train()

@@ -13,7 +13,7 @@ model wrapper code as on GPUs. With a GPU it changes nothing.
 from __future__ import annotations
 
 import os.path as osp
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 import torch.distributed as torch_dist
@@ -90,18 +90,23 @@ def apply_resume(cfg: Config, resume: Optional[str]) -> None:
                   f'load_from={cfg.load_from}', logger='current')
 
 
-def check_training_data(cfg: Config) -> None:
-    """Stop, naming the missing files and the keys to set, when the training or validation
-    data the config names is not on the local disk: before the model is built, where
-    MMSegmentation and MMDetection fail later and name no key (data behind a storage backend
-    or at a URI is not checked)."""
-    loaders = ['train_dataloader'] + (['val_dataloader'] if cfg.get('val_cfg') else [])
+def check_data(cfg: Config, loaders: Sequence[str]) -> None:
+    """Stop, naming the missing files and the keys to set, when data the datasets of ``loaders``
+    (names of the config's dataloaders) or their evaluators name is not on the local disk:
+    before the model is built, where MMSegmentation and MMDetection fail later and name no key
+    (data behind a storage backend or at a URI is not checked)."""
     missing = missing_data_paths(cfg, loaders)
     if missing:
         keys = ' '.join(f'{key}=DIR' for key in data_root_keys(cfg, loaders))
-        raise SystemExit(f'The data this config trains on was not found: {", ".join(missing)} (relative to '
+        raise SystemExit(f'The data this config reads was not found: {", ".join(missing)} (relative to '
                          f'{osp.abspath(".")}). Put it there (the layout of the MMSegmentation / MMDetection '
                          f'dataset docs), or point the config at it: --cfg-options {keys}')
+
+
+def training_loaders(cfg: Config) -> list:
+    """The dataloaders a training run reads: the training one, and the validation one when the
+    config validates (``val_cfg``)."""
+    return ['train_dataloader'] + (['val_dataloader'] if cfg.get('val_cfg') else [])
 
 
 def build_runner(cfg: Config) -> Runner:

@@ -3,7 +3,7 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 
-from ipswap_mm.engine.launch import apply_resume, check_training_data
+from ipswap_mm.engine.launch import apply_resume, check_data, training_loaders
 
 
 def config(work_dir, **fields):
@@ -84,11 +84,15 @@ def voc_like(root, val_cfg=True, **train_fields):
     return Config(cfg)
 
 
+def with_loaders(cfg):
+    return cfg, training_loaders(cfg)
+
+
 def test_missing_training_data_stops_the_run_naming_the_files_and_the_keys(tmp_path):
     (tmp_path / 'JPEGImages').mkdir()
     (tmp_path / 'train.txt').write_text('a\n')
     with pytest.raises(SystemExit) as stopped:
-        check_training_data(voc_like(tmp_path))
+        check_data(*with_loaders(voc_like(tmp_path)))
     message = str(stopped.value)
     for missing in ('aug.txt', 'val.txt', 'labels', 'val.json'):
         assert str(tmp_path / missing) in message
@@ -103,9 +107,13 @@ def test_data_that_is_there_behind_a_backend_or_not_validated_passes(tmp_path):
         (tmp_path / name).mkdir()
     for name in ('train.txt', 'aug.txt'):
         (tmp_path / name).write_text('a\n')
-    check_training_data(voc_like(tmp_path, val_cfg=False))  # no validation loop: its data is not needed
+    check_data(*with_loaders(voc_like(tmp_path, val_cfg=False)))  # no validation loop: its data is not needed
     with pytest.raises(SystemExit, match='val.txt'):
-        check_training_data(voc_like(tmp_path))
+        check_data(*with_loaders(voc_like(tmp_path)))
     remote = voc_like(tmp_path / 'elsewhere', val_cfg=False, backend_args=dict(backend='petrel'))
-    check_training_data(remote)  # read through a storage backend: not on the local disk
-    check_training_data(voc_like('s3://bucket/voc', val_cfg=False))  # a URI
+    check_data(*with_loaders(remote))  # read through a storage backend: not on the local disk
+    check_data(*with_loaders(voc_like('s3://bucket/voc', val_cfg=False)))  # a URI
+    check_data(voc_like(tmp_path / 'elsewhere'), [])  # a tool that reads no dataloader
+    with pytest.raises(SystemExit, match=r'val\.txt.*--cfg-options val_dataloader\.dataset\.data_root=DIR '
+                                         r'val_evaluator\.ann_file=DIR$'):
+        check_data(voc_like(tmp_path), ['val_dataloader'])  # tools/test.py names its test_dataloader alike
