@@ -25,6 +25,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.ipswap_mm-installed
 TORCH_SPEC := $(VENV)/.ipswap_mm-torch
+TORCH_INSTALLED := $(VENV)/.ipswap_mm-torch-installed
 
 .PHONY: install demo test lint bench bench-accuracy clean FORCE
 
@@ -39,18 +40,24 @@ $(TORCH_SPEC): FORCE
 	@mkdir -p $(VENV)
 	@test "$$(cat $@ 2>/dev/null)" = '$(TORCH)' || echo '$(TORCH)' > $@
 
-# The stamp holds the TORCH installed. Another TORCH is installed over it with --force-reinstall:
-# pip keeps an installed torch that has the version asked for, whatever its build (+cpu, +cu121).
-$(STAMP): setup.py requirements/build.txt requirements/mmcv.txt requirements/runtime.txt requirements/tests.txt $(TORCH_SPEC)
+# TORCH_INSTALLED holds the TORCH installed, written as soon as it is (an install that fails later
+# still leaves the record true). Another TORCH is installed over it with --force-reinstall: pip
+# keeps an installed torch that has the version asked for, whatever its build (+cpu, +cu121).
+# The stamp says the whole install succeeded.
+$(STAMP): Makefile setup.py ipswap_mm/version.py requirements/build.txt requirements/mmcv.txt \
+          requirements/runtime.txt requirements/tests.txt $(TORCH_SPEC)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade "pip>=24"
-	test ! -f $@ || test "$$(cat $@)" = '$(TORCH)' || $(PIP) install -q --force-reinstall --no-deps $(TORCH)
+	recorded="$$(cat $(TORCH_INSTALLED) 2>/dev/null || cat $@ 2>/dev/null)"; \
+	  test -z "$$recorded" || test "$$recorded" = '$(TORCH)' || $(PIP) install -q --force-reinstall --no-deps $(TORCH)
 	$(PIP) install -q $(TORCH) -r requirements/build.txt
+	echo '$(TORCH)' > $(TORCH_INSTALLED)
 	MMCV_WITH_OPS=1 $(PIP) install -q --no-build-isolation -r requirements/mmcv.txt
-	$(PY) -c "$$MMCV_OPS_MATCH_TORCH" 2>/dev/null || { \
-	  echo "mmcv's ops do not fit this torch (a wheel pip cached for another build): rebuilding mmcv, about 16 to 40 minutes"; \
+	$(PY) -c "$$MMCV_OPS_MATCH_TORCH" || { \
+	  echo "mmcv's ops do not fit this torch (above; a wheel pip cached for another build): rebuilding mmcv, about 16 to 40 minutes"; \
 	  $(PIP) cache remove mmcv || true; \
-	  MMCV_WITH_OPS=1 $(PIP) install -q --no-build-isolation --force-reinstall --no-deps -r requirements/mmcv.txt; }
+	  MMCV_WITH_OPS=1 $(PIP) install -q --no-build-isolation --force-reinstall --no-deps -r requirements/mmcv.txt; \
+	  $(PY) -c "$$MMCV_OPS_MATCH_TORCH"; }
 	$(PIP) install -q -r requirements/runtime.txt -r requirements/tests.txt
 	$(PIP) install -q --no-build-isolation --no-deps -e .
 	$(PY) -c "import mmcv.ops, mmseg, mmdet, ipswap_mm; print('ipswap_mm', ipswap_mm.__version__, 'installed in $(VENV)')"

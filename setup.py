@@ -9,8 +9,9 @@ def read_version() -> str:
 
 
 def requirements(path: str) -> list:
+    """The requirement lines of ``path``, comments (whole-line or trailing) left out."""
     with open(path) as file:
-        return [line.strip() for line in file if line.strip() and not line.startswith('#')]
+        return [line.split('#', 1)[0].strip() for line in file if line.split('#', 1)[0].strip()]
 
 
 setup(

@@ -8,9 +8,16 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+# Marker files steer it: mmcv_ops_broken (the ops check fails until mmcv is rebuilt),
+# mmcv_stays_broken (a rebuild does not mend it), mmcv_install_fails (installing mmcv fails).
 FAKE_PYTHON = '''#!/bin/sh
-echo "$*" >> "$(dirname "$0")/calls.log"
-if [ "$1" = "-c" ] && [ -e "$(dirname "$0")/mmcv_ops_broken" ]; then
+here="$(dirname "$0")"
+echo "$*" >> "$here/calls.log"
+case "$*" in *requirements/mmcv.txt*)
+  [ -e "$here/mmcv_install_fails" ] && exit 2
+  case "$*" in *--force-reinstall*) [ -e "$here/mmcv_stays_broken" ] || rm -f "$here/mmcv_ops_broken";; esac;;
+esac
+if [ "$1" = "-c" ] && [ -e "$here/mmcv_ops_broken" ]; then
   case "$2" in *get_compiling_cuda_version*) exit 1;; esac
 fi
 exit 0
@@ -23,6 +30,8 @@ def checkout(tmp_path):
         pytest.fail('make is needed to install this project')
     for name in ('Makefile', 'setup.py'):
         shutil.copy(os.path.join(REPO, name), tmp_path)
+    (tmp_path / 'ipswap_mm').mkdir()
+    shutil.copy(os.path.join(REPO, 'ipswap_mm', 'version.py'), tmp_path / 'ipswap_mm')
     shutil.copytree(os.path.join(REPO, 'requirements'), tmp_path / 'requirements')
     python = tmp_path / 'python'
     python.write_text(FAKE_PYTHON)
@@ -30,10 +39,11 @@ def checkout(tmp_path):
     return tmp_path
 
 
-def install(checkout, *args):
+def install(checkout, *args, succeeds=True):
     (checkout / 'calls.log').write_text('')
-    subprocess.run(['make', '-s', 'install', f'PY={checkout / "python"}', *args], cwd=checkout, check=True,
-                   capture_output=True)
+    result = subprocess.run(['make', '-s', 'install', f'PY={checkout / "python"}', *args], cwd=checkout,
+                            capture_output=True)
+    assert (result.returncode == 0) == succeeds, result.stderr
     return (checkout / 'calls.log').read_text().splitlines()
 
 
@@ -58,3 +68,27 @@ def test_mmcv_built_for_another_torch_is_rebuilt(checkout):
     rebuild = [call for call in calls if '--force-reinstall' in call]
     assert rebuild == ['-m pip install -q --no-build-isolation --force-reinstall --no-deps -r requirements/mmcv.txt']
     assert calls.index('-m pip cache remove mmcv') < calls.index(rebuild[0])
+    assert calls[-1].startswith('-c import mmcv.ops, mmseg, mmdet, ipswap_mm')  # then installed
+    assert (checkout / '.venv' / '.ipswap_mm-installed').read_text().strip() == 'torch==2.13.0'
+
+
+def test_a_rebuild_that_does_not_mend_mmcv_fails_and_claims_nothing(checkout):
+    (checkout / 'mmcv_ops_broken').write_text('')
+    (checkout / 'mmcv_stays_broken').write_text('')
+    calls = install(checkout, succeeds=False)
+    assert calls[-1].startswith('-c import torch, mmcv.ops')  # checked again after the rebuild, and stopped
+    assert not (checkout / '.venv' / '.ipswap_mm-installed').exists()
+
+
+def test_a_switch_of_torch_that_fails_later_is_undone_by_the_next_install(checkout):
+    """The other build is installed, then mmcv fails (an interrupted rebuild, say): the next
+    plain install must put the default build back over it, as pip would keep the other."""
+    install(checkout)
+    time.sleep(1.1)
+    cuda = 'torch==2.13.0 --extra-index-url https://example.invalid/cu121'
+    (checkout / 'mmcv_install_fails').write_text('')
+    assert f'-m pip install -q --force-reinstall --no-deps {cuda}' in install(checkout, f'TORCH={cuda}',
+                                                                              succeeds=False)
+    (checkout / 'mmcv_install_fails').unlink()
+    time.sleep(1.1)
+    assert '-m pip install -q --force-reinstall --no-deps torch==2.13.0' in install(checkout)
