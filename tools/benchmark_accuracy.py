@@ -76,6 +76,7 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from ipswap_mm.engine.cfg_options import MISSING, ips_block_options, lookup  # noqa: E402
+from tools.arguments import positive_int  # noqa: E402
 
 TASKS = {
     'seg': dict(baseline='configs/baseline_deeplabv3_voc.py', ips='configs/ipswap_deeplabv3_voc.py',
@@ -589,21 +590,21 @@ def parse_args(argv=None):
     parser.add_argument('--start', choices=STARTS, default='scratch',
                         help='scratch: random weights; warm: every run starts from the baseline trained first '
                              'from scratch (make bench-accuracy)')
-    parser.add_argument('--iters', type=int, default=None,
+    parser.add_argument('--iters', type=positive_int, default=None,
                         help='training iterations of every run (default, scratch: ' +
                         ', '.join(f"{task} {spec['iters']}" for task, spec in TASKS.items()) + '; warm: ' +
                         ', '.join(f"{task} {spec['warm_iters']}" for task, spec in TASKS.items()) + ')')
     parser.add_argument('--init-seed', type=int, default=None,
                         help='--start warm: seed of the start run (default: ' +
                         ', '.join(f"{task} {spec['init_seed']}" for task, spec in TASKS.items()) + ')')
-    parser.add_argument('--init-iters', type=int, default=None,
+    parser.add_argument('--init-iters', type=positive_int, default=None,
                         help='--start warm: iterations of the start run (default: ' +
                         ', '.join(f"{task} {spec['init_iters']}" for task, spec in TASKS.items()) + ')')
-    parser.add_argument('--val-interval', type=int, default=None, help='default: iterations / 5')
-    parser.add_argument('--batch', type=int, default=8, help='images per batch (even: IPS batches hold pairs)')
-    parser.add_argument('--size', type=int, default=64, help='scene and crop side in pixels')
-    parser.add_argument('--num-train', type=int, default=512, help='training scenes')
-    parser.add_argument('--num-val', type=int, default=128, help='validation scenes')
+    parser.add_argument('--val-interval', type=positive_int, default=None, help='default: iterations / 5')
+    parser.add_argument('--batch', type=positive_int, default=8, help='images per batch (even: IPS batches hold pairs)')
+    parser.add_argument('--size', type=positive_int, default=64, help='scene and crop side in pixels')
+    parser.add_argument('--num-train', type=positive_int, default=512, help='training scenes')
+    parser.add_argument('--num-val', type=positive_int, default=128, help='validation scenes')
     parser.add_argument('--data-seed', type=int, default=0, help='seed of the generated scenes')
     parser.add_argument('--sweep', nargs='+', default=[], metavar='KEY=V1,V2',
                         help='train the IPS variant once per value of KEY (every seed); adds rows')
@@ -615,6 +616,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     args.task_list = [task.strip() for task in args.tasks.split(',') if task.strip()]
     args.variant_list = [variant.strip() for variant in args.variants.split(',') if variant.strip()]
+    if not args.task_list or not args.variant_list:
+        parser.error('--tasks and --variants name at least one each')
     for task in args.task_list:
         if task not in TASKS:
             parser.error(f'--tasks: unknown task {task!r} (choose from {", ".join(TASKS)})')

@@ -74,6 +74,8 @@ import time
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from tools.arguments import nonnegative_int, positive_int  # noqa: E402
+
 TEACHER_DEPTH = 101
 
 
@@ -369,7 +371,7 @@ class VariantStep:
         from mmengine.registry import DefaultScope
 
         import ipswap_mm  # noqa: F401 - registers IPS
-        from ipswap_mm.engine.distill_hook import IPSDistillHook
+        from ipswap_mm.engine.distill_hook import ips_hook_of
         self.spec = spec = TASKS[task]
         if variant not in variants(task):
             raise ValueError(f'{task} has the variants {variants(task)}, not {variant!r}')
@@ -382,7 +384,7 @@ class VariantStep:
                 cfg, self.model = spec.build(spec.baseline, crop, device)
             self.hook = None
             if variant == 'ips':
-                self.hook = IPSDistillHook(**{k: v for k, v in cfg.custom_hooks[0].items() if k != 'type'})
+                self.hook = ips_hook_of(cfg.custom_hooks)
                 self.hook.attach(self.model)
             self.mix = spec.mixing(self.model, crop) if variant == spec.mix else None
             self.teacher = None
@@ -520,17 +522,18 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--device', default=None, help='cpu or cuda (default: cuda if available)')
     parser.add_argument('--tasks', default='seg,two_stage,one_stage', help=f'comma-separated, of {sorted(TASKS)}')
-    parser.add_argument('--iters', type=int, default=10)
-    parser.add_argument('--warmup', type=int, default=3)
-    parser.add_argument('--rounds', type=int, default=3, help='repeat every variant this many times, interleaved')
+    parser.add_argument('--iters', type=positive_int, default=10)
+    parser.add_argument('--warmup', type=nonnegative_int, default=3)
+    parser.add_argument('--rounds', type=positive_int, default=3,
+                        help='repeat every variant this many times, interleaved')
     parser.add_argument('--variants', default=None,
                         help='comma-separated subset of baseline, ips and the task\'s mixing, teacher_kd and '
                              'feature_kd variants '
                              '(default: all; baseline is always run)')
-    parser.add_argument('--crop', type=int, default=None,
+    parser.add_argument('--crop', type=positive_int, default=None,
                         help='image side (the crop for segmentation); default: 512 on cuda, 128 on cpu')
-    parser.add_argument('--batch', type=int, default=4, help='images per batch, even (whole pairs)')
-    parser.add_argument('--memory-steps', type=int, default=3,
+    parser.add_argument('--batch', type=positive_int, default=4, help='images per batch, even (whole pairs)')
+    parser.add_argument('--memory-steps', type=nonnegative_int, default=3,
                         help='CPU: profile this many extra steps per worker for their tensor peak, '
                              'GFLOP and operator calls (0: none)')
     parser.add_argument('--ips-options', nargs='*', default=[], metavar='KEY=VALUE',

@@ -30,6 +30,8 @@ from typing import Sequence
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from tools.arguments import nonnegative_int, positive_int  # noqa: E402
+
 
 def interleaved(task: str, device: str, steps: int, warmup: int, crop: int, batch: int,
                 variants: Sequence[str] = ('ips',)) -> dict:
@@ -76,10 +78,10 @@ def main(argv=None) -> None:
     parser.add_argument('--variants', default='ips',
                         help="comma-separated, timed against the baseline: ips, the task's mixing variant "
                              '(cutmix, copypaste, mixup), teacher_kd, feature_kd; or all')
-    parser.add_argument('--steps', type=int, default=16, help='timed steps of each variant')
-    parser.add_argument('--warmup', type=int, default=2, help='untimed steps of each variant first')
-    parser.add_argument('--crop', type=int, default=128)
-    parser.add_argument('--batch', type=int, default=4, help='images per batch, even (whole pairs)')
+    parser.add_argument('--steps', type=positive_int, default=16, help='timed steps of each variant')
+    parser.add_argument('--warmup', type=nonnegative_int, default=2, help='untimed steps of each variant first')
+    parser.add_argument('--crop', type=positive_int, default=128)
+    parser.add_argument('--batch', type=positive_int, default=4, help='images per batch, even (whole pairs)')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--out', default='work_dirs/benchmark_interleaved')
     args = parser.parse_args(argv)

@@ -20,6 +20,8 @@ import time
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from tools.arguments import positive_int  # noqa: E402
+
 
 def fastest(function, repeats: int, device: str) -> float:
     import torch
@@ -77,7 +79,7 @@ def measure(side: int, batch: int, repeats: int, device: str, patch_size: int = 
 def main(argv=None) -> list:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--sizes', default='128x4,512x4,512x16', help='comma-separated SIDExBATCH')
-    parser.add_argument('--repeats', type=int, default=40)
+    parser.add_argument('--repeats', type=positive_int, default=40)
     parser.add_argument('--device', default='cpu')
     args = parser.parse_args(argv)
     sizes = []

@@ -5,6 +5,10 @@
 # Multi-node: NNODES, NODE_RANK, MASTER_ADDR and PORT as in MMSegmentation / MMDetection.
 # Without a GPU the processes run on the CPU with the gloo backend.
 set -euo pipefail
+if [[ $# -lt 2 ]]; then
+  echo "usage: $0 TOOL NUM_PROCESSES [TOOL arguments]" >&2
+  exit 2
+fi
 TOOL=$1
 GPUS=$2
 NNODES=${NNODES:-1}

@@ -43,6 +43,7 @@ from ipswap_mm.engine.config_walk import (  # noqa: E402
     leaf_dataset_keys,
     missing_data_paths,
 )
+from tools.arguments import positive_int  # noqa: E402
 
 VARIANTS = ('baseline', 'ips')
 
@@ -297,15 +298,20 @@ def write_table(recipe: str, results: dict, folder: str) -> str:
 
 
 def parse_options(items: list) -> dict:
-    """``key=value`` items, as ``--cfg-options`` takes them, as a dict (values parsed as MMEngine does)."""
+    """``key=value`` items, as ``--cfg-options`` takes them, as a dict (values parsed as MMEngine does);
+    an item without ``=`` stops here, as the stock tools would stop at it later."""
     from mmengine.config import DictAction
+    bad = [item for item in items if '=' not in item]
+    if bad:
+        raise SystemExit(f'--cfg-options takes key=value items; got {" ".join(bad)}')
     return {key: DictAction._parse_iterable(value) for key, _, value in (item.partition('=') for item in items)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('recipe', nargs='?', choices=sorted(RECIPES))
-    parser.add_argument('--gpus', type=int, help="processes (GPUs); default: the stock config's (4 seg, 8 det)")
+    parser.add_argument('--gpus', type=positive_int,
+                        help="processes (GPUs); default: the stock config's (4 seg, 8 det)")
     parser.add_argument('--slurm', metavar='PARTITION',
                         help='train and test through tools/slurm_train.sh and slurm_test.sh on this partition')
     parser.add_argument('--work-root', default='work_dirs/reproduce')
@@ -319,7 +325,11 @@ def main() -> None:
     if args.list or not args.recipe:
         for name, spec in RECIPES.items():
             print(f"{name:<26} {spec['data']:<42} {spec['baseline']} vs {spec['ips']}")
-        return
+        if args.list or len(sys.argv) == 1:
+            return
+        # options without a recipe (--cfg-options, which takes every word after it, also takes a recipe named later)
+        parser.error('name a recipe (above), before --cfg-options: reproduce.py RECIPE [--check] '
+                     '[--cfg-options key=value ...]')
     check_recipe(args.recipe, parse_options(args.cfg_options), args.work_root)
     if not args.check:
         gpus = args.gpus or RECIPES[args.recipe]['gpus']

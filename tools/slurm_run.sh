@@ -5,6 +5,10 @@
 # GPUS (default 8) tasks, GPUS_PER_NODE (default: GPUS, at most 8) per node, CPUS_PER_TASK
 # (default 5); SRUN_ARGS are passed to srun; PYTHON (default python) runs the tool.
 set -euo pipefail
+if [[ $# -lt 3 ]]; then
+  echo "usage: $0 PARTITION JOB_NAME TOOL [tool arguments]" >&2
+  exit 2
+fi
 PARTITION=$1
 JOB_NAME=$2
 TOOL=$3

@@ -151,3 +151,14 @@ class IPSDistillHook(Hook):
         loss = self.loss(logits, labels, source.num_classes, source.use_sigmoid)
         output[self.loss.loss_name] = loss if self._scale == 1.0 else loss * self._scale
         return output
+
+
+def ips_hook_of(custom_hooks) -> IPSDistillHook:
+    """The ``IPSDistillHook`` a config's ``custom_hooks`` list configures, built as the runner
+    builds it (a ``priority`` key is the runner's, not the hook's); raises ``ValueError``
+    naming the key when the list has none."""
+    entries = [dict(hook) for hook in custom_hooks or [] if hook.get('type') in ('IPSDistillHook', IPSDistillHook)]
+    if not entries:
+        raise ValueError("custom_hooks holds no dict(type='IPSDistillHook')")
+    entries[0].pop('priority', None)
+    return HOOKS.build(entries[0])

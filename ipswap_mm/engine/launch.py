@@ -57,6 +57,8 @@ def prepare_distributed(cfg: Config) -> None:
 def load_run_config(config: str, cfg_options: Optional[dict], work_dir: Optional[str], launcher: str) -> Config:
     """The config as the stock tools build it: overrides, work dir (default
     ``./work_dirs/<config name>``), launcher; then :func:`prepare_distributed`."""
+    if not osp.isfile(config):
+        raise SystemExit(f'config file not found: {config} (relative to {osp.abspath(".")})')
     cfg = Config.fromfile(config)
     cfg.launcher = launcher
     if cfg_options:
@@ -97,7 +99,8 @@ def check_data(cfg: Config, loaders: Sequence[str]) -> None:
     (data behind a storage backend or at a URI is not checked)."""
     missing = missing_data_paths(cfg, loaders)
     if missing:
-        keys = ' '.join(f'{key}=DIR' for key in data_root_keys(cfg, loaders))
+        keys = ' '.join(f'{key}={"FILE" if key.endswith("ann_file") else "DIR"}'
+                        for key in data_root_keys(cfg, loaders))
         raise SystemExit(f'The data this config reads was not found: {", ".join(missing)} (relative to '
                          f'{osp.abspath(".")}). Put it there (the layout of the MMSegmentation / MMDetection '
                          f'dataset docs), or point the config at it: --cfg-options {keys}')

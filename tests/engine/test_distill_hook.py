@@ -246,3 +246,12 @@ def test_attaching_twice_keeps_one_reader_and_one_pair_loss():
     hook.detach()
     assert not model._forward_hooks and not model.decode_head.conv_seg._forward_hooks
     assert not model.data_preprocessor._forward_pre_hooks
+
+
+def test_the_hook_of_a_custom_hooks_list_is_built_as_the_runner_builds_it():
+    from ipswap_mm.engine.distill_hook import ips_hook_of
+    hook = ips_hook_of([dict(type='EMAHook'), dict(type='IPSDistillHook', priority='LOW', warmup_iters=5,
+                                                   loss=dict(type='PairKLDivLoss', temperature=2.0))])
+    assert isinstance(hook, IPSDistillHook) and hook.warmup_iters == 5 and hook.loss.temperature == 2.0
+    with pytest.raises(ValueError, match="custom_hooks holds no dict\\(type='IPSDistillHook'\\)"):
+        ips_hook_of([dict(type='EMAHook')])

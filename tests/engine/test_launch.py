@@ -99,7 +99,7 @@ def test_missing_training_data_stops_the_run_naming_the_files_and_the_keys(tmp_p
     assert str(tmp_path / 'train.txt') not in message and str(tmp_path / 'JPEGImages,') not in message
     assert ('--cfg-options train_dataloader.dataset.datasets.0.data_root=DIR '
             'train_dataloader.dataset.datasets.1.data_root=DIR val_dataloader.dataset.data_root=DIR '
-            'val_evaluator.ann_file=DIR') in message
+            'val_evaluator.ann_file=FILE') in message
 
 
 def test_data_that_is_there_behind_a_backend_or_not_validated_passes(tmp_path):
@@ -115,5 +115,11 @@ def test_data_that_is_there_behind_a_backend_or_not_validated_passes(tmp_path):
     check_data(*with_loaders(voc_like('s3://bucket/voc', val_cfg=False)))  # a URI
     check_data(voc_like(tmp_path / 'elsewhere'), [])  # a tool that reads no dataloader
     with pytest.raises(SystemExit, match=r'val\.txt.*--cfg-options val_dataloader\.dataset\.data_root=DIR '
-                                         r'val_evaluator\.ann_file=DIR$'):
+                                         r'val_evaluator\.ann_file=FILE$'):
         check_data(voc_like(tmp_path), ['val_dataloader'])  # tools/test.py names its test_dataloader alike
+
+
+def test_a_config_file_that_is_not_there_is_named(tmp_path):
+    from ipswap_mm.engine.launch import load_run_config
+    with pytest.raises(SystemExit, match='config file not found: nowhere/ips.py'):
+        load_run_config('nowhere/ips.py', None, None, 'none')

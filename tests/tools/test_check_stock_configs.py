@@ -4,7 +4,7 @@ import json
 import pytest
 from mmengine.hub import get_config
 
-from tools.check_stock_configs import DET_CONFIGS, ips_config, main, train_one_step
+from tools.check_stock_configs import DET_CONFIGS, failures_of_ours, ips_config, main, train_one_step
 
 
 @pytest.mark.parametrize('config', [
@@ -44,7 +44,7 @@ def test_block_replaces_a_base_sampler_with_arguments_of_its_own():
 
 
 def test_rows_and_files(tmp_path):
-    out = tmp_path / 'rows.json'
+    out = tmp_path / 'new_folder' / 'rows.json'
     rows = main(['--task', 'det', '--baseline', '--out', str(out), '--configs',
                  'retinanet/retinanet_r50_fpn_1x_coco.py', 'centernet/centernet_r18_8xb16-crop512-140e_coco.py',
                  'no_such/config.py'])
@@ -54,7 +54,12 @@ def test_rows_and_files(tmp_path):
     assert 'CenterNetHead' in rows[1]['message']
     assert 'no_such/config.py' in rows[3]['message']
     assert json.loads(out.read_text())['rows'] == rows
-    assert 'CenterNetHead' in (tmp_path / 'rows.md').read_text()
+    assert 'CenterNetHead' in (tmp_path / 'new_folder' / 'rows.md').read_text()
+    assert failures_of_ours(rows) == []  # no_such fails without the block too: not ours
+    assert failures_of_ours(rows[:1] + [dict(rows[3], config='x.py'), dict(rows[4], config='x.py', status='trains')]
+                            ) == ['x.py']
+    with pytest.raises(SystemExit):  # a Markdown name would be overwritten by the table
+        main(['--task', 'det', '--out', str(tmp_path / 'rows.md'), '--configs', 'no_such/config.py'])
 
 
 def test_the_batch_holds_what_the_training_pipeline_loads():

@@ -340,3 +340,27 @@ def test_a_record_that_is_no_json_object_names_its_file(tmp_path, text):
     (tmp_path / 'reproduce_run.json').write_text(text)
     with pytest.raises(SystemExit, match='reproduce_run.json is no JSON record'):
         reproduce.RunRecord(str(tmp_path), 'c.py', [], 4)
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--cfg-options', 'randomness.seed=1', 'coco_retinanet'], 'name a recipe'),  # the recipe taken as an option
+    (['--check'], 'name a recipe'),
+    (['coco_retinanet', '--check', '--cfg-options', 'randomness.seed'], 'key=value items; got randomness.seed'),
+    (['coco_retinanet', '--gpus', '0'], 'must be a positive integer'),
+])
+def test_a_command_that_would_do_nothing_or_something_else_stops(monkeypatch, capsys, argv, message):
+    monkeypatch.setattr(sys, 'argv', ['reproduce.py', *argv])
+    with pytest.raises(SystemExit) as stopped:
+        reproduce.main()
+    assert stopped.value.code != 0 and message in str(stopped.value.code) + capsys.readouterr().err
+
+
+@pytest.mark.parametrize('script, usage', [
+    ('dist_train.sh', 'CONFIG NUM_PROCESSES'), ('dist_test.sh', 'CONFIG CHECKPOINT NUM_PROCESSES'),
+    ('dist_run.sh', 'TOOL NUM_PROCESSES'), ('slurm_test.sh', 'PARTITION JOB_NAME CONFIG CHECKPOINT'),
+    ('slurm_run.sh', 'PARTITION JOB_NAME TOOL'), ('slurm_train.sh', 'PARTITION JOB_NAME CONFIG WORK_DIR'),
+])
+def test_a_launch_script_missing_arguments_prints_its_usage(script, usage):
+    result = subprocess.run(['bash', os.path.join(ROOT, 'tools', script), 'configs/ipswap_deeplabv3_voc.py'],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and 'usage: ' in result.stderr and usage in result.stderr
