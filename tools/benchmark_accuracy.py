@@ -75,7 +75,7 @@ import time
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from ipswap_mm.engine.cfg_options import MISSING, ips_block_options, lookup  # noqa: E402
+from ipswap_mm.engine.cfg_options import MISSING, accepted_option, ips_block_options, lookup  # noqa: E402
 from tools.arguments import positive_int  # noqa: E402
 
 TASKS = {
@@ -642,8 +642,6 @@ def parse_args(argv=None):
                      'to start from your own, give load_from with --start scratch')
     if not warm and (args.init_seed is not None or args.init_iters is not None):
         parser.error('--init-seed and --init-iters belong to --start warm')
-    if args.init_iters is not None and args.init_iters < 1:
-        parser.error(f'--init-iters must be positive, got {args.init_iters}')
     args.iters_of = {task: args.iters or TASKS[task]['warm_iters' if warm else 'iters'] for task in TASKS}
     args.init_seed_of = {task: TASKS[task]['init_seed'] if args.init_seed is None else args.init_seed
                          for task in TASKS}
@@ -681,13 +679,15 @@ def startup_config(args, task: str, variant: str, with_options: bool = False) ->
 
 
 def check_sweeps(args) -> None:
-    """Every sweep key must exist in the IPS config of every task (after the benchmark's overrides)."""
+    """Every sweep key must exist in the IPS config of every task (after the benchmark's
+    overrides), or be an option of one of the IPS block's objects that the config leaves at its
+    default (``custom_hooks.0.loss.compile``), as ``--cfg-options`` takes it."""
     if not args.sweeps:
         return
     for task in args.task_list:
         cfg = startup_config(args, task, 'ips', with_options=True)
         for key, _ in args.sweeps:
-            if lookup(cfg, key) is MISSING:
+            if not accepted_option(cfg, key):
                 raise SweepError(f'--sweep {key}: the IPS config of task {task} ({TASKS[task]["ips"]}) has no '
                                  f'key {key!r}; IPS keys: model.data_preprocessor.batch_augments.0.<patch_size|'
                                  'swap_prob|swap_ratio|min_visible_ratio (det)|min_visible_area (det)>, '

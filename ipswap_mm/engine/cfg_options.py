@@ -45,6 +45,16 @@ def ips_block_options(options: dict, baseline_cfg, ips_cfg) -> dict:
             if lookup(baseline_cfg, key) is MISSING and _in_ips_block(key, baseline_cfg, ips_cfg)}
 
 
+def accepted_option(cfg, key: str) -> bool:
+    """Whether dotted ``key`` is in ``cfg``, or names an argument that the object of its
+    enclosing entry (``.../<entry>.<argument>``, the entry with a ``type``) takes, left at its
+    default in the config (``custom_hooks.0.loss.compile``)."""
+    if lookup(cfg, key) is not MISSING:
+        return True
+    path, _, argument = key.rpartition('.')
+    return bool(path) and _takes(lookup(cfg, path), argument)
+
+
 def _in_ips_block(key: str, baseline_cfg, ips_cfg) -> bool:
     if lookup(ips_cfg, key) is not MISSING:
         return True
@@ -70,9 +80,16 @@ def _takes(node, argument: str) -> bool:
         return False
     from mmengine.registry import DATA_SAMPLERS, HOOKS, MODELS
     kind = node['type']
+    # MMSegmentation's and MMDetection's objects (the swaps) sit in their child registries
+    names = [kind] if callable(kind) or '.' in kind else [kind, f'mmseg.{kind}', f'mmdet.{kind}']
     builder = kind if callable(kind) else next(
-        (found for found in (registry.get(kind) for registry in (DATA_SAMPLERS, HOOKS, MODELS)) if found), None)
-    try:
-        return builder is not None and argument in inspect.signature(builder).parameters
-    except (TypeError, ValueError):
-        return False
+        (found for found in (registry.get(name) for name in names for registry in (DATA_SAMPLERS, HOOKS, MODELS))
+         if found), None)
+    # a class that passes **kwargs on: the arguments of the classes it derives from count too
+    for target in (getattr(builder, '__mro__', None) or (builder,)) if builder is not None else ():
+        try:
+            if argument in inspect.signature(target).parameters:
+                return True
+        except (TypeError, ValueError):
+            continue
+    return False

@@ -1,6 +1,6 @@
 from mmengine.config import Config
 
-from ipswap_mm.engine.cfg_options import MISSING, ips_block_options, lookup
+from ipswap_mm.engine.cfg_options import MISSING, accepted_option, ips_block_options, lookup
 
 
 def configs():
@@ -56,3 +56,16 @@ def test_only_a_direct_option_of_the_baselines_own_object_goes_to_both_runs():
     baseline, ips = configs()
     assert ips_block_options({'train_dataloader.sampler.extra.seed': 3}, baseline, ips) == {
         'train_dataloader.sampler.extra.seed': 3}
+
+
+def test_an_option_is_accepted_where_the_config_has_it_or_its_object_takes_it():
+    """Also the swaps, registered in MMSegmentation's and MMDetection's child registries, and
+    their options taken through **kwargs by the base class (check_finite)."""
+    import ipswap_mm  # noqa: F401
+    for name in ('ipswap_deeplabv3_voc.py', 'ipswap_retinanet_r50_fpn_1x_coco.py'):
+        cfg = Config.fromfile(f'configs/{name}').to_dict()
+        for key in ('custom_hooks.0.loss.temperature', 'custom_hooks.0.loss.compile', 'train_dataloader.sampler.seed',
+                    'model.data_preprocessor.batch_augments.0.check_finite'):
+            assert accepted_option(cfg, key), (name, key)
+        for key in ('model.data_preprocessor.batch_augments.0.patchsize', 'custom_hooks.0.nonsense', 'nowhere'):
+            assert not accepted_option(cfg, key), (name, key)

@@ -97,6 +97,14 @@ def test_sweep_key_missing_from_the_ips_config_is_rejected_before_training(tmp_p
     assert not osp.exists(osp.join(tmp_path, 'runs'))
 
 
+def test_a_sweep_takes_an_ips_option_the_config_leaves_at_its_default(tmp_path):
+    """As --cfg-options does: custom_hooks.0.loss.compile is no key of the config, but an
+    argument of its PairKLDivLoss."""
+    import tools.benchmark_accuracy as bench
+    args = parse_args(['--tasks', 'seg', '--out', str(tmp_path), '--sweep', 'custom_hooks.0.loss.compile=True,False'])
+    bench.check_sweeps(args)  # raised SweepError: the config has no such key
+
+
 def test_variants_share_the_overrides_and_a_sweep_value_lands_in_the_config(tmp_path):
     kwargs = dict(data_root=str(tmp_path), seed=3, iters=10, val_interval=5, batch=4, size=64,
                   work_dir=str(tmp_path / 'w'))
@@ -232,7 +240,7 @@ def test_warm_start_trains_the_baseline_once_and_every_run_starts_from_it(tmp_pa
 @pytest.mark.parametrize('flags, message', [
     (['--start', 'warm', '--cfg-options', 'load_from=x.pth'], '--start warm trains the checkpoint'),
     (['--init-seed', '1'], '--init-seed and --init-iters belong to --start warm'),
-    (['--start', 'warm', '--init-iters', '0'], '--init-iters must be positive'),
+    (['--start', 'warm', '--init-iters', '0'], 'argument --init-iters: must be a positive integer'),
 ])
 def test_warm_start_flags_are_checked(flags, message, capsys):
     with pytest.raises(SystemExit):
