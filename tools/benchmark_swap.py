@@ -81,16 +81,19 @@ def main(argv=None) -> list:
     parser.add_argument('--sizes', default='128x4,512x4,512x16', help='comma-separated SIDExBATCH')
     parser.add_argument('--repeats', type=positive_int, default=40)
     parser.add_argument('--device', default='cpu')
+    parser.add_argument('--patch-size', type=positive_int, default=32, help='cell side; must divide every SIDE')
     args = parser.parse_args(argv)
     sizes = []
     for item in args.sizes.split(','):
         side, _, batch = item.partition('x')
         if not side.isdigit() or not batch.isdigit() or int(batch) % 2 or int(batch) == 0:
             parser.error(f'--sizes: {item!r} is not SIDExBATCH with an even BATCH')
+        if int(side) % args.patch_size:
+            parser.error(f'--sizes: {item!r}: --patch-size {args.patch_size} does not divide its side')
         sizes.append((int(side), int(batch)))
     import torch
     print(f'device {args.device}, {torch.get_num_threads()} threads, fastest of {args.repeats}')
-    rows = [measure(side, batch, args.repeats, args.device) for side, batch in sizes]
+    rows = [measure(side, batch, args.repeats, args.device, args.patch_size) for side, batch in sizes]
     for row in rows:
         print(f"{row['side']}x{row['side']} x {row['batch']}: swap {row['swap_s'] * 1e3:.2f} ms, copy "
               f"{row['copy_s'] * 1e3:.2f} ms, swap / copy {row['swap_over_copy']:.2f}; without the NaN/inf check "

@@ -19,3 +19,12 @@ def test_odd_batch_is_refused(capsys):
     with pytest.raises(SystemExit):
         benchmark_swap.main(['--sizes', '64x3'])
     assert 'even BATCH' in capsys.readouterr().err
+
+
+def test_a_patch_size_that_does_not_divide_a_side_is_refused_before_anything_runs(capsys):
+    from tools.benchmark_swap import main
+    with pytest.raises(SystemExit):
+        main(['--sizes', '100x2'])
+    assert '--patch-size 32 does not divide its side' in capsys.readouterr().err
+    rows = main(['--sizes', '40x2', '--patch-size', '20', '--repeats', '1'])
+    assert rows[0]['side'] == 40 and rows[0]['swap_s'] > 0
