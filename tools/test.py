@@ -17,7 +17,7 @@ from mmengine.config import Config, ConfigDict, DictAction  # noqa: E402
 
 import ipswap_mm  # noqa: E402,F401
 from ipswap_mm.engine import trusted_checkpoint_globals  # noqa: E402
-from ipswap_mm.engine.launch import build_runner, check_data, load_run_config  # noqa: E402
+from ipswap_mm.engine.launch import build_runner, check_data, close_distributed, load_run_config  # noqa: E402
 
 METRIC_FILES = ('.json', '.pkl', '.pickle', '.yaml', '.yml')
 
@@ -95,6 +95,7 @@ def main(argv=None) -> dict:
         from mmengine.fileio import dump
         if get_rank() == 0:
             dump(metrics, args.metrics)
+    close_distributed()
     return metrics
 
 

@@ -19,6 +19,7 @@ from ipswap_mm.engine.launch import (  # noqa: E402
     apply_resume,
     build_runner,
     check_data,
+    close_distributed,
     load_run_config,
     training_loaders,
 )
@@ -59,6 +60,7 @@ def main() -> None:
     runner = build_runner(cfg)
     with trusted_checkpoint_globals():  # the checkpoint the user names, as before torch 2.6
         runner.train()
+    close_distributed()
 
 
 if __name__ == '__main__':

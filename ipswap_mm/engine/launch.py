@@ -112,6 +112,15 @@ def training_loaders(cfg: Config) -> list:
     return ['train_dataloader'] + (['val_dataloader'] if cfg.get('val_cfg') else [])
 
 
+def close_distributed() -> None:
+    """End the process group a distributed run started, as its last step: a gloo group left to
+    the interpreter's exit aborted now and then (``terminate called without an active
+    exception``, two runs in eight of a two-process ``tools/dist_test.sh`` on this CPU), and
+    torchrun then failed the run that had finished."""
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.destroy_process_group()
+
+
 def build_runner(cfg: Config) -> Runner:
     """``Runner.from_cfg``, or the registered runner the config names in ``runner_type``."""
     return Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
