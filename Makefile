@@ -41,15 +41,17 @@ $(TORCH_SPEC): FORCE
 	@test "$$(cat $@ 2>/dev/null)" = '$(TORCH)' || echo '$(TORCH)' > $@
 
 # TORCH_INSTALLED holds the TORCH installed, written as soon as it is (an install that fails later
-# still leaves the record true). Another TORCH is installed over it with --force-reinstall: pip
-# keeps an installed torch that has the version asked for, whatever its build (+cpu, +cu121).
-# The stamp says the whole install succeeded.
+# still leaves the record true; a .venv made before it has only the stamp, which held it, or,
+# older still, nothing). Another TORCH is installed over it with --force-reinstall: pip keeps an
+# installed torch that has the version asked for, whatever its build (+cpu, +cu121). The stamp
+# says the whole install succeeded.
 $(STAMP): Makefile setup.py ipswap_mm/version.py requirements/build.txt requirements/mmcv.txt \
           requirements/runtime.txt requirements/tests.txt $(TORCH_SPEC)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade "pip>=24"
-	recorded="$$(cat $(TORCH_INSTALLED) 2>/dev/null || cat $@ 2>/dev/null)"; \
-	  test -z "$$recorded" || test "$$recorded" = '$(TORCH)' || $(PIP) install -q --force-reinstall --no-deps $(TORCH)
+	test ! -f $(TORCH_INSTALLED) -a ! -f $@ || \
+	  test "$$(cat $(TORCH_INSTALLED) 2>/dev/null || cat $@)" = '$(TORCH)' || \
+	  $(PIP) install -q --force-reinstall --no-deps $(TORCH)
 	$(PIP) install -q $(TORCH) -r requirements/build.txt
 	echo '$(TORCH)' > $(TORCH_INSTALLED)
 	MMCV_WITH_OPS=1 $(PIP) install -q --no-build-isolation -r requirements/mmcv.txt

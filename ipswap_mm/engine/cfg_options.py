@@ -52,7 +52,8 @@ def accepted_option(cfg, key: str) -> bool:
     if lookup(cfg, key) is not MISSING:
         return True
     path, _, argument = key.rpartition('.')
-    return bool(path) and _takes(lookup(cfg, path), argument)
+    scope = (cfg.get('default_scope') if isinstance(cfg, dict) else getattr(cfg, 'default_scope', '')) or ''
+    return bool(path) and _takes(lookup(cfg, path), argument, scope)
 
 
 def _in_ips_block(key: str, baseline_cfg, ips_cfg) -> bool:
@@ -73,23 +74,29 @@ def _type_name(kind) -> str:
     return (kind if isinstance(kind, str) else getattr(kind, '__name__', '')).split('.')[-1]
 
 
-def _takes(node, argument: str) -> bool:
+def _takes(node, argument: str, scope: str = '') -> bool:
     """Whether the object a config entry builds (looked up in MMEngine's sampler, hook and
-    model registries) takes ``argument``."""
+    model registries, under the config's ``scope`` first) takes ``argument``: a parameter of
+    its class, or of a base class it passes ``**kwargs`` on to."""
     if not (isinstance(node, dict) and 'type' in node):
         return False
     from mmengine.registry import DATA_SAMPLERS, HOOKS, MODELS
     kind = node['type']
     # MMSegmentation's and MMDetection's objects (the swaps) sit in their child registries
-    names = [kind] if callable(kind) or '.' in kind else [kind, f'mmseg.{kind}', f'mmdet.{kind}']
+    scopes = [scope] if scope in ('mmseg', 'mmdet') else []
+    names = [kind] if callable(kind) or '.' in kind else (
+        [f'{name}.{kind}' for name in scopes] + [kind, f'mmseg.{kind}', f'mmdet.{kind}'])
     builder = kind if callable(kind) else next(
         (found for found in (registry.get(name) for name in names for registry in (DATA_SAMPLERS, HOOKS, MODELS))
          if found), None)
-    # a class that passes **kwargs on: the arguments of the classes it derives from count too
     for target in (getattr(builder, '__mro__', None) or (builder,)) if builder is not None else ():
         try:
-            if argument in inspect.signature(target).parameters:
-                return True
+            parameters = inspect.signature(target).parameters
         except (TypeError, ValueError):
-            continue
+            return False
+        found = parameters.get(argument)
+        if found is not None:
+            return found.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        if not any(parameter.kind == inspect.Parameter.VAR_KEYWORD for parameter in parameters.values()):
+            return False  # nothing passed on to the base class
     return False

@@ -85,10 +85,26 @@ def data_root_keys(cfg, loaders: Sequence[str]) -> list:
     return keys
 
 
+#: ``data_prefix`` keys of the images a dataset reads in every pipeline; its other keys (label
+#: maps, depth maps) are read only by a pipeline that loads annotations.
+IMAGE_PREFIX_KEYS = ('img_path', 'img', 'sub_data_root')
+
+
+def _loads_annotations(dataset_cfg) -> bool:
+    """Whether a dataset config's pipeline loads annotations (unknown: assumed so). A test set
+    without labels (MMSegmentation's ``format_only`` recipes) inherits ``seg_map_path`` but
+    never reads it."""
+    pipeline = dataset_cfg.get('pipeline')
+    if not isinstance(pipeline, (list, tuple)):
+        return True
+    return any('LoadAnnotations' in str(step.get('type', '')) for step in pipeline if isinstance(step, dict))
+
+
 def missing_data_paths(cfg, loaders: Sequence[str]) -> list:
-    """The annotation files and data folders the datasets of ``loaders`` name, and their
-    evaluators' ``ann_file``, that are not on the local disk. A dataset read through a storage
-    backend (``backend_args``) or at a URI is not checked."""
+    """The annotation files and data folders the datasets of ``loaders`` read, and their
+    evaluators' ``ann_file``, that are not on the local disk. A dataset or evaluator read
+    through a storage backend (``backend_args``) or at a URI is not checked, nor a label folder
+    of a dataset whose pipeline loads no annotations."""
     paths = []
     for name in loaders:
         if not cfg.get(name):
@@ -97,8 +113,11 @@ def missing_data_paths(cfg, loaders: Sequence[str]) -> list:
             if leaf.get('backend_args'):
                 continue
             root = leaf.get('data_root') or ''
-            names = [leaf.get('ann_file') or '', *(leaf.get('data_prefix') or {}).values()]
-            paths += [osp.join(root, item) for item in names if item and isinstance(item, str)]
+            labelled = _loads_annotations(leaf)
+            prefixes = [value for key, value in (leaf.get('data_prefix') or {}).items()
+                        if key in IMAGE_PREFIX_KEYS or labelled]
+            paths += [osp.join(root, item) for item in [leaf.get('ann_file') or '', *prefixes]
+                      if item and isinstance(item, str)]
         paths += [evaluator['ann_file'] for _, evaluator in evaluator_keys(cfg, name.replace('dataloader', 'evaluator'))
-                  if isinstance(evaluator.get('ann_file'), str)]
+                  if isinstance(evaluator.get('ann_file'), str) and not evaluator.get('backend_args')]
     return sorted({path for path in paths if '://' not in path and not osp.exists(path)})

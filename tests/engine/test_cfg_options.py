@@ -67,5 +67,12 @@ def test_an_option_is_accepted_where_the_config_has_it_or_its_object_takes_it():
         for key in ('custom_hooks.0.loss.temperature', 'custom_hooks.0.loss.compile', 'train_dataloader.sampler.seed',
                     'model.data_preprocessor.batch_augments.0.check_finite'):
             assert accepted_option(cfg, key), (name, key)
-        for key in ('model.data_preprocessor.batch_augments.0.patchsize', 'custom_hooks.0.nonsense', 'nowhere'):
+        for key in ('model.data_preprocessor.batch_augments.0.patchsize', 'custom_hooks.0.nonsense', 'nowhere',
+                    'custom_hooks.0.kwargs'):  # **kwargs is no option
             assert not accepted_option(cfg, key), (name, key)
+    det = Config.fromfile('configs/ipswap_retinanet_r50_fpn_1x_coco.py').to_dict()
+    # DetPatchSwap passes no allow_partial_grid on to its base; MMDetection's ResNet (the
+    # config's scope, not MMSegmentation's) has no multi_grid
+    for key in ('model.data_preprocessor.batch_augments.0.allow_partial_grid', 'model.backbone.multi_grid'):
+        assert not accepted_option(det, key), key
+    assert accepted_option(det, 'model.backbone.frozen_stages')

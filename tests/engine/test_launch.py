@@ -123,3 +123,18 @@ def test_a_config_file_that_is_not_there_is_named(tmp_path):
     from ipswap_mm.engine.launch import load_run_config
     with pytest.raises(SystemExit, match='config file not found: nowhere/ips.py'):
         load_run_config('nowhere/ips.py', None, None, 'none')
+
+
+def test_a_label_folder_a_pipeline_never_reads_and_an_evaluator_behind_a_backend_are_not_checked(tmp_path):
+    """MMSegmentation's test-set recipe (format_only) inherits seg_map_path but loads no
+    annotations; a petrel-style evaluator reads its ann_file through its backend."""
+    (tmp_path / 'testing').mkdir()
+    cfg = Config(dict(test_dataloader=dict(dataset=dict(
+        type='ADE20KDataset', data_root=str(tmp_path), data_prefix=dict(img_path='testing',
+                                                                         seg_map_path='annotations/validation'),
+        pipeline=[dict(type='LoadImageFromFile'), dict(type='PackSegInputs')])),
+        test_evaluator=dict(type='CocoMetric', ann_file='data/coco/val.json', backend_args=dict(backend='petrel'))))
+    check_data(cfg, ['test_dataloader'])
+    cfg.test_dataloader.dataset.pipeline.insert(1, dict(type='LoadAnnotations'))
+    with pytest.raises(SystemExit, match='annotations/validation'):  # labelled: its label folder is read
+        check_data(cfg, ['test_dataloader'])

@@ -92,3 +92,14 @@ def test_a_switch_of_torch_that_fails_later_is_undone_by_the_next_install(checko
     (checkout / 'mmcv_install_fails').unlink()
     time.sleep(1.1)
     assert '-m pip install -q --force-reinstall --no-deps torch==2.13.0' in install(checkout)
+
+
+def test_a_venv_of_an_older_makefile_whose_stamp_names_no_torch_gets_the_one_asked_for(checkout):
+    """An empty stamp (the Makefile of before the TORCH record touched it): which build is
+    installed is unknown, so the asked one is installed over it."""
+    install(checkout)
+    (checkout / '.venv' / '.ipswap_mm-torch-installed').unlink()
+    (checkout / '.venv' / '.ipswap_mm-installed').write_text('')
+    time.sleep(1.1)
+    cuda = 'torch==2.13.0 --extra-index-url https://example.invalid/cu121'
+    assert f'-m pip install -q --force-reinstall --no-deps {cuda}' in install(checkout, f'TORCH={cuda}')
