@@ -195,11 +195,6 @@ def paired_scenes(batch_size: int, size: int, seed: int = 0) -> list:
     return scenes
 
 
-def swap_module(model):
-    from ipswap_mm.models.pair_swap_batch_aug import swaps_of
-    return swaps_of(model)[0]
-
-
 class SegCutMix:
     """CutMix for segmentation batches: paste one random box from the flipped batch."""
 
@@ -483,9 +478,11 @@ def swap_vs_copy(spec, model, data: dict, device: str, iters: int) -> dict:
     repetition (up to 2x the instances each time). Every pair swaps (``swap_prob`` 1 here): a
     batch in which no pair swaps comes back at once, and would pull the median down."""
     import torch
+
+    from ipswap_mm.models.pair_swap_batch_aug import swaps_of
     processed = model.data_preprocessor(data, training=False)  # padded and normalised, on the device
     inputs, samples = processed['inputs'], processed['data_samples']
-    swap = swap_module(model)
+    swap = swaps_of(model)[0]
     swap.patch_swap.swap_prob = 1.0  # this worker's model is not trained after this
     swap_times, copy_times = [], []
     annotations = spec.annotations(samples)  # gathered once: the timed copy copies each tensor once

@@ -38,9 +38,9 @@ from ipswap_mm.engine.cfg_options import ips_block_options  # noqa: E402
 from ipswap_mm.engine.config_walk import (  # noqa: E402
     data_root_keys,
     dataset_nodes,
-    evaluator_keys,
     is_leaf_dataset,
     leaf_dataset_keys,
+    loader_evaluator_keys,
     missing_data_paths,
 )
 from tools.arguments import positive_int  # noqa: E402
@@ -118,7 +118,7 @@ def check_recipe(recipe: str, cfg_options: dict = None, work_root: str = 'work_d
                 loader = Runner.build_dataloader(loader_cfg, seed=0)
                 for part in filter(is_leaf_dataset, dataset_nodes(loader.dataset)):  # inside every wrapper
                     part[0]  # reads an image and its annotations through the pipeline
-                for _, metric in evaluator_keys(cfg, name.replace('dataloader', 'evaluator')):
+                for _, metric in loader_evaluator_keys(cfg, name):
                     if metric.get('ann_file') and not osp.exists(metric['ann_file']):
                         raise FileNotFoundError(f'the evaluator\'s ann_file {metric["ann_file"]}')
             except (AssertionError, OSError) as error:  # MMSegmentation asserts the image folder exists

@@ -73,6 +73,12 @@ def evaluator_keys(cfg, name: str) -> List[Tuple[str, dict]]:
     return [(name, evaluator_cfg)]
 
 
+def loader_evaluator_keys(cfg, loader: str) -> List[Tuple[str, dict]]:
+    """:func:`evaluator_keys` of the evaluator that goes with dataloader ``loader``
+    (``val_dataloader``: ``val_evaluator``)."""
+    return evaluator_keys(cfg, loader.replace('dataloader', 'evaluator'))
+
+
 def data_root_keys(cfg, loaders: Sequence[str]) -> list:
     """The ``--cfg-options`` keys of every dataset's ``data_root`` in ``loaders`` (names of the
     config's dataloaders), and of their evaluators' ``ann_file`` (COCO metrics read the
@@ -80,7 +86,7 @@ def data_root_keys(cfg, loaders: Sequence[str]) -> list:
     keys = [f'{name}.{key}.data_root' for name in loaders if cfg.get(name)
             for key, _ in leaf_dataset_keys(cfg[name].dataset)]
     for name in loaders:
-        keys += [f'{key}.ann_file' for key, evaluator in evaluator_keys(cfg, name.replace('dataloader', 'evaluator'))
+        keys += [f'{key}.ann_file' for key, evaluator in loader_evaluator_keys(cfg, name)
                  if evaluator.get('ann_file')]
     return keys
 
@@ -118,6 +124,6 @@ def missing_data_paths(cfg, loaders: Sequence[str]) -> list:
                         if key in IMAGE_PREFIX_KEYS or labelled]
             paths += [osp.join(root, item) for item in [leaf.get('ann_file') or '', *prefixes]
                       if item and isinstance(item, str)]
-        paths += [evaluator['ann_file'] for _, evaluator in evaluator_keys(cfg, name.replace('dataloader', 'evaluator'))
+        paths += [evaluator['ann_file'] for _, evaluator in loader_evaluator_keys(cfg, name)
                   if isinstance(evaluator.get('ann_file'), str) and not evaluator.get('backend_args')]
     return sorted({path for path in paths if '://' not in path and not osp.exists(path)})

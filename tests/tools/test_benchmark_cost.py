@@ -76,7 +76,8 @@ def test_the_swap_is_timed_on_batches_in_which_every_pair_swaps(one_thread):
     over such repetitions would understate the swap."""
     spec = benchmark_cost.TASKS['one_stage']
     run = benchmark_cost.VariantStep('one_stage', 'ips', 'cpu', 64, 2)
-    swap = benchmark_cost.swap_module(run.model)
+    from ipswap_mm.models.pair_swap_batch_aug import swaps_of
+    swap = swaps_of(run.model)[0]
     assert swap.patch_swap.swap_prob == 0.5
     forward, unchanged = swap.forward, []
 
